@@ -1,0 +1,116 @@
+//! The mechanism registry: `CKM_*` -> implementation. One mechanism family per file.
+//!
+//! A mechanism turns a key that the object layer has already checked (class, usage flag,
+//! allowed mechanisms) and loaded (`LoadedKey`, parsed once per login) into an operation
+//! object that the session keeps until the operation ends. Nothing here takes a lock.
+
+pub mod digest;
+pub mod params;
+pub mod registry;
+pub mod rsa;
+
+use crate::error::{fail, Result};
+use crate::object::Attributes;
+use cryptoki_sys::*;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+pub use params::MechanismParam;
+pub use registry::{lookup, mechanism_list};
+
+/// `CK_MECHANISM_INFO` in safe form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MechanismInfo {
+    pub min_key_size: CK_ULONG,
+    pub max_key_size: CK_ULONG,
+    pub flags: CK_FLAGS,
+}
+
+/// A key ready for use: parsed once after login and shared by every operation on it.
+#[derive(Clone)]
+pub enum LoadedKey {
+    RsaPublic(Arc<dyn crate::crypto::rsa::RsaPublicKey>),
+    RsaPrivate(Arc<dyn crate::crypto::rsa::RsaPrivateKey>),
+    Sm2Public(Arc<crate::crypto::sm2::Sm2PublicKey>),
+    Sm2Private(Arc<crate::crypto::sm2::Sm2PrivateKey>),
+}
+
+/// Key material made by a key-pair generation mechanism: the attributes that describe the
+/// new keys (CKA_KEY_TYPE, CKA_MODULUS, CKA_PRIVATE_EXPONENT, CKA_EC_POINT, ...). The object
+/// layer adds the template's attributes and the policy's defaults.
+pub struct GeneratedKeyPair {
+    pub public: Attributes,
+    pub private: Attributes,
+}
+
+/// Encrypt or decrypt. Single-part calls use `run`; mechanisms that allow multi-part
+/// operation override `update` and `finish`.
+pub trait CipherOperation: Send {
+    /// An upper bound of `run`'s output for `input_len` bytes, for length queries.
+    fn output_len(&self, input_len: usize) -> Result<usize>;
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        fail(CKR_FUNCTION_NOT_SUPPORTED)
+    }
+    /// An upper bound of `finish`'s output.
+    fn finish_len(&self) -> Result<usize> {
+        fail(CKR_FUNCTION_NOT_SUPPORTED)
+    }
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        fail(CKR_FUNCTION_NOT_SUPPORTED)
+    }
+}
+
+/// Sign: data comes through `update` (once for C_Sign), the signature from `finish`.
+pub trait SignOperation: Send {
+    fn signature_len(&self) -> usize;
+    /// False for mechanisms the spec marks single-part only (raw RSA, CKM_RSA_PKCS, ...).
+    fn multi_part(&self) -> bool;
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self) -> Result<Vec<u8>>;
+}
+
+/// Verify: data through `update`, the signature checked by `finish`.
+pub trait VerifyOperation: Send {
+    fn multi_part(&self) -> bool;
+    fn update(&mut self, data: &[u8]) -> Result<()>;
+    fn finish(&mut self, signature: &[u8]) -> Result<()>;
+}
+
+pub trait DigestOperation: Send {
+    fn digest_len(&self) -> usize;
+    fn update(&mut self, data: &[u8]);
+    fn finish(&mut self) -> Vec<u8>;
+}
+
+/// One PKCS#11 mechanism. Every constructor defaults to `CKR_MECHANISM_INVALID`, the code
+/// the spec names for a mechanism used with a function it does not support.
+pub trait Mechanism: Send + Sync {
+    fn info(&self) -> MechanismInfo;
+
+    fn encrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    fn decrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    fn sign(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    fn verify(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn VerifyOperation>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    fn digest(&self, _param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    /// `public` and `private` are the caller's templates, for the attributes that steer
+    /// generation (CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS).
+    fn generate_key_pair(
+        &self,
+        _param: &MechanismParam,
+        _public: &Attributes,
+        _private: &Attributes,
+    ) -> Result<GeneratedKeyPair> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+}

@@ -1,0 +1,55 @@
+//! Mechanism parameters in safe form. The C boundary reads `pParameter` according to
+//! `layout()` of the mechanism and hands the result here; no mechanism touches raw memory.
+
+use cryptoki_sys::*;
+
+/// How the boundary must read a mechanism's `pParameter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamLayout {
+    /// Bytes copied as they are (or none): SM2 format codes and signer IDs, etc.
+    Opaque,
+    /// `CK_RSA_PKCS_OAEP_PARAMS`.
+    Oaep,
+    /// `CK_RSA_PKCS_PSS_PARAMS`.
+    Pss,
+}
+
+pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
+    match mechanism {
+        CKM_RSA_PKCS_OAEP => ParamLayout::Oaep,
+        CKM_RSA_PKCS_PSS | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
+            ParamLayout::Pss
+        }
+        _ => ParamLayout::Opaque,
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MechanismParam {
+    /// `pParameter` NULL (or length 0).
+    None,
+    Bytes(Vec<u8>),
+    Oaep {
+        hash_alg: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        source: CK_RSA_PKCS_OAEP_SOURCE_TYPE,
+        source_data: Vec<u8>,
+    },
+    Pss {
+        hash_alg: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        salt_len: CK_ULONG,
+    },
+}
+
+impl MechanismParam {
+    /// The parameter as opaque bytes (empty when absent); structured parameters are not bytes.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            MechanismParam::None => Some(&[]),
+            MechanismParam::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}

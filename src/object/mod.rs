@@ -1,0 +1,6 @@
+//! The object model: attribute sets, the policy table, and object creation rules.
+
+pub mod attributes;
+pub mod policy;
+
+pub use attributes::Attributes;
