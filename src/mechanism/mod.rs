@@ -8,6 +8,7 @@ pub mod digest;
 pub mod params;
 pub mod registry;
 pub mod rsa;
+pub mod sm2;
 
 use crate::error::{fail, Result};
 use crate::object::Attributes;
@@ -33,6 +34,16 @@ pub enum LoadedKey {
     RsaPrivate(Arc<dyn crate::crypto::rsa::RsaPrivateKey>),
     Sm2Public(Arc<crate::crypto::sm2::Sm2PublicKey>),
     Sm2Private(Arc<crate::crypto::sm2::Sm2PrivateKey>),
+}
+
+/// Parses a stored key object (public or private) into its ready-to-use form. Called by
+/// the token once per key and login; the result is cached there.
+pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
+    match attrs.get_ulong(CKA_KEY_TYPE)? {
+        Some(CKK_RSA) => rsa::load_key(attrs),
+        Some(CKK_EC) => sm2::load_key(attrs),
+        _ => fail(CKR_KEY_TYPE_INCONSISTENT),
+    }
 }
 
 /// Key material made by a key-pair generation mechanism: the attributes that describe the

@@ -22,6 +22,7 @@ static REGISTRY: Lazy<Registry> = Lazy::new(|| {
         all.insert(ty, Box::new(super::digest::Digest(alg)) as Box<dyn Mechanism>);
     }
     all.extend(super::rsa::mechanisms());
+    all.extend(super::sm2::mechanisms());
     all
 });
 

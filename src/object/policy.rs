@@ -56,6 +56,12 @@ pub fn read(_object: &Attributes, _ty: CK_ATTRIBUTE_TYPE) -> Readable<'_> {
 
 /// True for attributes that are sealed at rest (private exponent, primes, CRT values,
 /// private EC scalar, secret key values).
-pub fn is_secret(_object: &Attributes, _ty: CK_ATTRIBUTE_TYPE) -> bool {
-    todo!()
+pub fn is_secret(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
+    let class = object.get_ulong(CKA_CLASS).ok().flatten();
+    match ty {
+        CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2
+        | CKA_COEFFICIENT => true,
+        CKA_VALUE => matches!(class, Some(CKO_PRIVATE_KEY) | Some(CKO_SECRET_KEY)),
+        _ => false,
+    }
 }
