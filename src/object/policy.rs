@@ -65,3 +65,22 @@ pub fn is_secret(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
         _ => false,
     }
 }
+
+/// CKR_KEY_FUNCTION_NOT_PERMITTED unless `key` allows `usage` with `mechanism`.
+pub fn check_usage(
+    _key: &Attributes,
+    _usage: CK_ATTRIBUTE_TYPE,
+    _mechanism: CK_MECHANISM_TYPE,
+) -> Result<()> {
+    todo!()
+}
+
+/// Search templates: CKK_SM2 means CKK_EC.
+pub fn normalize_template(_template: &mut Attributes) {
+    todo!()
+}
+
+/// A fresh CKA_UNIQUE_ID value.
+pub fn new_unique_id() -> Result<Vec<u8>> {
+    todo!()
+}
