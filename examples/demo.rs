@@ -26,7 +26,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     std::fs::create_dir_all(&token_dir)?;
     let conf = token_dir.join("ferrohsm.toml");
-    std::fs::write(&conf, format!("token_dir = {:?}\n", token_dir.join("tokens")))?;
+    std::fs::write(
+        &conf,
+        format!("token_dir = {:?}\n", token_dir.join("tokens")),
+    )?;
     std::env::set_var("FERROHSM_CONF", &conf);
 
     let module = std::env::var_os("FERROHSM_MODULE")
@@ -38,12 +41,19 @@ fn main() -> Result<(), Box<dyn Error>> {
     let pkcs11 = Pkcs11::new(&module)?;
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
     let info = pkcs11.get_library_info()?;
-    println!("library:     {} {}", info.manufacturer_id(), info.library_description());
+    println!(
+        "library:     {} {}",
+        info.manufacturer_id(),
+        info.library_description()
+    );
 
     // The spare, uninitialised slot is always listed last.
     let spare = *pkcs11.get_all_slots()?.last().ok_or("no slot")?;
     pkcs11.init_token(spare, &AuthPin::new(SO_PIN.into()), "ferrohsm demo")?;
-    println!("1. initialised token \"ferrohsm demo\" in slot {}", spare.id());
+    println!(
+        "1. initialised token \"ferrohsm demo\" in slot {}",
+        spare.id()
+    );
 
     let session = pkcs11.open_rw_session(spare)?;
     session.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))?;
@@ -79,7 +89,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("3. generated an RSA-2048 key pair \"demo-rsa\" on the token");
 
     // A sender holds only the public key.
-    let attrs = session.get_attributes(public, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
+    let attrs = session.get_attributes(
+        public,
+        &[AttributeType::Modulus, AttributeType::PublicExponent],
+    )?;
     let (mut n, mut e) = (Vec::new(), Vec::new());
     for a in attrs {
         match a {
@@ -104,22 +117,38 @@ fn main() -> Result<(), Box<dyn Error>> {
         ciphertext.len()
     );
 
-    let oaep = PkcsOaepParams::new(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, PkcsOaepSource::empty());
+    let oaep = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    );
     let plaintext = session.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &ciphertext)?;
-    println!("5. decrypted through the module: {:?}", String::from_utf8_lossy(&plaintext));
+    println!(
+        "5. decrypted through the module: {:?}",
+        String::from_utf8_lossy(&plaintext)
+    );
     if plaintext != message {
         return Err("round trip mismatch".into());
     }
 
     // The private key never leaves: its exponent is unreadable.
     let hidden = session.get_attributes(private, &[AttributeType::PrivateExponent]);
-    println!("6. reading the private exponent: {}", match hidden {
-        Ok(v) if v.is_empty() => "refused (sensitive)".to_string(),
-        Ok(_) => "REVEALED".to_string(),
-        Err(e) => format!("refused ({e})"),
-    });
+    println!(
+        "6. reading the private exponent: {}",
+        match hidden {
+            Ok(v) if v.is_empty() => "refused (sensitive)".to_string(),
+            Ok(_) => "REVEALED".to_string(),
+            Err(e) => format!("refused ({e})"),
+        }
+    );
 
-    let found = session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"demo-rsa".to_vec())])?;
-    println!("7. the token holds {} private key labelled demo-rsa; done", found.len());
+    let found = session.find_objects(&[
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Label(b"demo-rsa".to_vec()),
+    ])?;
+    println!(
+        "7. the token holds {} private key labelled demo-rsa; done",
+        found.len()
+    );
     Ok(())
 }
