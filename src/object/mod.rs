@@ -2,5 +2,6 @@
 
 pub mod attributes;
 pub mod policy;
+pub mod spki;
 
 pub use attributes::Attributes;
