@@ -153,8 +153,7 @@ impl AwsLcPrivateKey {
 
 fn oaep_algorithm(hash: HashAlg, mgf1: HashAlg) -> Option<&'static OaepAlgorithm> {
     use aws_lc_rs::rsa::{
-        OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384,
-        OAEP_SHA512_MGF1SHA512,
+        OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512,
     };
     if hash != mgf1 {
         return None;

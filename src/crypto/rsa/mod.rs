@@ -164,8 +164,9 @@ pub const MAX_MODULUS_BITS: usize = 8192;
 /// key back: aws-lc-rs exports PKCS#8 around it, the rsa crate PKCS#1.
 pub fn components_from_pkcs1_der(der: &[u8]) -> Result<RsaPrivateComponents> {
     use der::Decode;
-    let key = pkcs1::RsaPrivateKeyRef::from_der(der)
-        .map_err(|_| crate::error::Error::with(cryptoki_sys::CKR_FUNCTION_FAILED, "bad PKCS#1 key"))?;
+    let key = pkcs1::RsaPrivateKeyRef::from_der(der).map_err(|_| {
+        crate::error::Error::with(cryptoki_sys::CKR_FUNCTION_FAILED, "bad PKCS#1 key")
+    })?;
     let secret = |v: pkcs1::UintRef<'_>| Some(Zeroizing::new(v.as_bytes().to_vec()));
     Ok(RsaPrivateComponents {
         public: RsaPublicComponents {

@@ -72,20 +72,24 @@ pub(super) fn generate(bits: usize, public_exponent: &[u8]) -> Result<RsaPrivate
     let e = public_uint(public_exponent)?;
     // The crate aims at the exact size; the loop only guards against a short modulus.
     for _ in 0..4 {
-        let key = rsa::PrivateKey::new_with_exp(&mut SysRng, bits, e.clone()).map_err(|err| {
-            match err {
-                rsa::Error::Rng => Error::with(CKR_DEVICE_ERROR, "random source failed"),
-                rsa::Error::ModulusTooSmall | rsa::Error::ModulusTooLarge => {
-                    Error::new(CKR_KEY_SIZE_RANGE)
-                }
-                _ => Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "public exponent rejected"),
-            }
-        })?;
+        let key =
+            rsa::PrivateKey::new_with_exp(&mut SysRng, bits, e.clone()).map_err(
+                |err| match err {
+                    rsa::Error::Rng => Error::with(CKR_DEVICE_ERROR, "random source failed"),
+                    rsa::Error::ModulusTooSmall | rsa::Error::ModulusTooLarge => {
+                        Error::new(CKR_KEY_SIZE_RANGE)
+                    }
+                    _ => Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "public exponent rejected"),
+                },
+            )?;
         if key.n().bit_width() as usize == bits {
             return components_of(&key);
         }
     }
-    Err(Error::with(CKR_FUNCTION_FAILED, "key generation missed the size"))
+    Err(Error::with(
+        CKR_FUNCTION_FAILED,
+        "key generation missed the size",
+    ))
 }
 
 /// Every component of a parsed key, CRT values included, through its PKCS#1 encoding.
@@ -107,7 +111,8 @@ fn public_uint(bytes: &[u8]) -> Result<BoxedUint> {
 
 /// A big-endian secret integer, decoded at the width its encoding has.
 fn secret_uint(bytes: &[u8]) -> Result<BoxedUint> {
-    let bits = u32::try_from(bytes.len() * 8).map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    let bits =
+        u32::try_from(bytes.len() * 8).map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
     if bits == 0 {
         return fail(CKR_ATTRIBUTE_VALUE_INVALID);
     }
@@ -171,9 +176,16 @@ fn pkcs1_type2_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 /// EMSA-PSS needs emLen >= hLen + sLen + 2 with emLen = ceil((modBits - 1) / 8).
 pub(super) fn check_pss_salt(mod_bits: usize, hash: HashAlg, salt_len: usize) -> Result<()> {
     let em_len = mod_bits.saturating_sub(1).div_ceil(8);
-    match hash.output_len().checked_add(salt_len).and_then(|n| n.checked_add(2)) {
+    match hash
+        .output_len()
+        .checked_add(salt_len)
+        .and_then(|n| n.checked_add(2))
+    {
         Some(needed) if needed <= em_len => Ok(()),
-        _ => Err(Error::with(CKR_MECHANISM_PARAM_INVALID, "PSS salt too long for the key")),
+        _ => Err(Error::with(
+            CKR_MECHANISM_PARAM_INVALID,
+            "PSS salt too long for the key",
+        )),
     }
 }
 
@@ -234,8 +246,8 @@ impl RsaPrivateKey for RustCryptoPrivateKey {
         if ciphertext.len() != self.k {
             return fail(CKR_ENCRYPTED_DATA_LEN_RANGE);
         }
-        let c = representative(&self.key, ciphertext)
-            .ok_or(Error::new(CKR_ENCRYPTED_DATA_INVALID))?;
+        let c =
+            representative(&self.key, ciphertext).ok_or(Error::new(CKR_ENCRYPTED_DATA_INVALID))?;
         match scheme {
             RsaEncryption::Raw => self.raw_private(&c),
             RsaEncryption::Pkcs1v15 => pkcs1_type2_unpad(&self.raw_private(&c)?),
@@ -313,10 +325,7 @@ impl RustCryptoPublicKey {
         let e = public_uint(&c.public_exponent)?;
         let key = rsa::PublicKey::new(n, e)
             .map_err(|_| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "invalid RSA public key"))?;
-        Ok(RustCryptoPublicKey {
-            k: key.size(),
-            key,
-        })
+        Ok(RustCryptoPublicKey { k: key.size(), key })
     }
 }
 
@@ -352,8 +361,7 @@ impl RsaPublicKey for RustCryptoPublicKey {
                 if plaintext.len() > self.k {
                     return fail(CKR_DATA_LEN_RANGE);
                 }
-                let m =
-                    representative(&self.key, plaintext).ok_or(Error::new(CKR_DATA_INVALID))?;
+                let m = representative(&self.key, plaintext).ok_or(Error::new(CKR_DATA_INVALID))?;
                 let c = rsa_encrypt(&self.key, &m)
                     .map_err(|_| Error::with(CKR_DEVICE_ERROR, "RSA public operation failed"))?;
                 return Ok(to_k_octets(&c, self.k).to_vec());
@@ -413,7 +421,11 @@ impl RsaPublicKey for RustCryptoPublicKey {
                     .map_err(|_| Error::with(CKR_DEVICE_ERROR, "RSA public operation failed"))?;
                 let mut expected = vec![0u8; self.k];
                 expected[self.k - input.len()..].copy_from_slice(input);
-                return if bool::from(to_k_octets(&m, self.k).as_slice().ct_eq(expected.as_slice())) {
+                return if bool::from(
+                    to_k_octets(&m, self.k)
+                        .as_slice()
+                        .ct_eq(expected.as_slice()),
+                ) {
                     Ok(())
                 } else {
                     fail(CKR_SIGNATURE_INVALID)
