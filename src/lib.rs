@@ -13,3 +13,4 @@ pub mod mechanism;
 pub mod object;
 pub mod slot;
 pub mod token;
+pub mod vendor;
