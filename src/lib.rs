@@ -18,3 +18,4 @@ pub mod session;
 pub mod slot;
 pub mod state;
 pub mod token;
+pub mod vendor;

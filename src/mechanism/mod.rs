@@ -59,6 +59,11 @@ pub struct GeneratedKeyPair {
 pub trait CipherOperation: Send {
     /// An upper bound of `run`'s output for `input_len` bytes, for length queries.
     fn output_len(&self, input_len: usize) -> Result<usize>;
+    /// The same for this very input, when the output length depends on its content (an SM2
+    /// ciphertext's form and |C2|); defaults to `output_len(input.len())`.
+    fn output_len_for(&self, input: &[u8]) -> Result<usize> {
+        self.output_len(input.len())
+    }
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         fail(CKR_FUNCTION_NOT_SUPPORTED)

@@ -1,0 +1,1 @@
+//! Tests of the SM2 adapter.
