@@ -12,4 +12,5 @@ pub mod error;
 pub mod mechanism;
 pub mod object;
 pub mod slot;
+pub mod storage;
 pub mod token;
