@@ -17,5 +17,6 @@ pub mod object;
 pub mod session;
 pub mod slot;
 pub mod state;
+pub mod storage;
 pub mod token;
 pub mod vendor;

@@ -1,6 +1,7 @@
 //! The object model: attribute sets, the policy table, and object creation rules.
 
 pub mod attributes;
+pub mod index;
 pub mod policy;
 pub mod spki;
 
