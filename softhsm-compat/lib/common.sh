@@ -103,11 +103,13 @@ rsa_keygen() {
         --usage-sign --usage-decrypt
 }
 
-# export_pubkey LABEL OUT.pem: the public key as PEM, read with pkcs11-tool.
+# export_pubkey LABEL ID OUT.pem: the public key as PEM, read with pkcs11-tool. pkcs11-tool 0.23
+# selects keys for --sign/--decrypt by --id only (a --label alone takes the first key), so every
+# scenario key has its own id.
 export_pubkey() {
     local der="$SCENARIO_WORK/$1.pub.der"
-    p11 --read-object --type pubkey --label "$1" --output-file "$der" &&
-        t openssl pkey -pubin -inform DER -in "$der" -out "$2"
+    p11 --read-object --type pubkey --label "$1" --id "$2" --output-file "$der" &&
+        t openssl pkey -pubin -inform DER -in "$der" -out "$3"
 }
 
 # same_file A B: byte equality with a readable reason.

@@ -55,8 +55,11 @@ def describe(error):
     if isinstance(error, PyKCS11.PyKCS11Error):
         return f"{rv_name(error.value)}"
     if isinstance(error, subprocess.CalledProcessError):
-        err = (error.stderr or b"").decode(errors="replace").strip().splitlines()
-        return f"{os.path.basename(str(error.cmd[0]))} exit {error.returncode}: {err[-1] if err else ''}"
+        lines = (error.stderr or b"").decode(errors="replace").strip().splitlines()
+        coded = [line for line in lines if "CKR_" in line]
+        useful = [line for line in lines if line.strip() and line.strip() != "Aborting."]
+        why = (coded or useful or [""])[-1].strip()
+        return f"{os.path.basename(str(error.cmd[0]))} exit {error.returncode}: {why}"
     if isinstance(error, subprocess.TimeoutExpired):
         return f"timeout: {error.cmd[0]}"
     return str(error) or type(error).__name__

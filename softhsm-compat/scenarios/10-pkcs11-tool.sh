@@ -25,7 +25,7 @@ list_objects() {
 }
 
 read_pubkey() {
-    export_pubkey "$LABEL" pub.pem || return 1
+    export_pubkey "$LABEL" "$ID" pub.pem || return 1
     t openssl pkey -pubin -in pub.pem -noout -text >pub.txt || return 1
     grep -q 'Public-Key: (2048 bit)' pub.txt || fail "exported key is not RSA-2048"
 }
@@ -39,14 +39,14 @@ decrypt_with() {
     rm -f ct.bin pt.bin
     [ -s pub.pem ] || fail "no public key exported" || return 1
     t openssl pkeyutl -encrypt -pubin -inkey pub.pem "${enc[@]}" -in msg.bin -out ct.bin || return 1
-    p11_login --decrypt --label "$LABEL" "${dec[@]}" --input-file ct.bin --output-file pt.bin ||
+    p11_login --decrypt --id "$ID" "${dec[@]}" --input-file ct.bin --output-file pt.bin ||
         return 1
     same_file msg.bin pt.bin
 }
 
 sign_pkcs1() {
     rm -f sig.bin
-    p11_login --sign -m SHA256-RSA-PKCS --label "$LABEL" --input-file msg.bin --output-file sig.bin ||
+    p11_login --sign -m SHA256-RSA-PKCS --id "$ID" --input-file msg.bin --output-file sig.bin ||
         return 1
     t openssl dgst -sha256 -verify pub.pem -signature sig.bin msg.bin ||
         fail "openssl rejects the signature"
@@ -54,7 +54,7 @@ sign_pkcs1() {
 
 sign_pss() {
     rm -f sig.bin
-    p11_login --sign -m SHA256-RSA-PKCS-PSS --label "$LABEL" --input-file msg.bin \
+    p11_login --sign -m SHA256-RSA-PKCS-PSS --id "$ID" --input-file msg.bin \
         --output-file sig.bin || return 1
     t openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 \
         -sigopt rsa_mgf1_md:sha256 -verify pub.pem -signature sig.bin msg.bin ||
@@ -97,7 +97,7 @@ write_cert() {
     t openssl req -x509 -newkey rsa:2048 -nodes -keyout cert.key -subj "/CN=$LABEL" -days 2 \
         -outform DER -out cert.der || return 1
     p11_login --write-object cert.der --type cert --label "$LABEL" --id "$ID" || return 1
-    p11 --read-object --type cert --label "$LABEL" --output-file cert-read.der || return 1
+    p11 --read-object --type cert --id "$ID" --output-file cert-read.der || return 1
     same_file cert.der cert-read.der || return 1
     p11 --list-objects --type cert >certs.txt || return 1
     grep -q "label: *$LABEL" certs.txt || fail "certificate not listed"

@@ -32,7 +32,7 @@ export OPENSSL_CONF=$SCENARIO_WORK/openssl.cnf
 export PKCS11_MODULE_PATH=$MODULE
 
 setup() {
-    rsa_keygen "$LABEL" "$ID" && export_pubkey "$LABEL" pub.pem
+    rsa_keygen "$LABEL" "$ID" && export_pubkey "$LABEL" "$ID" pub.pem
 }
 
 engine_load() {
