@@ -2,5 +2,6 @@
 
 pub mod attributes;
 pub mod policy;
+pub mod rules;
 
 pub use attributes::Attributes;
