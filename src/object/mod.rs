@@ -1,6 +1,7 @@
 //! The object model: attribute sets, the policy table, and object creation rules.
 
 pub mod attributes;
+pub mod check_value;
 pub mod policy;
 pub mod rules;
 

@@ -22,6 +22,7 @@
 //! - a missing footnote-1/3 attribute: CKR_TEMPLATE_INCOMPLETE.
 
 use crate::error::{Error, Result};
+use crate::object::check_value;
 use crate::object::rules::{self, Kind, RuleSet, Subtype};
 use crate::object::Attributes;
 use cryptoki_sys::*;
@@ -647,7 +648,7 @@ fn set_derived(
 }
 
 /// Attributes the token derives from others: CKA_MODULUS_BITS, CKA_VALUE_LEN, the DER form
-/// of CKA_EC_POINT, a certificate's CKA_CHECK_VALUE; and per-type value checks.
+/// of CKA_EC_POINT, CKA_CHECK_VALUE of certificates and secret keys; and per-type checks.
 fn derive(
     class: CK_OBJECT_CLASS,
     subtype: Subtype,
@@ -682,12 +683,18 @@ fn derive(
                 let value = (len as CK_ULONG).to_ne_bytes().to_vec();
                 set_derived(object, CKA_VALUE_LEN, value, CKR_TEMPLATE_INCONSISTENT)?;
             }
+            // A check value the caller gives must be the key's (the spec's code for a
+            // wrong value of a valid attribute); otherwise the token supplies it.
+            let check = object
+                .get(CKA_VALUE)
+                .and_then(|v| check_value::secret_key_check_value(key_type, v));
+            if let Some(check) = check {
+                set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
+            }
         }
         (CKO_CERTIFICATE, Subtype::X509) => {
             if let Some(cert) = object.get(CKA_VALUE).filter(|v| !v.is_empty()) {
-                // §4.6.2: the first three bytes of the SHA-1 hash of CKA_VALUE.
-                let hash = crate::crypto::hash::HashAlg::Sha1.digest(cert);
-                let check = hash.get(..3).map(<[u8]>::to_vec).unwrap_or_default();
+                let check = check_value::sha1_check_value(cert);
                 set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
             }
         }

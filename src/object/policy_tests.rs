@@ -1025,3 +1025,25 @@ fn is_secret_is_unchanged() {
     let k = create(&aes_key()).unwrap();
     assert!(is_secret(&k, CKA_VALUE));
 }
+
+#[test]
+fn secret_key_check_value_is_computed_and_verified() {
+    let o = create(&aes_key()).unwrap();
+    let kcv = check_value::aes_check_value(&[7; 16]).unwrap();
+    assert_eq!(o.get(CKA_CHECK_VALUE), Some(&kcv[..]));
+    assert_eq!(read(&o, CKA_CHECK_VALUE), Readable::Value(&kcv[..]));
+    create(&with(aes_key(), &[(CKA_CHECK_VALUE, kcv)])).unwrap();
+    let t = with(aes_key(), &[(CKA_CHECK_VALUE, vec![1, 2, 3])]);
+    assert_eq!(rv(create(&t)), CKR_ATTRIBUTE_VALUE_INVALID);
+
+    let g = attrs(&[
+        (CKA_CLASS, ul(CKO_SECRET_KEY)),
+        (CKA_KEY_TYPE, ul(CKK_GENERIC_SECRET)),
+        (CKA_VALUE, b"abc".to_vec()),
+    ]);
+    let origin = Origin::Generate {
+        mechanism: CKM_GENERIC_SECRET_KEY_GEN,
+    };
+    let o = new_object(&attrs(&[(CKA_VALUE_LEN, ul(3))]), origin, &g).unwrap();
+    assert_eq!(o.get(CKA_CHECK_VALUE), Some(&[0xa9u8, 0x99, 0x3e][..]));
+}

@@ -235,7 +235,8 @@ const PRIVATE_KEY: &[Rule] = &[
     rule(CKA_PUBLIC_KEY_INFO, Bytes, 0, Some(EMPTY)),
 ];
 
-/// §4.10 secret key objects. CKA_CHECK_VALUE may be given on import; it is stored as given.
+/// §4.10 secret key objects. CKA_CHECK_VALUE is computed by the token (AES: first three
+/// bytes of E(K, 0^128); generic secret: of SHA-1(K)) and verified when given.
 const SECRET_KEY: &[Rule] = &[
     rule(CKA_PRIVATE, Bool, CHANGE_ON_COPY, Some(TRUE)),
     rule(CKA_SENSITIVE, Bool, MODIFIABLE | ONLY_TO_TRUE, Some(TRUE)),
