@@ -123,6 +123,19 @@ pub fn new_object(
                 ));
             }
         }
+        // What an import must give (footnote 1) but a generation must not (footnote 4) is
+        // the key itself: a mechanism that did not produce it has a bug, and storing a key
+        // without its material would only fail later, at first use.
+        for rule in set.all() {
+            let material =
+                rule.has(rules::REQUIRED_ON_CREATE) && rule.has(rules::FORBIDDEN_ON_GENERATE);
+            if material && !object.contains(rule.ty) {
+                return Err(Error::with(
+                    CKR_GENERAL_ERROR,
+                    format!("mechanism did not produce attribute 0x{:x}", rule.ty),
+                ));
+            }
+        }
     }
 
     // The class and type as decided, also when only inferred or given as an alias.
@@ -358,8 +371,9 @@ pub fn key_pair_consistent(public: &Attributes, private: &Attributes) -> Result<
 
 /// Cheap checks of a C_GenerateKey(Pair) template before the (slow) generation runs: every
 /// attribute known for `class`/`key_type`, well-formed, not token-computed, and class and
-/// key type, if given, the expected ones. Material given against footnote 4 is caught by
-/// `new_object` afterwards (a value equal to the generated one is accepted there).
+/// key type, if given, the expected ones, no key material (footnote 4:
+/// CKR_TEMPLATE_INCONSISTENT). CKA_EC_PARAMS or CKA_PUBLIC_EXPONENT repeated on a private
+/// template pass here; `new_object` accepts them afterwards only when equal to the key's.
 pub fn check_generate_template(
     template: &Attributes,
     class: CK_OBJECT_CLASS,
@@ -377,6 +391,15 @@ pub fn check_generate_template(
         }
         if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
             return Err(read_only(ty, "only the SO may set it to true"));
+        }
+        // Random key material can never equal what the generation will make; only the
+        // descriptive inputs a client may repeat (curve, public exponent) can.
+        let repeatable = matches!(ty, CKA_EC_PARAMS | CKA_PUBLIC_EXPONENT);
+        if rule.has(rules::FORBIDDEN_ON_GENERATE) && !repeatable {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCONSISTENT,
+                format!("attribute 0x{ty:x} is made by the generation"),
+            ));
         }
     }
     if template.get_ulong(CKA_CLASS)?.is_some_and(|c| c != class) {

@@ -1011,8 +1011,26 @@ fn generate_template_precheck() {
         rv(check_generate_template(&t2, CKO_PUBLIC_KEY, CKK_RSA)),
         CKR_ATTRIBUTE_VALUE_INVALID
     );
-    let sm2 = attrs(&[(CKA_KEY_TYPE, ul(CKK_SM2))]);
+    let sm2 = attrs(&[
+        (CKA_KEY_TYPE, ul(CKK_SM2)),
+        (CKA_EC_PARAMS, SM2_OID.to_vec()),
+    ]);
     check_generate_template(&sm2, CKO_PRIVATE_KEY, CKK_EC).unwrap();
+    for (class, key_type, ty) in [
+        (CKO_PUBLIC_KEY, CKK_RSA, CKA_MODULUS),
+        (CKO_PRIVATE_KEY, CKK_RSA, CKA_PRIVATE_EXPONENT),
+        (CKO_PRIVATE_KEY, CKK_RSA, CKA_PRIME_1),
+        (CKO_PUBLIC_KEY, CKK_EC, CKA_EC_POINT),
+        (CKO_PRIVATE_KEY, CKK_EC, CKA_VALUE),
+        (CKO_SECRET_KEY, CKK_AES, CKA_VALUE),
+    ] {
+        let t = attrs(&[(ty, vec![1; 32])]);
+        assert_eq!(
+            rv(check_generate_template(&t, class, key_type)),
+            CKR_TEMPLATE_INCONSISTENT,
+            "0x{ty:x}"
+        );
+    }
 }
 
 #[test]
@@ -1046,4 +1064,29 @@ fn secret_key_check_value_is_computed_and_verified() {
     };
     let o = new_object(&attrs(&[(CKA_VALUE_LEN, ul(3))]), origin, &g).unwrap();
     assert_eq!(o.get(CKA_CHECK_VALUE), Some(&[0xa9u8, 0x99, 0x3e][..]));
+}
+
+#[test]
+fn mechanism_that_omits_material_is_an_internal_error() {
+    let (_, gs) = generated_sm2();
+    let origin = Origin::Generate {
+        mechanism: CKM_EC_KEY_PAIR_GEN,
+    };
+    assert_eq!(
+        rv(new_object(
+            &Attributes::new(),
+            origin,
+            &without(gs, CKA_EC_PARAMS)
+        )),
+        CKR_GENERAL_ERROR
+    );
+    let (_, gs) = generated_rsa();
+    assert_eq!(
+        rv(new_object(
+            &Attributes::new(),
+            RSA_GEN,
+            &without(gs, CKA_PRIVATE_EXPONENT)
+        )),
+        CKR_GENERAL_ERROR
+    );
 }
