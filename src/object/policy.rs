@@ -58,8 +58,10 @@ pub enum Readable<'a> {
 /// CKR_ATTRIBUTE_VALUE_INVALID.
 ///
 /// For Generate, `generated` should carry CKA_CLASS, CKA_KEY_TYPE and every attribute that
-/// describes the new key (material, CKA_MODULUS_BITS, CKA_EC_PARAMS, CKA_VALUE_LEN); the
-/// mechanism's values win over the template's inputs (CKA_PUBLIC_EXPONENT normalised, ...).
+/// describes the new key (material, CKA_EC_PARAMS on both halves, CKA_VALUE_LEN). A
+/// template attribute the mechanism also reports must equal its value (big integers compare
+/// without leading zeros: `00 01 00 01` equals `01 00 01`), and the mechanism's form is
+/// stored. Missing material is CKR_GENERAL_ERROR: the mechanism's bug, not the caller's.
 pub fn new_object(
     template: &Attributes,
     origin: Origin,
