@@ -95,6 +95,8 @@ fn token_key_aad(user_tag: u8) -> Vec<u8> {
     aad
 }
 
+// CK_ULONG is 32 bits on some platforms; the AAD always encodes 64.
+#[allow(clippy::unnecessary_cast)]
 fn attribute_aad(object_id: i64, ty: CK_ATTRIBUTE_TYPE) -> Vec<u8> {
     let mut aad = b"ferrohsm attribute v1".to_vec();
     aad.extend_from_slice(&object_id.to_le_bytes());
