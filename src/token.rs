@@ -125,6 +125,8 @@ struct Inner {
     login_serial: u64,
     keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
     next_version: u64,
+    /// Another connection changed objects since the index was last brought up to date.
+    objects_stale: bool,
 }
 
 pub struct Token {
@@ -148,8 +150,11 @@ impl Token {
             login_serial: 0,
             keys: HashMap::new(),
             next_version: 0,
+            objects_stale: true,
         };
-        inner.sync()?;
+        // The objects are loaded at the first call that needs them, so listing slots and
+        // logging in stay fast on a token with many objects.
+        inner.sync_record()?;
         Ok(Token {
             slot_id: inner.record.slot_id,
             kdf,
@@ -189,7 +194,7 @@ impl Token {
         let mut inner = self.inner.lock();
         // A store error leaves the last known state; the next call that needs the store
         // reports it.
-        let _ = inner.sync();
+        let _ = inner.sync_record();
         let record = &inner.record;
         let mut flags =
             CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
@@ -258,7 +263,7 @@ impl Token {
         check_pin_len(pin)?;
         let (key, epoch) = {
             let mut inner = self.inner.lock();
-            inner.sync()?;
+            inner.sync_record()?;
             match &inner.login {
                 Some(login) if login.user == UserType::So => {
                     (Zeroizing::new(*login.key), inner.record.epoch)
@@ -313,6 +318,7 @@ impl Token {
         inner.by_store_id.clear();
         inner.keys.clear();
         inner.seen_counter = None;
+        inner.objects_stale = true;
         inner.record = inner.store.load_token()?;
         inner.sync()
     }
@@ -513,7 +519,7 @@ impl Token {
         check_pin_len(pin)?;
         let (record, epoch) = {
             let mut inner = self.inner.lock();
-            inner.sync()?;
+            inner.sync_record()?;
             let record = match (inner.record.pin(user), user) {
                 (Some(record), _) => record.clone(),
                 (None, UserType::User) => return fail(CKR_USER_PIN_NOT_INITIALIZED),
@@ -529,7 +535,7 @@ impl Token {
         let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
         let token_key = seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag());
         let mut inner = self.inner.lock();
-        inner.sync()?;
+        inner.sync_record()?;
         if inner.record.epoch != epoch {
             return Err(Error::with(
                 CKR_DEVICE_REMOVED,
@@ -727,9 +733,10 @@ impl Inner {
         );
     }
 
-    /// Catches up with commits of other connections: nothing when none happened, else the
-    /// token record and the objects whose generation moved.
-    fn sync(&mut self) -> Result<()> {
+    /// Catches up with other connections' commits to the token record (label, PIN
+    /// records and counters, epoch): one `PRAGMA data_version` when there were none.
+    /// Object changes are noted for `sync`.
+    fn sync_record(&mut self) -> Result<()> {
         if !self.store.data_changed()? {
             return Ok(());
         }
@@ -743,11 +750,21 @@ impl Inner {
             self.by_store_id.clear();
             self.seen_counter = None;
         }
-        let counter = record.change_counter;
+        if self.seen_counter != Some(record.change_counter) {
+            self.objects_stale = true;
+        }
         self.record = record;
-        if self.seen_counter == Some(counter) {
+        Ok(())
+    }
+
+    /// Catches up with other connections' commits: the record, then the objects whose
+    /// generation moved (a diff of `(id, generation)` pairs, loading only those).
+    fn sync(&mut self) -> Result<()> {
+        self.sync_record()?;
+        if !self.objects_stale {
             return Ok(());
         }
+        let counter = self.record.change_counter;
         let on_disk: HashMap<ObjectId, u64> =
             self.store.object_generations()?.into_iter().collect();
         let gone: Vec<ObjectId> = self
@@ -786,6 +803,7 @@ impl Inner {
             }
         }
         self.seen_counter = Some(counter);
+        self.objects_stale = false;
         Ok(())
     }
 }
@@ -1165,5 +1183,59 @@ mod tests {
         class.set_ulong(CKA_CLASS, CKO_DATA);
         class.set_bool(CKA_TOKEN, true);
         assert_eq!(token.find(&class).unwrap().len(), 20);
+    }
+
+    /// The scale figures of issue 4 (debug build of our code, optimised dependencies):
+    /// `cargo test --lib store_scale -- --ignored --nocapture`; `FERROHSM_SCALE_N` objects.
+    #[test]
+    #[ignore]
+    fn store_scale() {
+        use std::time::Instant;
+        let n: usize = std::env::var("FERROHSM_SCALE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        let empty_login = started.elapsed();
+        let started = Instant::now();
+        for i in 0..n {
+            let mut a = private_key(&format!("key {i}"));
+            a.set(CKA_ID, (i as u32).to_be_bytes().to_vec());
+            token.create_object(a, 1).unwrap();
+        }
+        eprintln!(
+            "{n} sealed token objects created: {:?} each",
+            started.elapsed() / n as u32
+        );
+        drop(token);
+        drop(_slots);
+        let size: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        eprintln!("store size: {size} bytes ({} per object)", size / n as u64);
+
+        let started = Instant::now();
+        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        let ids = slots.slot_ids();
+        eprintln!("open + slot list: {:?} ({ids:?})", started.elapsed());
+        let token = slots.token(0).unwrap().unwrap();
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        eprintln!(
+            "login: {:?} (empty token: {empty_login:?})",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(token.find(&by_label("key 1")).unwrap().len(), 1);
+        eprintln!("first find (loads the index): {:?}", started.elapsed());
+        let started = Instant::now();
+        for i in 0..1000 {
+            assert_eq!(token.find(&by_label(&format!("key {i}"))).unwrap().len(), 1);
+        }
+        eprintln!("find by label: {:?} each", started.elapsed() / 1000);
     }
 }
