@@ -268,3 +268,203 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .map_err(|e| io_error("cannot create token directory", dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::Attributes;
+    use crate::token::UserType;
+
+    const SO_PIN: &[u8] = b"so-pin-1234";
+    const USER_PIN: &[u8] = b"user-pin-1234";
+
+    fn open(dir: &Path) -> Slots {
+        Slots::open_with(dir, KdfParams::TEST).unwrap()
+    }
+
+    fn rv<T>(r: Result<T>) -> CK_RV {
+        match r {
+            Ok(_) => CKR_OK,
+            Err(e) => e.rv,
+        }
+    }
+
+    fn data_object(label: &str, token: bool, private: bool) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_DATA);
+        a.set_bool(CKA_TOKEN, token);
+        a.set_bool(CKA_PRIVATE, private);
+        a.set(CKA_LABEL, label.as_bytes());
+        a
+    }
+
+    fn label_template(label: &str) -> Attributes {
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, label.as_bytes());
+        t
+    }
+
+    #[test]
+    fn init_token_adds_a_token_and_a_new_spare_slot_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_dir = dir.path().join("new/tokens");
+        let slots = open(&token_dir);
+        assert!(token_dir.is_dir(), "directory created on first use");
+        assert_eq!(slots.slot_ids(), vec![0]);
+        assert!(slots.token(0).unwrap().is_none());
+        assert_eq!(rv(slots.token(1)), CKR_SLOT_ID_INVALID);
+        assert_eq!(
+            slots.token_info(0).unwrap().flags & CKF_TOKEN_INITIALIZED,
+            0
+        );
+
+        assert_eq!(rv(slots.init_token(0, b"abc", "short")), CKR_PIN_LEN_RANGE);
+        assert_eq!(
+            rv(slots.init_token(3, SO_PIN, "nowhere")),
+            CKR_SLOT_ID_INVALID
+        );
+        slots.init_token(0, SO_PIN, "first token   ").unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 1]);
+        let info = slots.token_info(0).unwrap();
+        assert_eq!(info.label, "first token");
+        assert_eq!(info.serial.len(), 16);
+        assert!(info.serial.chars().all(|c| c.is_ascii_hexdigit()));
+        let expected =
+            CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
+        assert_eq!(info.flags, expected);
+
+        slots.init_token(1, SO_PIN, "second").unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token(1).unwrap().unwrap().slot_id(), 1);
+    }
+
+    #[test]
+    fn slot_ids_are_stable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (serial0, serial1) = {
+            let slots = open(dir.path());
+            slots.init_token(0, SO_PIN, "a").unwrap();
+            slots.init_token(1, SO_PIN, "b").unwrap();
+            (
+                slots.token_info(0).unwrap().serial,
+                slots.token_info(1).unwrap().serial,
+            )
+        };
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token_info(0).unwrap().serial, serial0);
+        assert_eq!(slots.token_info(1).unwrap().serial, serial1);
+        assert_eq!(slots.token_info(1).unwrap().label, "b");
+    }
+
+    #[test]
+    fn second_instance_sees_new_tokens_and_objects_after_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(dir.path());
+        let second = open(dir.path());
+        first.init_token(0, SO_PIN, "shared").unwrap();
+        assert_eq!(second.slot_ids(), vec![0]);
+        second.refresh().unwrap();
+        assert_eq!(second.slot_ids(), vec![0, 1]);
+
+        // The second instance's stale view of slot 1 as spare: under the init lock it
+        // finds that another process took it, so this is a re-init with a wrong SO PIN.
+        first.init_token(1, SO_PIN, "taken").unwrap();
+        assert_eq!(
+            rv(second.init_token(1, b"other-so-pin", "mine")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(second.slot_ids(), vec![0, 1, 2]);
+
+        let a = first.token(0).unwrap().unwrap();
+        let b = second.token(0).unwrap().unwrap();
+        assert!(b.find(&label_template("hello")).unwrap().is_empty());
+        let handle = a
+            .create_object(data_object("hello", true, false), 1)
+            .unwrap();
+        let found = b.find(&label_template("hello")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            b.object(found[0]).unwrap().attrs.get(CKA_LABEL),
+            Some(&b"hello"[..])
+        );
+
+        // Updates and deletes travel too.
+        let mut renamed = a.object(handle).unwrap().attrs.clone();
+        renamed.set(CKA_LABEL, b"renamed".to_vec());
+        a.update_object(handle, renamed).unwrap();
+        assert!(b.find(&label_template("hello")).unwrap().is_empty());
+        assert_eq!(
+            b.find(&label_template("renamed")).unwrap(),
+            found,
+            "handle is stable"
+        );
+        a.destroy_object(handle).unwrap();
+        assert!(b.find(&label_template("renamed")).unwrap().is_empty());
+        assert_eq!(rv(b.object(found[0])), CKR_OBJECT_HANDLE_INVALID);
+    }
+
+    #[test]
+    fn a_broken_file_is_skipped_and_its_slot_id_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let slots = open(dir.path());
+            slots.init_token(0, SO_PIN, "good").unwrap();
+        }
+        std::fs::write(
+            dir.path().join("token-7.db"),
+            b"this is not a database at all",
+        )
+        .unwrap();
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![0, 8]);
+        assert_eq!(rv(slots.token(7)), CKR_SLOT_ID_INVALID);
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        // Refreshing again does not report or reopen it.
+        slots.refresh().unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 8]);
+    }
+
+    #[test]
+    fn reinit_wipes_objects_and_user_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = open(dir.path());
+        let other = open(dir.path());
+        slots.init_token(0, SO_PIN, "before").unwrap();
+        other.refresh().unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(USER_PIN).unwrap();
+        token.logout().unwrap();
+        token.login(UserType::User, USER_PIN).unwrap();
+        token
+            .create_object(data_object("public", true, false), 1)
+            .unwrap();
+        token
+            .create_object(data_object("private", true, true), 1)
+            .unwrap();
+        token.logout().unwrap();
+        let seen_elsewhere = other.token(0).unwrap().unwrap();
+        assert_eq!(seen_elsewhere.find(&Attributes::new()).unwrap().len(), 1);
+
+        assert_eq!(
+            rv(slots.init_token(0, b"wrong-so-pin", "after")),
+            CKR_PIN_INCORRECT
+        );
+        slots.init_token(0, SO_PIN, "after").unwrap();
+        let info = token.info();
+        assert_eq!(info.label, "after");
+        assert_eq!(info.flags & CKF_USER_PIN_INITIALIZED, 0);
+        assert!(token.find(&Attributes::new()).unwrap().is_empty());
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_PIN_NOT_INITIALIZED
+        );
+        assert_eq!(slots.slot_ids(), vec![0, 1], "re-init keeps the slot");
+        assert!(seen_elsewhere.find(&Attributes::new()).unwrap().is_empty());
+        assert_eq!(seen_elsewhere.info().label, "after");
+        // The SO PIN still works, also in the other instance.
+        seen_elsewhere.login(UserType::So, SO_PIN).unwrap();
+    }
+}

@@ -125,6 +125,8 @@ struct Inner {
     login_serial: u64,
     keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
     next_version: u64,
+    /// Another connection changed objects since the index was last brought up to date.
+    objects_stale: bool,
 }
 
 pub struct Token {
@@ -148,8 +150,11 @@ impl Token {
             login_serial: 0,
             keys: HashMap::new(),
             next_version: 0,
+            objects_stale: true,
         };
-        inner.sync()?;
+        // The objects are loaded at the first call that needs them, so listing slots and
+        // logging in stay fast on a token with many objects.
+        inner.sync_record()?;
         Ok(Token {
             slot_id: inner.record.slot_id,
             kdf,
@@ -189,7 +194,7 @@ impl Token {
         let mut inner = self.inner.lock();
         // A store error leaves the last known state; the next call that needs the store
         // reports it.
-        let _ = inner.sync();
+        let _ = inner.sync_record();
         let record = &inner.record;
         let mut flags =
             CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
@@ -258,7 +263,7 @@ impl Token {
         check_pin_len(pin)?;
         let (key, epoch) = {
             let mut inner = self.inner.lock();
-            inner.sync()?;
+            inner.sync_record()?;
             match &inner.login {
                 Some(login) if login.user == UserType::So => {
                     (Zeroizing::new(*login.key), inner.record.epoch)
@@ -313,6 +318,7 @@ impl Token {
         inner.by_store_id.clear();
         inner.keys.clear();
         inner.seen_counter = None;
+        inner.objects_stale = true;
         inner.record = inner.store.load_token()?;
         inner.sync()
     }
@@ -513,7 +519,7 @@ impl Token {
         check_pin_len(pin)?;
         let (record, epoch) = {
             let mut inner = self.inner.lock();
-            inner.sync()?;
+            inner.sync_record()?;
             let record = match (inner.record.pin(user), user) {
                 (Some(record), _) => record.clone(),
                 (None, UserType::User) => return fail(CKR_USER_PIN_NOT_INITIALIZED),
@@ -529,7 +535,7 @@ impl Token {
         let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
         let token_key = seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag());
         let mut inner = self.inner.lock();
-        inner.sync()?;
+        inner.sync_record()?;
         if inner.record.epoch != epoch {
             return Err(Error::with(
                 CKR_DEVICE_REMOVED,
@@ -727,9 +733,10 @@ impl Inner {
         );
     }
 
-    /// Catches up with commits of other connections: nothing when none happened, else the
-    /// token record and the objects whose generation moved.
-    fn sync(&mut self) -> Result<()> {
+    /// Catches up with other connections' commits to the token record (label, PIN
+    /// records and counters, epoch): one `PRAGMA data_version` when there were none.
+    /// Object changes are noted for `sync`.
+    fn sync_record(&mut self) -> Result<()> {
         if !self.store.data_changed()? {
             return Ok(());
         }
@@ -743,11 +750,21 @@ impl Inner {
             self.by_store_id.clear();
             self.seen_counter = None;
         }
-        let counter = record.change_counter;
+        if self.seen_counter != Some(record.change_counter) {
+            self.objects_stale = true;
+        }
         self.record = record;
-        if self.seen_counter == Some(counter) {
+        Ok(())
+    }
+
+    /// Catches up with other connections' commits: the record, then the objects whose
+    /// generation moved (a diff of `(id, generation)` pairs, loading only those).
+    fn sync(&mut self) -> Result<()> {
+        self.sync_record()?;
+        if !self.objects_stale {
             return Ok(());
         }
+        let counter = self.record.change_counter;
         let on_disk: HashMap<ObjectId, u64> =
             self.store.object_generations()?.into_iter().collect();
         let gone: Vec<ObjectId> = self
@@ -786,6 +803,439 @@ impl Inner {
             }
         }
         self.seen_counter = Some(counter);
+        self.objects_stale = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slot::Slots;
+    use std::path::Path;
+
+    const SO_PIN: &[u8] = b"so-pin-1234";
+    const USER_PIN: &[u8] = b"user-pin-1234";
+    /// A value that must never reach the disk in clear.
+    const SECRET: &[u8] = b"\x13\x37TOP-SECRET-PRIVATE-EXPONENT-VALUE\x42";
+
+    fn rv<T>(r: Result<T>) -> CK_RV {
+        match r {
+            Ok(_) => CKR_OK,
+            Err(e) => e.rv,
+        }
+    }
+
+    /// An initialised token with a user PIN, nobody logged in.
+    fn setup(dir: &Path) -> (Slots, Arc<Token>) {
+        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        slots.init_token(0, SO_PIN, "test").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(USER_PIN).unwrap();
+        token.logout().unwrap();
+        (slots, token)
+    }
+
+    fn reopen(dir: &Path) -> (Slots, Arc<Token>) {
+        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        (slots, token)
+    }
+
+    fn private_key(label: &str) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+        a.set_ulong(CKA_KEY_TYPE, CKK_RSA);
+        a.set_bool(CKA_TOKEN, true);
+        a.set_bool(CKA_PRIVATE, true);
+        a.set(CKA_LABEL, label.as_bytes());
+        a.set(CKA_MODULUS, vec![0xC5; 256]);
+        a.set(CKA_PRIVATE_EXPONENT, SECRET);
+        a
+    }
+
+    fn public_secret_key(label: &str) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+        a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        a.set_bool(CKA_TOKEN, true);
+        a.set_bool(CKA_PRIVATE, false);
+        a.set(CKA_LABEL, label.as_bytes());
+        a.set(CKA_VALUE, SECRET);
+        a
+    }
+
+    fn data(label: &str, token: bool, private: bool) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_DATA);
+        a.set_bool(CKA_TOKEN, token);
+        a.set_bool(CKA_PRIVATE, private);
+        a.set(CKA_LABEL, label.as_bytes());
+        a
+    }
+
+    fn by_label(label: &str) -> Attributes {
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, label.as_bytes());
+        t
+    }
+
+    #[test]
+    fn login_and_logout_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        slots.init_token(0, SO_PIN, "codes").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        assert_eq!(token.logged_in(), None);
+        assert_eq!(rv(token.logout()), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_PIN_NOT_INITIALIZED
+        );
+        assert_eq!(rv(token.init_pin(USER_PIN)), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_LEN_RANGE);
+        assert_eq!(
+            rv(token.login(UserType::So, &[b'x'; 256])),
+            CKR_PIN_LEN_RANGE
+        );
+        assert_eq!(
+            rv(token.login(UserType::So, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(token.logged_in(), Some(UserType::So));
+        assert_eq!(
+            rv(token.login(UserType::So, SO_PIN)),
+            CKR_USER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(rv(token.init_pin(b"12")), CKR_PIN_LEN_RANGE);
+        token.init_pin(USER_PIN).unwrap();
+        assert_ne!(token.info().flags & CKF_USER_PIN_INITIALIZED, 0);
+        token.verify_pin(UserType::So, SO_PIN).unwrap();
+        assert_eq!(
+            rv(token.verify_pin(UserType::User, USER_PIN)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        token.logout().unwrap();
+        assert_eq!(rv(token.logout()), CKR_USER_NOT_LOGGED_IN);
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.login(UserType::So, SO_PIN)),
+            CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.verify_pin(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.verify_pin(UserType::User, USER_PIN).unwrap();
+        token.logout().unwrap();
+
+        // C_SetPIN: old PIN checked, new one works, old one no longer.
+        assert_eq!(
+            rv(token.set_pin(UserType::User, b"wrong-pin", b"new-user-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            rv(token.set_pin(UserType::User, USER_PIN, b"new")),
+            CKR_PIN_LEN_RANGE
+        );
+        token
+            .set_pin(UserType::User, USER_PIN, b"new-user-pin")
+            .unwrap();
+        assert_eq!(rv(token.login(UserType::User, USER_PIN)), CKR_PIN_INCORRECT);
+        token.login(UserType::User, b"new-user-pin").unwrap();
+        token.logout().unwrap();
+        token.set_pin(UserType::So, SO_PIN, b"new-so-pin").unwrap();
+        token.login(UserType::So, b"new-so-pin").unwrap();
+    }
+
+    #[test]
+    fn retry_counters_persist_and_lock_at_ten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let user_flags = |t: &Token| {
+            t.info().flags & (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED)
+        };
+        // A right PIN resets the counter.
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(user_flags(&token), CKF_USER_PIN_COUNT_LOW);
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.logout().unwrap();
+        assert_eq!(user_flags(&token), 0);
+
+        for attempt in 1..=5 {
+            assert_eq!(
+                rv(token.login(UserType::User, b"wrong-pin")),
+                CKR_PIN_INCORRECT,
+                "{attempt}"
+            );
+        }
+        drop(token);
+        drop(_slots);
+        // The count survives a restart.
+        let (slots, token) = reopen(dir.path());
+        assert_eq!(user_flags(&token), CKF_USER_PIN_COUNT_LOW);
+        for attempt in 6..=9 {
+            assert_eq!(
+                rv(token.login(UserType::User, b"wrong-pin")),
+                CKR_PIN_INCORRECT,
+                "{attempt}"
+            );
+        }
+        assert_eq!(user_flags(&token), CKF_USER_PIN_FINAL_TRY);
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(user_flags(&token), CKF_USER_PIN_LOCKED);
+        assert_eq!(rv(token.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
+        // Another instance (another process) sees the lock.
+        let (_other_slots, other) = reopen(dir.path());
+        assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
+        assert_eq!(user_flags(&other), CKF_USER_PIN_LOCKED);
+
+        // The SO unlocks by setting a new user PIN.
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(b"fresh-pin").unwrap();
+        token.logout().unwrap();
+        assert_eq!(user_flags(&token), 0);
+        token.login(UserType::User, b"fresh-pin").unwrap();
+        token.logout().unwrap();
+
+        // A locked SO PIN stays locked.
+        for _ in 0..MAX_PIN_FAILURES {
+            assert_eq!(
+                rv(token.login(UserType::So, b"wrong-pin")),
+                CKR_PIN_INCORRECT
+            );
+        }
+        assert_ne!(token.info().flags & CKF_SO_PIN_LOCKED, 0);
+        assert_eq!(rv(token.login(UserType::So, SO_PIN)), CKR_PIN_LOCKED);
+        drop(slots);
+    }
+
+    #[test]
+    fn token_objects_persist_with_secrets_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_slots, token) = setup(dir.path());
+            // Secrets need the token key.
+            assert_eq!(
+                rv(token.create_object(public_secret_key("pub-secret"), 1)),
+                CKR_USER_NOT_LOGGED_IN
+            );
+            assert_eq!(
+                rv(token.create_object(private_key("rsa"), 1)),
+                CKR_USER_NOT_LOGGED_IN
+            );
+            token.login(UserType::User, USER_PIN).unwrap();
+            token.create_object(private_key("rsa"), 1).unwrap();
+            token
+                .create_object(public_secret_key("pub-secret"), 1)
+                .unwrap();
+            token.logout().unwrap();
+        }
+        // Nothing on disk holds the secret in clear (database, WAL, anything else).
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET));
+        }
+
+        let (_slots, token) = reopen(dir.path());
+        // Not logged in: the private key is invisible, the public secret key is visible
+        // without its sealed value.
+        assert!(token.find(&by_label("rsa")).unwrap().is_empty());
+        let found = token.find(&by_label("pub-secret")).unwrap();
+        assert_eq!(found.len(), 1);
+        let object = token.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_VALUE), None);
+        assert_eq!(object.locked, vec![CKA_VALUE]);
+        assert_eq!(rv(token.loaded_key(found[0])), CKR_USER_NOT_LOGGED_IN);
+
+        // Changing a public attribute without login keeps the sealed value.
+        let mut renamed = object.attrs.clone();
+        renamed.set(CKA_LABEL, b"renamed".to_vec());
+        token.update_object(found[0], renamed).unwrap();
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        let rsa = token.find(&by_label("rsa")).unwrap();
+        assert_eq!(rsa.len(), 1);
+        let object = token.object(rsa[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_PRIVATE_EXPONENT), Some(SECRET));
+        assert!(object.locked.is_empty());
+        let object = token.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_VALUE), Some(SECRET));
+        assert_eq!(object.attrs.get(CKA_LABEL), Some(&b"renamed"[..]));
+        // Searches match public attributes, never the sealed ones.
+        let mut by_secret = Attributes::new();
+        by_secret.set(CKA_VALUE, SECRET);
+        assert!(token.find(&by_secret).unwrap().is_empty());
+    }
+
+    #[test]
+    fn private_objects_need_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        assert_eq!(
+            rv(token.create_object(data("p", true, true), 1)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(
+            rv(token.create_object(data("p", true, true), 1)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        let public = token.create_object(data("pub", true, false), 1).unwrap();
+        token.logout().unwrap();
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        let private = token.create_object(data("p", true, true), 1).unwrap();
+        let session_private = token.create_object(data("sp", false, true), 2).unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap().len(), 3);
+        assert_eq!(
+            rv(token.loaded_key(private)),
+            CKR_KEY_HANDLE_INVALID,
+            "not a key"
+        );
+        token.logout().unwrap();
+
+        assert_eq!(token.find(&Attributes::new()).unwrap(), vec![public]);
+        assert_eq!(rv(token.object(private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.object(session_private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.destroy_object(private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.loaded_key(private)), CKR_KEY_HANDLE_INVALID);
+        // The SO sees public objects only.
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap(), vec![public]);
+    }
+
+    #[test]
+    fn session_objects_live_in_memory_and_die_with_their_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let a = token.create_object(data("s", false, false), 10).unwrap();
+        let b = token.create_object(data("s", false, false), 11).unwrap();
+        assert_ne!(a, 0);
+        assert_ne!(a, b);
+        assert_eq!(token.object(a).unwrap().session, Some(10));
+        let (_other_slots, other) = reopen(dir.path());
+        assert!(
+            other.find(&by_label("s")).unwrap().is_empty(),
+            "never persisted"
+        );
+        token.close_session(10);
+        assert_eq!(token.find(&by_label("s")).unwrap(), vec![b]);
+        assert_eq!(rv(token.object(a)), CKR_OBJECT_HANDLE_INVALID);
+    }
+
+    #[test]
+    fn search_by_label_or_id_among_many_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let count = 10_000;
+        let mut target = 0;
+        for i in 0..count {
+            let mut a = data(&format!("object {i}"), false, false);
+            a.set(CKA_ID, (i as u32).to_be_bytes().to_vec());
+            let handle = token.create_object(a, 1).unwrap();
+            if i == 7_777 {
+                target = handle;
+            }
+        }
+        // A few token objects join the same index.
+        for i in 0..20 {
+            token
+                .create_object(data(&format!("stored {i}"), true, false), 1)
+                .unwrap();
+        }
+        let mut by_id = Attributes::new();
+        by_id.set(CKA_ID, 7_777u32.to_be_bytes().to_vec());
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            assert_eq!(token.find(&by_label("object 7777")).unwrap(), vec![target]);
+            assert_eq!(token.find(&by_id).unwrap(), vec![target]);
+        }
+        let per_find = started.elapsed() / 200;
+        // A scan of 10 000 objects takes milliseconds even optimised; an index lookup
+        // microseconds, even in a debug build.
+        assert!(
+            per_find < std::time::Duration::from_micros(500),
+            "{per_find:?} per find"
+        );
+        // Other attributes filter the indexed candidates.
+        let mut both = by_label("object 7777");
+        both.set_ulong(CKA_CLASS, CKO_CERTIFICATE);
+        assert!(token.find(&both).unwrap().is_empty());
+        let mut class = Attributes::new();
+        class.set_ulong(CKA_CLASS, CKO_DATA);
+        class.set_bool(CKA_TOKEN, true);
+        assert_eq!(token.find(&class).unwrap().len(), 20);
+    }
+
+    /// The scale figures of issue 4 (debug build of our code, optimised dependencies):
+    /// `cargo test --lib store_scale -- --ignored --nocapture`; `FERROHSM_SCALE_N` objects.
+    #[test]
+    #[ignore]
+    fn store_scale() {
+        use std::time::Instant;
+        let n: usize = std::env::var("FERROHSM_SCALE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        let empty_login = started.elapsed();
+        let started = Instant::now();
+        for i in 0..n {
+            let mut a = private_key(&format!("key {i}"));
+            a.set(CKA_ID, (i as u32).to_be_bytes().to_vec());
+            token.create_object(a, 1).unwrap();
+        }
+        eprintln!(
+            "{n} sealed token objects created: {:?} each",
+            started.elapsed() / n as u32
+        );
+        drop(token);
+        drop(_slots);
+        let size: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        eprintln!("store size: {size} bytes ({} per object)", size / n as u64);
+
+        let started = Instant::now();
+        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        let ids = slots.slot_ids();
+        eprintln!("open + slot list: {:?} ({ids:?})", started.elapsed());
+        let token = slots.token(0).unwrap().unwrap();
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        eprintln!(
+            "login: {:?} (empty token: {empty_login:?})",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(token.find(&by_label("key 1")).unwrap().len(), 1);
+        eprintln!("first find (loads the index): {:?}", started.elapsed());
+        let started = Instant::now();
+        for i in 0..1000 {
+            assert_eq!(token.find(&by_label(&format!("key {i}"))).unwrap().len(), 1);
+        }
+        eprintln!("find by label: {:?} each", started.elapsed() / 1000);
     }
 }

@@ -81,7 +81,7 @@ impl<M> ObjectIndex<M> {
         Some(entry)
     }
 
-    /// Removes every entry for which `keep` is false; returns the removed handles.
+    /// Removes every entry for which `drop` is true; returns the removed handles.
     pub fn remove_where(
         &mut self,
         mut drop: impl FnMut(&Entry<M>) -> bool,
@@ -114,7 +114,7 @@ impl<M> ObjectIndex<M> {
                 match self.by_value.get(&(ty, value.to_vec())) {
                     None => return Box::new(std::iter::empty()),
                     Some(set) => {
-                        if smallest.is_none_or(|s| set.len() < s.len()) {
+                        if smallest.map_or(true, |s| set.len() < s.len()) {
                             smallest = Some(set);
                         }
                     }
