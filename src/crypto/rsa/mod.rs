@@ -88,6 +88,8 @@ pub trait RsaBackend: Send + Sync {
 #[cfg(feature = "aws-lc")]
 pub mod awslc;
 pub mod rustcrypto;
+#[cfg(test)]
+mod tests;
 
 /// The backend chosen at build time: aws-lc-rs (with the `rsa` crate for what it lacks) when
 /// the `aws-lc` feature is on, the pure-Rust `rsa` crate otherwise.

@@ -225,6 +225,7 @@ impl RustCryptoPrivateKey {
         })
     }
 
+    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
     pub(super) fn key(&self) -> &rsa::PrivateKey {
         &self.key
     }
