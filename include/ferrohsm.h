@@ -31,6 +31,237 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 #endif
 
 
+/**
+ * Smallest modulus any operation accepts (bits); imported keys below it are refused.
+ */
+#define MIN_MODULUS_BITS 1024
+
+/**
+ * Largest modulus any operation accepts (bits).
+ */
+#define MAX_MODULUS_BITS 8192
+
+/**
+ * Length of the uncompressed point `04||X||Y`.
+ */
+#define POINT_LEN 65
+
+/**
+ * Length of a coordinate or of the private scalar.
+ */
+#define FIELD_LEN 32
+
+/**
+ * Raw signature length: r||s.
+ */
+#define SIGNATURE_LEN (2 * FIELD_LEN)
+
+/**
+ * Longest DER signature: SEQUENCE of two 33-byte INTEGERs.
+ */
+#define SIGNATURE_DER_MAX_LEN (2 + (2 * ((2 + FIELD_LEN) + 1)))
+
+#define DEFAULT_MODULUS_BITS 2048
+
+#define MIN_GENERATED_BITS 2048
+
+#define MAX_GENERATED_BITS 4096
+
+/**
+ * Length of `CKA_EC_POINT`: `04 41` then the 65-byte point.
+ */
+#define EC_POINT_DER_LEN (POINT_LEN + 2)
+
+/**
+ * The on-disk format this build writes and reads. A newer store is refused with a clear
+ * message rather than misread.
+ */
+#define FORMAT_VERSION 1
+
+#define KEY_LEN 32
+
+#define SALT_LEN 16
+
+/**
+ * PIN lengths accepted by C_InitToken, C_InitPIN, C_SetPIN and C_Login (ulMinPinLen,
+ * ulMaxPinLen of CK_TOKEN_INFO); anything else is CKR_PIN_LEN_RANGE.
+ */
+#define MIN_PIN_LEN 4
+
+#define MAX_PIN_LEN 255
+
+/**
+ * Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
+ */
+#define MAX_PIN_FAILURES 10
+
+/**
+ * Key type alias for SM2 keys (`CKK_VENDOR_DEFINED | 4`). Accepted in templates of
+ * `C_GenerateKeyPair`, `C_CreateObject` and `C_FindObjectsInit`; it means the same key as
+ * `CKK_EC` with `CKA_EC_PARAMS` = the SM2 OID, and stored objects report `CKK_EC`.
+ */
+#define CKK_SM2 2147483652
+
+/**
+ * SM2 signature over a caller-supplied 32-byte digest e (already SM3(Z||M)); no parameter;
+ * signature raw `r||s` (64 bytes).
+ */
+#define CKM_SM2 2147516416
+
+/**
+ * SM2 key pair generation; `CKA_EC_PARAMS` optional (defaults to the SM2 OID).
+ */
+#define CKM_SM2_KEY_PAIR_GEN 2147516417
+
+/**
+ * SM2 signature with SM3: e = SM3(Z||M) computed inside. Optional parameter: the raw signer
+ * ID bytes (NULL means [`SM2_DEFAULT_SIGNER_ID`]). Signature raw `r||s` (64 bytes).
+ */
+#define CKM_SM3_SM2 2147516672
+
+/**
+ * As [`CKM_SM3_SM2`], with the signature DER `SEQUENCE { r INTEGER, s INTEGER }`.
+ */
+#define CKM_SM3_SM2_DER 2147516673
+
+/**
+ * SM2 public-key encryption (SM3 for KDF and C3). Encrypt writes raw `04||x1||y1||C3||C2`;
+ * decrypt auto-detects the input form. Optional parameter: a `CK_ULONG` format code
+ * (`SM2_CIPHER_FORMAT_*`).
+ */
+#define CKM_SM2_RAW 2147516928
+
+/**
+ * As [`CKM_SM2_RAW`], but Encrypt writes the GM/T 0009 DER form
+ * `SEQUENCE { x INTEGER, y INTEGER, hash OCTET STRING (32), ciphertext OCTET STRING }`
+ * (what OpenSSL 3 `pkeyutl` writes and reads).
+ */
+#define CKM_SM2_CIPHER_DER 2147516929
+
+/**
+ * SM3 digest (32 bytes).
+ */
+#define CKM_SM3 2147520513
+
+/**
+ * SM2 ciphertext format code: decrypt auto-detects (DER, then raw C1C3C2 with the 04
+ * prefix, then raw C1C3C2 without it); encrypt writes the mechanism's own form.
+ */
+#define SM2_CIPHER_FORMAT_AUTO 0
+
+/**
+ * SM2 ciphertext format code: DER (GM/T 0009) only.
+ */
+#define SM2_CIPHER_FORMAT_DER 1
+
+/**
+ * SM2 ciphertext format code: raw `C1||C3||C2` only (GB/T 32918-2016 order).
+ */
+#define SM2_CIPHER_FORMAT_C1C3C2 2
+
+/**
+ * SM2 ciphertext format code: raw `C1||C2||C3` only (the legacy 2010 draft order).
+ */
+#define SM2_CIPHER_FORMAT_C1C2C3 3
+
+/**
+ * Flag OR-ed into a raw format code: C1 is `x1||y1` without the 0x04 prefix byte.
+ */
+#define SM2_CIPHER_FORMAT_NO_PREFIX 256
+
+/**
+ * Key size, in bits, reported by `C_GetMechanismInfo` for every SM2 mechanism.
+ */
+#define SM2_KEY_BITS 256
+
+/**
+ * Argon2id cost; stored with each wrapped key so old tokens keep opening when the
+ * default changes.
+ */
+typedef struct KdfParams KdfParams;
+
+/**
+ * Footnote flags, one bit each.
+ */
+typedef uint16_t Flags;
+
+/**
+ * The attribute types with a value lookup.
+ */
+#define INDEXED_TYPES { CKA_LABEL, CKA_ID, CKA_CLASS, }
+
+/**
+ * Footnote 1: must be given to C_CreateObject (else CKR_TEMPLATE_INCOMPLETE).
+ */
+#define REQUIRED_ON_CREATE (1 << 0)
+
+/**
+ * Footnote 2: must not be given to C_CreateObject; the token derives it from the rest.
+ */
+#define FORBIDDEN_ON_CREATE (1 << 1)
+
+/**
+ * Footnote 3: must be given when generated (the mechanism's output counts).
+ */
+#define REQUIRED_ON_GENERATE (1 << 2)
+
+/**
+ * Footnote 4: must not be given when generated: it is key material the mechanism makes.
+ */
+#define FORBIDDEN_ON_GENERATE (1 << 3)
+
+/**
+ * Footnote 7: unreadable when CKA_SENSITIVE is true or CKA_EXTRACTABLE is false.
+ */
+#define SENSITIVE (1 << 4)
+
+/**
+ * Footnote 8: may be changed by C_SetAttributeValue and C_CopyObject.
+ */
+#define MODIFIABLE (1 << 5)
+
+/**
+ * §4.4: CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE "can be changed in the process of copying
+ * an object", and only then.
+ */
+#define CHANGE_ON_COPY (1 << 6)
+
+/**
+ * Footnote 10: only the SO may set it to true. The policy layer does not know who is
+ * logged in, so true is refused (CKR_ATTRIBUTE_READ_ONLY) and false is the only value.
+ */
+#define SO_ONLY_TRUE (1 << 7)
+
+/**
+ * Footnote 11: once true it becomes read-only (may only go false -> true).
+ */
+#define ONLY_TO_TRUE (1 << 8)
+
+/**
+ * Footnote 12: once false it becomes read-only (may only go true -> false).
+ */
+#define ONLY_TO_FALSE (1 << 9)
+
+/**
+ * Footnotes 2,4,6 together: set by the token only (CKA_LOCAL, CKA_UNIQUE_ID, ...); a
+ * caller who gives one gets CKR_ATTRIBUTE_READ_ONLY.
+ */
+#define TOKEN_COMPUTED (1 << 10)
+
+
+
+/**
+ * DER of the SM2 curve OID 1.2.156.10197.1.301 (sm2p256v1): the value of `CKA_EC_PARAMS`
+ * on SM2 public and private key objects.
+ */
+#define SM2_OID_DER { 6, 8, 42, 129, 28, 207, 85, 1, 130, 45, }
+
+/**
+ * Signer ID used by `CKM_SM3_SM2` and `CKM_SM3_SM2_DER` when no parameter is given
+ * (GM/T 0009). OpenSSL 3 needs `-pkeyopt distid:1234567812345678` to match.
+ */
+#define SM2_DEFAULT_SIGNER_ID { 49, 50, 51, 52, 53, 54, 55, 56, 49, 50, 51, 52, 53, 54, 55, 56, }
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -27,6 +27,10 @@ pub fn generate_key_pair(
             return fail(CKR_USER_NOT_LOGGED_IN);
         }
     }
+    if let Some(key_type) = m.generated_key_type() {
+        policy::check_generate_template(&public_template, CKO_PUBLIC_KEY, key_type)?;
+        policy::check_generate_template(&private_template, CKO_PRIVATE_KEY, key_type)?;
+    }
     let generated = m.generate_key_pair(&param, &public_template, &private_template)?;
     let origin = Origin::Generate { mechanism: ty };
     let public = policy::new_object(&public_template, origin, &generated.public)?;

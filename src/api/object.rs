@@ -66,8 +66,7 @@ pub fn copy(
     if !original.attrs.flag(CKA_COPYABLE, true) {
         return fail(CKR_ACTION_PROHIBITED);
     }
-    let mut attrs = policy::change(&original.attrs, &template, true)?;
-    attrs.set(CKA_UNIQUE_ID, policy::new_unique_id()?);
+    let attrs = policy::change(&original.attrs, &template, true)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.create_object(attrs, session)
 }

@@ -131,6 +131,11 @@ pub trait Mechanism: Send + Sync {
     fn digest(&self, _param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
+    /// The key type `generate_key_pair` makes, so that templates can be checked before
+    /// the (slow) generation runs.
+    fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {
+        None
+    }
     /// `public` and `private` are the caller's templates, for the attributes that steer
     /// generation (CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS).
     fn generate_key_pair(

@@ -29,7 +29,7 @@ use cryptoki_sys::*;
 
 /// Vendor alias for SM2 keys (Sansec/TASS family, see sm2.md): accepted wherever a
 /// template names a key type and stored as CKK_EC.
-pub const CKK_SM2: CK_KEY_TYPE = CKK_VENDOR_DEFINED | 0x4;
+use crate::vendor::CKK_SM2;
 
 /// How an object comes into being; the spec's footnotes differ per origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

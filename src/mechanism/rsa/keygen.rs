@@ -23,6 +23,10 @@ impl Mechanism for RsaKeyPairGen {
         }
     }
 
+    fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {
+        Some(CKK_RSA)
+    }
+
     fn generate_key_pair(
         &self,
         param: &MechanismParam,

@@ -20,6 +20,10 @@ impl Mechanism for Sm2KeyPairGen {
         info(KEYGEN_FLAGS)
     }
 
+    fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {
+        Some(CKK_EC)
+    }
+
     fn generate_key_pair(
         &self,
         param: &MechanismParam,
