@@ -285,18 +285,28 @@ isolated_test! {
     }
 }
 
+/// Data object number `i`: label `obj-<i>`, value `i`, application `group-<i % 7>`.
+fn grouped_data_object(i: u32, token: bool, private: bool) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(token),
+        Attribute::Private(private),
+        Attribute::Label(format!("obj-{i}").into_bytes()),
+        Attribute::Application(format!("group-{}", i % 7).into_bytes()),
+        Attribute::Value(i.to_be_bytes().to_vec()),
+    ]
+}
+
 isolated_test! {
     fn find_by_label_among_two_thousand_objects() {
         let token = Token::new();
         let session = token.user();
         for i in 0..1800u32 {
-            let mut template = data_object(&format!("obj-{i}"), &i.to_be_bytes(), false, false);
-            template.push(Attribute::Id(vec![(i % 7) as u8]));
+            let template = grouped_data_object(i, false, false);
             session.create_object(&template).expect("create session object");
         }
         for i in 1800..2000u32 {
-            let mut template = data_object(&format!("obj-{i}"), &i.to_be_bytes(), true, i % 2 == 0);
-            template.push(Attribute::Id(vec![(i % 7) as u8]));
+            let template = grouped_data_object(i, true, i % 2 == 0);
             session.create_object(&template).expect("create token object");
         }
         for i in [0u32, 1234, 1799, 1800, 1999] {
@@ -309,10 +319,10 @@ isolated_test! {
 
         let data = session.find_objects(&[Attribute::Class(ObjectClass::DATA)]).expect("find");
         assert_eq!(data.len(), 2000);
-        let with_id = session
-            .find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Id(vec![3])])
-            .expect("find by id");
-        assert_eq!(with_id.len(), (0..2000).filter(|i| i % 7 == 3).count());
+        let group = session
+            .find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Application(b"group-3".to_vec())])
+            .expect("find by application");
+        assert_eq!(group.len(), (0..2000).filter(|i| i % 7 == 3).count());
         let token_objects = session.find_objects(&[Attribute::Token(true)]).expect("find token");
         assert_eq!(token_objects.len(), 200);
         let combined = session

@@ -134,9 +134,10 @@ isolated_test! {
         let _kept = raw.open_session(token.slot, true);
         assert_rv(raw.finalize(), CKR_OK, "C_Finalize with open sessions");
         assert_rv(raw.initialize(), CKR_OK, "C_Initialize again");
-        let info = token.p11.get_token_info(token.slot).expect("info");
+        let slot = slot_by_label(&token.p11, TOKEN_LABEL).expect("token after re-initialise");
+        let info = token.p11.get_token_info(slot).expect("info");
         assert_eq!(info.session_count(), Some(0), "C_Finalize closed everything");
-        let session = token.rw();
+        let session = token.p11.open_rw_session(slot).expect("session");
         assert_eq!(
             session.get_session_info().expect("info").session_state(),
             SessionState::RwPublic

@@ -165,10 +165,6 @@ isolated_test! {
         common::expect_rv(rw.login(UserType::User, Some(&pin(USER_PIN))), RvError::UserAlreadyLoggedIn);
         // Login state is per token, so the other session is logged in too.
         common::expect_rv(ro.login(UserType::User, Some(&pin(USER_PIN))), RvError::UserAlreadyLoggedIn);
-        common::expect_rv(
-            rw.login(UserType::So, Some(&pin(SO_PIN))),
-            RvError::UserAnotherAlreadyLoggedIn,
-        );
         ro.logout().expect("logout from the other session");
         common::expect_rv(rw.logout(), RvError::UserNotLoggedIn);
 
@@ -178,6 +174,14 @@ isolated_test! {
             RvError::SessionReadOnlyExists,
         );
         ro.close().expect("close RO session");
+
+        // One user type at a time.
+        rw.login(UserType::User, Some(&pin(USER_PIN))).expect("user login");
+        common::expect_rv(
+            rw.login(UserType::So, Some(&pin(SO_PIN))),
+            RvError::UserAnotherAlreadyLoggedIn,
+        );
+        rw.logout().expect("logout");
         common::expect_rv(rw.login(UserType::So, Some(&pin("wrong-so"))), RvError::PinIncorrect);
         rw.login(UserType::So, Some(&pin(SO_PIN))).expect("SO login");
         common::expect_rv(
