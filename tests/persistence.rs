@@ -1,0 +1,181 @@
+//! Persistence: token objects made in one process are found and used in the next; changes
+//! and deletions persist; nothing secret is written to the token directory unsealed.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+
+const MESSAGE: &[u8] = b"written in process A, read in process B";
+
+fn save(name: &str, bytes: &[u8]) {
+    std::fs::write(sandbox_dir().join(name), bytes).expect("save");
+}
+
+fn load(name: &str) -> Vec<u8> {
+    std::fs::read(sandbox_dir().join(name)).expect("load")
+}
+
+#[test]
+fn token_objects_persist_across_processes() {
+    const TEST: &str = "token_objects_persist_across_processes";
+    match common::child_phase(TEST).as_deref() {
+        Some("create") => {
+            let token = Token::new();
+            let session = token.user();
+            let pair = gen_rsa(&session, 2048, "persist-rsa", true);
+            save("modulus", &bytes_attr(&session, pair.public, AttributeType::Modulus));
+            let ciphertext = session.encrypt(&Mechanism::RsaPkcs, pair.public, MESSAGE).expect("encrypt");
+            save("ciphertext", &ciphertext);
+            let signature = session.sign(&Mechanism::Sha256RsaPkcs, pair.private, MESSAGE).expect("sign");
+            save("signature", &signature);
+            session
+                .create_object(&data_object("persist-data", b"public data", true, false))
+                .expect("token data object");
+            session
+                .create_object(&data_object("persist-secret", b"private data", true, true))
+                .expect("private token data object");
+            session
+                .create_object(&data_object("ephemeral", b"gone", false, false))
+                .expect("session object");
+        }
+        Some("use") => {
+            let token = Token::existing();
+            let session = token.rw();
+            // Without login: public objects only.
+            let public = session
+                .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(b"persist-rsa".to_vec())])
+                .expect("find public key");
+            assert_eq!(public.len(), 1, "public key visible without login");
+            assert_eq!(bytes_attr(&session, public[0], AttributeType::Modulus), load("modulus"));
+            assert_eq!(bytes_attr(&session, public[0], AttributeType::Id), b"persist-rsa");
+            assert_eq!(find_by_label(&session, "persist-data").len(), 1);
+            assert!(find_by_label(&session, "persist-secret").is_empty(), "private object hidden");
+            assert!(find_by_label(&session, "ephemeral").is_empty(), "session object did not persist");
+            session
+                .verify(&Mechanism::Sha256RsaPkcs, public[0], MESSAGE, &load("signature"))
+                .expect("verify process A's signature");
+
+            session.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
+            let private = session
+                .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"persist-rsa".to_vec())])
+                .expect("find private key");
+            assert_eq!(private.len(), 1, "private key visible after login");
+            assert!(bool_attr(&session, private[0], AttributeType::Sensitive));
+            assert!(bool_attr(&session, private[0], AttributeType::Local));
+            let plaintext = session.decrypt(&Mechanism::RsaPkcs, private[0], &load("ciphertext")).expect("decrypt");
+            assert_eq!(plaintext, MESSAGE);
+            let signature = session.sign(&Mechanism::Sha256RsaPkcs, private[0], MESSAGE).expect("sign");
+            assert_eq!(signature, load("signature"), "same key, deterministic signature");
+            let secret = find_by_label(&session, "persist-secret");
+            assert_eq!(secret.len(), 1);
+            assert_eq!(bytes_attr(&session, secret[0], AttributeType::Value), b"private data");
+
+            // Changes made here must be seen by the next process.
+            let data = find_by_label(&session, "persist-data");
+            session
+                .update_attributes(data[0], &[Attribute::Label(b"persist-renamed".to_vec())])
+                .expect("rename");
+            session.destroy_object(secret[0]).expect("destroy");
+        }
+        Some("changed") => {
+            let token = Token::existing();
+            let session = token.user();
+            assert!(find_by_label(&session, "persist-data").is_empty());
+            let renamed = find_by_label(&session, "persist-renamed");
+            assert_eq!(renamed.len(), 1, "rename persisted");
+            assert_eq!(bytes_attr(&session, renamed[0], AttributeType::Value), b"public data");
+            assert!(find_by_label(&session, "persist-secret").is_empty(), "destroy persisted");
+            assert_eq!(find_by_label(&session, "persist-rsa").len(), 2, "key pair still there");
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "create");
+            sandbox.run(TEST, "use");
+            sandbox.run(TEST, "changed");
+        }
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn secrets_are_never_written_unsealed() {
+    const TEST: &str = "secrets_are_never_written_unsealed";
+    match common::child_phase(TEST).as_deref() {
+        Some("create") => {
+            let token = Token::new();
+            let session = token.user();
+            let (public, mut private) = rsa_templates(2048, "sealed", true);
+            for attribute in private.iter_mut() {
+                match attribute {
+                    Attribute::Sensitive(v) => *v = false,
+                    Attribute::Extractable(v) => *v = true,
+                    _ => {}
+                }
+            }
+            let (_, key) = session
+                .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+                .expect("generate");
+            let parts = session
+                .get_attributes(key, &[AttributeType::PrivateExponent, AttributeType::Prime1, AttributeType::Prime2])
+                .expect("components");
+            for (index, part) in parts.into_iter().enumerate() {
+                let bytes = match part {
+                    Attribute::PrivateExponent(v) | Attribute::Prime1(v) | Attribute::Prime2(v) => v,
+                    other => panic!("unexpected {other:?}"),
+                };
+                save(&format!("secret-{index}"), &bytes);
+            }
+            session
+                .create_object(&data_object("secret-data", b"PRIVATE-DATA-OBJECT-VALUE-0123456789", true, true))
+                .expect("private data object");
+        }
+        Some("scan") => {
+            let token_dir = sandbox_dir().join("tokens");
+            let mut secrets: Vec<Vec<u8>> = (0..3).map(|i| load(&format!("secret-{i}"))).collect();
+            // A 16-byte window of each secret is enough to spot it in any file.
+            for secret in secrets.iter_mut() {
+                assert!(secret.len() >= 64);
+                secret.truncate(16);
+            }
+            secrets.push(b"PRIVATE-DATA-OBJECT-VALUE".to_vec());
+            secrets.push(USER_PIN.as_bytes().to_vec());
+            secrets.push(SO_PIN.as_bytes().to_vec());
+            let files = files_under(&token_dir);
+            assert!(!files.is_empty(), "the token directory holds the store");
+            for file in files {
+                let bytes = std::fs::read(&file).expect("read store file");
+                for (index, secret) in secrets.iter().enumerate() {
+                    assert!(!contains(&bytes, secret), "secret #{index} found unsealed in {}", file.display());
+                }
+            }
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "create");
+            sandbox.run(TEST, "scan");
+        }
+    }
+}
