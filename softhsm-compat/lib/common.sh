@@ -41,7 +41,8 @@ check() {
     return 0
 }
 
-# Marks a check that cannot run on this module (e.g. SM2 on SoftHSMv2) without running it.
+# Records a SKIP with its reason for a check that cannot run here (SM2 on SoftHSMv2, or a
+# client that cannot express the operation), so the table still has its row.
 not_applicable() {
     record SKIP "$1" "$2" "$3"
 }
