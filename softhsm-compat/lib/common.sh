@@ -41,7 +41,8 @@ check() {
     return 0
 }
 
-# Marks a check that cannot run on this module (e.g. SM2 on SoftHSMv2) without running it.
+# Records a SKIP with its reason for a check that cannot run here (SM2 on SoftHSMv2, or a
+# client that cannot express the operation), so the table still has its row.
 not_applicable() {
     record SKIP "$1" "$2" "$3"
 }
@@ -72,13 +73,17 @@ t() {
     return "$rc"
 }
 
-# The most telling line of a client's stderr: the function and CKR_ code if it printed one.
+# The most telling line of a client's stderr: the client's own "C_xxx failed: rv = CKR_..."
+# report first, then any CKR_ code, then its last line; a panic location is appended.
 err_summary() {
-    local line
-    line=$(grep -Eo '(C_[A-Za-z]+[^:]*: )?rv = CKR_[A-Z_]+|CKR_[A-Z_]+' "$1" | head -n1)
+    local line panic
+    line=$(grep -Eo 'C_[A-Za-z]+( failed)?: rv = CKR_[A-Z_]+' "$1" | head -n1)
+    [ -n "$line" ] || line=$(grep -Eo 'rv = CKR_[A-Z_]+|CKR_[A-Z_]+' "$1" | head -n1)
     [ -n "$line" ] || line=$(grep -v '^Aborting' "$1" | grep -v '^[[:space:]]*$' | tail -n1)
     [ -n "$line" ] || line="failed"
-    echo "${line:0:160}"
+    panic=$(grep -Eo 'panicked at [^ ]+' "$1" | head -n1)
+    [ -z "$panic" ] || line="$line (${panic%:})"
+    echo "${line:0:200}"
 }
 
 # fail MESSAGE: sets REASON and returns failure (use as `cond || fail "why"`).

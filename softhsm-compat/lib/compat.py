@@ -6,6 +6,7 @@ Skip(reason) for SKIP, and raises anything else for FAIL (its message becomes th
 
 import os
 import subprocess
+import sys
 import traceback
 
 import PyKCS11
@@ -35,20 +36,45 @@ def record(status, client, name, reason=""):
 
 
 def check(client, name, function, *args):
-    """Runs one check; its traceback, if any, goes to the check's log. Returns True on PASS."""
+    """Runs one check with the process's stderr (the module's own messages included) in the
+    check's log, then its traceback if it failed. Returns True on PASS."""
     log_path = os.path.join(LOGS, f"{client}.{name}.log")
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    log = open(log_path, "w", encoding="utf-8")
+    os.dup2(log.fileno(), 2)
     try:
         function(*args)
+        status, reason = "PASS", ""
     except Skip as skip:
-        record("SKIP", client, name, str(skip))
-        return False
+        status, reason = "SKIP", str(skip)
     except Exception as error:  # every failure is data for the table
-        with open(log_path, "w", encoding="utf-8") as log:
-            log.write(traceback.format_exc())
-        record("FAIL", client, name, describe(error))
-        return False
-    record("PASS", client, name)
-    return True
+        log.write(traceback.format_exc())
+        status, reason = "FAIL", describe(error)
+    finally:
+        sys.stderr.flush()
+        log.flush()
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+        log.close()
+    if status == "FAIL":
+        panic = module_panic(log_path)
+        if panic:
+            reason += f" ({panic})"
+    record(status, client, name, reason)
+    return status == "PASS"
+
+
+def module_panic(log_path):
+    """Where a Rust module panicked during the check, from its message on stderr."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "panicked at" in line:
+                    return "panicked at " + line.split("panicked at", 1)[1].strip().rstrip(":")
+    except OSError:
+        pass
+    return ""
 
 
 def describe(error):
@@ -59,6 +85,9 @@ def describe(error):
         coded = [line for line in lines if "CKR_" in line]
         useful = [line for line in lines if line.strip() and line.strip() != "Aborting."]
         why = (coded or useful or [""])[-1].strip()
+        panics = [line for line in lines if "panicked at" in line]
+        if panics:
+            why += " (" + panics[0].strip() + ")"
         return f"{os.path.basename(str(error.cmd[0]))} exit {error.returncode}: {why}"
     if isinstance(error, subprocess.TimeoutExpired):
         return f"timeout: {error.cmd[0]}"

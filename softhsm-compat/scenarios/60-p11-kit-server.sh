@@ -21,6 +21,7 @@ stop_server() {
     fi
 }
 trap stop_server EXIT
+trap 'stop_server; exit 143' TERM INT
 
 setup() {
     rsa_keygen "$LABEL" "$ID" && export_pubkey "$LABEL" "$ID" pub.pem
