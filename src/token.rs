@@ -323,6 +323,12 @@ impl Token {
         inner.sync()
     }
 
+    /// An online, consistent copy of this token's store at `dest` (a new file); see
+    /// `SqliteStore::backup_to` for restoring it. Holds the token lock while copying.
+    pub fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        self.inner.lock().store.backup_to(dest)
+    }
+
     /// Stores a complete, policy-checked object: persisted (secrets sealed) when CKA_TOKEN
     /// is true, else kept in memory for `session`.
     pub fn create_object(
@@ -1183,6 +1189,33 @@ mod tests {
         class.set_ulong(CKA_CLASS, CKO_DATA);
         class.set_bool(CKA_TOKEN, true);
         assert_eq!(token.find(&class).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn backup_restores_to_a_working_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.create_object(private_key("backed-up"), 1).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        token
+            .backup_to(&elsewhere.path().join("token-0.db"))
+            .unwrap();
+        assert_eq!(
+            rv(token.backup_to(&elsewhere.path().join("token-0.db"))),
+            CKR_ARGUMENTS_BAD
+        );
+        // Changes after the backup are not in it.
+        token.create_object(private_key("later"), 1).unwrap();
+
+        let (_restored_slots, restored) = reopen(elsewhere.path());
+        assert_eq!(restored.info().serial, token.info().serial);
+        restored.login(UserType::User, USER_PIN).unwrap();
+        let found = restored.find(&by_label("backed-up")).unwrap();
+        assert_eq!(found.len(), 1);
+        let object = restored.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_PRIVATE_EXPONENT), Some(SECRET));
+        assert!(restored.find(&by_label("later")).unwrap().is_empty());
     }
 
     /// The scale figures of issue 4 (debug build of our code, optimised dependencies):
