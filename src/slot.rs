@@ -8,9 +8,10 @@
 //! never make the same slot; a new token is written under a temporary name and renamed
 //! into place, so no process ever opens a half-made one.
 //!
-//! Locks: `Slots` is the library registry level of the lock order registry -> token ->
-//! session. Its lock is held only to read or update the slot map, never during Argon2
-//! (C_InitToken derives keys holding only the directory's init lock file).
+//! Locks: `Slots` is the registry level of the library's lock order. Its lock is held only
+//! to read or update the slot map (the only other lock taken under it is a newly opened
+//! token's), never during Argon2: C_InitToken derives keys holding only the directory's
+//! init lock file.
 
 use crate::config::Config;
 use crate::error::{fail, Error, Result};

@@ -1,12 +1,14 @@
 //! One initialised token: its info, login state, PIN retry counters, and its objects
 //! (persistent token objects and this process's session objects) with the in-memory index.
 //!
-//! Locks: the lock order of the library is registry (`Slots`) -> token -> session. A token
-//! has one `parking_lot::Mutex` over its state and store connection; it is never held while
-//! Argon2 runs (PIN checks derive outside it and re-lock to record the result) nor while a
-//! key is parsed (`loaded_key` parses outside it and caches the result if nothing changed
-//! meanwhile). Every call first syncs with the store: one `PRAGMA data_version` when no
-//! other connection committed, a diff by generation when one did.
+//! Locks: a token has one `parking_lot::Mutex` over its state and store connection, and it
+//! is a leaf: while it is held nothing else is locked (no session, no registry), so a
+//! caller may hold the registry or a session lock when calling in without any risk of a
+//! lock-order cycle. It is never held while Argon2 runs (PIN checks derive outside it and
+//! re-lock to record the result) nor while a key is parsed (`loaded_key` parses outside it
+//! and caches the result if nothing changed meanwhile). Every call first syncs with the
+//! store: one `PRAGMA data_version` when no other connection committed, a diff by
+//! generation when one did.
 //!
 //! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
