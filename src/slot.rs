@@ -510,4 +510,20 @@ mod tests {
             assert_eq!(token.find(&Attributes::new()).unwrap().len(), 100);
         }
     }
+
+    #[test]
+    fn a_newer_store_format_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).init_token(0, SO_PIN, "future").unwrap();
+        let path = dir.path().join("token-0.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", crate::storage::FORMAT_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).err().unwrap();
+        assert_eq!(err.rv, CKR_TOKEN_NOT_RECOGNIZED);
+        assert!(err.context.contains("newer"), "{}", err.context);
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![1], "not listed, its id not reused");
+    }
 }

@@ -1220,6 +1220,32 @@ mod tests {
         assert!(restored.find(&by_label("later")).unwrap().is_empty());
     }
 
+    #[test]
+    fn a_tampered_sealed_value_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.create_object(private_key("victim"), 1).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE attributes SET value = substr(value, 1, length(value) - 1) || x'00'
+                 WHERE sealed = 1",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        drop(conn);
+        // A fresh instance (a restart) reads the damaged value and reports it, loudly.
+        let (_other_slots, other) = reopen(dir.path());
+        other.login(UserType::User, USER_PIN).unwrap();
+        let found = other.find(&by_label("victim")).unwrap();
+        assert_eq!(found.len(), 1, "searches never open sealed values");
+        assert_eq!(rv(other.object(found[0])), CKR_DEVICE_ERROR);
+        assert_eq!(rv(other.loaded_key(found[0])), CKR_DEVICE_ERROR);
+        drop(token);
+    }
+
     /// The scale figures of issue 4 (debug build of our code, optimised dependencies):
     /// `cargo test --lib store_scale -- --ignored --nocapture`; `FERROHSM_SCALE_N` objects.
     #[test]

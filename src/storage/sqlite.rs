@@ -419,7 +419,20 @@ impl TokenStore for SqliteStore {
                 let generation = row.get::<_, i64>(1)? as u64;
                 let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
                 let sealed: bool = row.get(3)?;
-                let value: Vec<u8> = row.get(4)?;
+                // A value SQLite turned into TEXT (by hand edits) still reads as its bytes;
+                // a damaged sealed value is then caught when it is opened.
+                let value: Vec<u8> = match row.get_ref(4)? {
+                    rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                        b.to_vec()
+                    }
+                    other => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            4,
+                            "value".into(),
+                            other.data_type(),
+                        ))
+                    }
+                };
                 let value = if sealed {
                     StoredValue::Sealed(value)
                 } else {
