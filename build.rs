@@ -34,6 +34,10 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src");
+    // Never unmapped by dlclose(): aws-lc registers per-thread destructors with
+    // pthread_key_create, and a thread that exits after the host unloaded the module would
+    // jump into unmapped code (seen with the cryptoki crate's drop + a later thread exit).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let config = cbindgen::Config {
         language: cbindgen::Language::C,
