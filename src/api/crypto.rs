@@ -166,7 +166,7 @@ fn cipher_single(
         slot,
         out,
         true,
-        |op| op.output_len(input.len()),
+        |op| op.output_len_for(input),
         |op| op.run(input),
     )
 }
