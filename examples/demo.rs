@@ -11,10 +11,10 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use ferrohsm::vendor::{CKM_SM2_KEY_PAIR_GEN, CKM_SM2_RAW};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+use ferrohsm::vendor::{CKM_SM2_KEY_PAIR_GEN, CKM_SM2_RAW};
 use std::error::Error;
 use std::path::PathBuf;
 
