@@ -640,3 +640,90 @@ fn rsa_decrypt_throughput() {
         });
     }
 }
+
+/// The other direction of the cross-check: aws-lc's own public-key code encrypts for, and
+/// verifies signatures of, the rsa crate's private key.
+#[cfg(feature = "aws-lc")]
+#[test]
+fn aws_lc_public_side_interoperates_with_the_rsa_crate() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{
+        KeyPair, KeyPairComponents, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
+        PrivateDecryptingKey, PublicKeyComponents, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
+    };
+    use aws_lc_rs::signature;
+
+    let c = components();
+    let part = |v: &Option<Zeroizing<Vec<u8>>>| v.as_ref().unwrap().to_vec();
+    let pair = KeyPair::from_components(&KeyPairComponents {
+        public_key: PublicKeyComponents {
+            n: c.public.modulus.clone(),
+            e: c.public.public_exponent.clone(),
+        },
+        d: c.private_exponent.to_vec(),
+        p: part(&c.prime_1),
+        q: part(&c.prime_2),
+        dP: part(&c.exponent_1),
+        dQ: part(&c.exponent_2),
+        qInv: part(&c.coefficient),
+    })
+    .unwrap();
+    let pkcs8 = pair.as_der().unwrap();
+    let aws_public = PrivateDecryptingKey::from_pkcs8(pkcs8.as_ref())
+        .unwrap()
+        .public_key();
+    let rustcrypto = RustCryptoBackend.load_private(c).unwrap();
+
+    let mut out = vec![0u8; 256];
+    let pkcs1 = Pkcs1PublicEncryptingKey::new(aws_public.clone()).unwrap();
+    let ct = pkcs1.encrypt(b"from aws-lc", &mut out).unwrap().to_vec();
+    let pt = rustcrypto.decrypt(&RsaEncryption::Pkcs1v15, &ct).unwrap();
+    assert_eq!(pt.as_slice(), b"from aws-lc");
+
+    let oaep_key = OaepPublicEncryptingKey::new(aws_public).unwrap();
+    for (alg, hash) in [
+        (&OAEP_SHA1_MGF1SHA1, HashAlg::Sha1),
+        (&OAEP_SHA256_MGF1SHA256, HashAlg::Sha256),
+    ] {
+        for label in [None, Some(&b"label"[..])] {
+            let ct = oaep_key
+                .encrypt(alg, b"oaep from aws-lc", &mut out, label)
+                .unwrap()
+                .to_vec();
+            let scheme = oaep(hash, hash, label.unwrap_or_default());
+            let pt = rustcrypto.decrypt(&scheme, &ct).unwrap();
+            assert_eq!(pt.as_slice(), b"oaep from aws-lc");
+        }
+    }
+
+    let aws_verifier = signature::RsaPublicKeyComponents {
+        n: c.public.modulus.as_slice(),
+        e: c.public.public_exponent.as_slice(),
+    };
+    let message = b"signed by the rsa crate";
+    for (hash, pkcs1_params, pss_params) in [
+        (
+            HashAlg::Sha256,
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            &signature::RSA_PSS_2048_8192_SHA256,
+        ),
+        (
+            HashAlg::Sha512,
+            &signature::RSA_PKCS1_2048_8192_SHA512,
+            &signature::RSA_PSS_2048_8192_SHA512,
+        ),
+    ] {
+        let digest = hash.digest(message);
+        let sig = rustcrypto
+            .sign(&RsaSignature::Pkcs1v15Digest(hash), &digest)
+            .unwrap();
+        aws_verifier.verify(pkcs1_params, message, &sig).unwrap();
+        let pss = RsaSignature::Pss {
+            hash,
+            mgf1: hash,
+            salt_len: hash.output_len(),
+        };
+        let sig = rustcrypto.sign(&pss, &digest).unwrap();
+        aws_verifier.verify(pss_params, message, &sig).unwrap();
+    }
+}
