@@ -499,6 +499,56 @@ fn malformed_input_fuzz() {
     }
 }
 
+/// Random full-length ciphertexts: almost all are bad padding, a few are >= n; both must be
+/// CKR_ENCRYPTED_DATA_INVALID on every backend (never another code, never a panic).
+#[test]
+fn random_ciphertexts_are_encrypted_data_invalid() {
+    let schemes = [
+        RsaEncryption::Pkcs1v15,
+        oaep(HashAlg::Sha256, HashAlg::Sha256, b""),
+        oaep(HashAlg::Sha1, HashAlg::Sha384, b"x"),
+    ];
+    for (name, key) in private_keys() {
+        for scheme in &schemes {
+            for _ in 0..40 {
+                let ct = random(256);
+                assert_eq!(
+                    rv(key.decrypt(scheme, &ct)),
+                    CKR_ENCRYPTED_DATA_INVALID,
+                    "{name} {scheme:?}"
+                );
+            }
+        }
+    }
+}
+
+/// One parsed key shared by threads: the aws-lc handles are used concurrently and the lazy
+/// fallback is initialised under a race.
+#[test]
+fn a_key_is_shared_across_threads() {
+    let full = components();
+    let fresh = backend().load_private(full).unwrap();
+    let public = public_key();
+    let ct = public
+        .encrypt(&RsaEncryption::Pkcs1v15, b"threads")
+        .unwrap();
+    let raw_ct = public.encrypt(&RsaEncryption::Raw, b"raw").unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let key = fresh.clone();
+            let (ct, raw_ct) = (&ct, &raw_ct);
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    let pt = key.decrypt(&RsaEncryption::Pkcs1v15, ct).unwrap();
+                    assert_eq!(pt.as_slice(), b"threads");
+                    let pt = key.decrypt(&RsaEncryption::Raw, raw_ct).unwrap();
+                    assert!(pt.ends_with(b"raw"));
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn imported_key_without_crt_values_works() {
     let full = components();
