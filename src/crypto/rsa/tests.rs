@@ -41,6 +41,63 @@ fn private_keys() -> &'static [(&'static str, Arc<dyn RsaPrivateKey>)] {
     })
 }
 
+/// The public key as every compiled backend parses it.
+fn public_keys() -> Vec<(&'static str, Arc<dyn RsaPublicKey>)> {
+    #[allow(unused_mut)]
+    let mut keys: Vec<(&'static str, Arc<dyn RsaPublicKey>)> = vec![(
+        "rustcrypto",
+        RustCryptoBackend.load_public(&components().public).unwrap(),
+    )];
+    #[cfg(feature = "aws-lc")]
+    keys.push((
+        "aws-lc",
+        awslc::AwsLcBackend
+            .load_public(&components().public)
+            .unwrap(),
+    ));
+    keys
+}
+
+/// Every public backend against every private backend: what one encrypts the other
+/// decrypts, what one signs the other verifies.
+#[test]
+fn backend_matrix_interoperates() {
+    let mut enc = vec![RsaEncryption::Pkcs1v15, RsaEncryption::Raw];
+    for hash in HASHES {
+        enc.push(oaep(hash, hash, b""));
+        enc.push(oaep(hash, hash, b"label"));
+    }
+    enc.push(oaep(HashAlg::Sha256, HashAlg::Sha1, b"mixed"));
+    for (pub_name, public) in public_keys() {
+        for scheme in &enc {
+            let ct = public.encrypt(scheme, b"matrix").unwrap();
+            assert_eq!(ct.len(), 256);
+            for (priv_name, key) in private_keys() {
+                let pt = key.decrypt(scheme, &ct).unwrap();
+                assert!(
+                    pt.ends_with(b"matrix"),
+                    "{pub_name} -> {priv_name} {scheme:?}"
+                );
+            }
+        }
+        for (scheme, input) in all_signature_schemes() {
+            for (priv_name, key) in private_keys() {
+                let sig = key.sign(&scheme, &input).unwrap();
+                public
+                    .verify(&scheme, &input, &sig)
+                    .unwrap_or_else(|e| panic!("{priv_name} -> {pub_name} {scheme:?}: {e}"));
+                let mut bad = sig.clone();
+                bad[0] ^= 0x40;
+                assert_ne!(rv(public.verify(&scheme, &input, &bad)), CKR_OK);
+                assert_eq!(
+                    rv(public.verify(&scheme, &input, &sig[1..])),
+                    CKR_SIGNATURE_LEN_RANGE
+                );
+            }
+        }
+    }
+}
+
 fn public_key() -> Arc<dyn RsaPublicKey> {
     backend()
         .load_public(&components().public)
