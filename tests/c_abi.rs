@@ -25,23 +25,79 @@ macro_rules! assert_all_set {
 
 macro_rules! functions_240 {
     ($m:ident, $list:expr) => {
-        $m!($list, [
-            C_Initialize, C_Finalize, C_GetInfo, C_GetFunctionList, C_GetSlotList,
-            C_GetSlotInfo, C_GetTokenInfo, C_GetMechanismList, C_GetMechanismInfo,
-            C_InitToken, C_InitPIN, C_SetPIN, C_OpenSession, C_CloseSession,
-            C_CloseAllSessions, C_GetSessionInfo, C_GetOperationState, C_SetOperationState,
-            C_Login, C_Logout, C_CreateObject, C_CopyObject, C_DestroyObject,
-            C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue, C_FindObjectsInit,
-            C_FindObjects, C_FindObjectsFinal, C_EncryptInit, C_Encrypt, C_EncryptUpdate,
-            C_EncryptFinal, C_DecryptInit, C_Decrypt, C_DecryptUpdate, C_DecryptFinal,
-            C_DigestInit, C_Digest, C_DigestUpdate, C_DigestKey, C_DigestFinal, C_SignInit,
-            C_Sign, C_SignUpdate, C_SignFinal, C_SignRecoverInit, C_SignRecover,
-            C_VerifyInit, C_Verify, C_VerifyUpdate, C_VerifyFinal, C_VerifyRecoverInit,
-            C_VerifyRecover, C_DigestEncryptUpdate, C_DecryptDigestUpdate,
-            C_SignEncryptUpdate, C_DecryptVerifyUpdate, C_GenerateKey, C_GenerateKeyPair,
-            C_WrapKey, C_UnwrapKey, C_DeriveKey, C_SeedRandom, C_GenerateRandom,
-            C_GetFunctionStatus, C_CancelFunction, C_WaitForSlotEvent,
-        ])
+        $m!(
+            $list,
+            [
+                C_Initialize,
+                C_Finalize,
+                C_GetInfo,
+                C_GetFunctionList,
+                C_GetSlotList,
+                C_GetSlotInfo,
+                C_GetTokenInfo,
+                C_GetMechanismList,
+                C_GetMechanismInfo,
+                C_InitToken,
+                C_InitPIN,
+                C_SetPIN,
+                C_OpenSession,
+                C_CloseSession,
+                C_CloseAllSessions,
+                C_GetSessionInfo,
+                C_GetOperationState,
+                C_SetOperationState,
+                C_Login,
+                C_Logout,
+                C_CreateObject,
+                C_CopyObject,
+                C_DestroyObject,
+                C_GetObjectSize,
+                C_GetAttributeValue,
+                C_SetAttributeValue,
+                C_FindObjectsInit,
+                C_FindObjects,
+                C_FindObjectsFinal,
+                C_EncryptInit,
+                C_Encrypt,
+                C_EncryptUpdate,
+                C_EncryptFinal,
+                C_DecryptInit,
+                C_Decrypt,
+                C_DecryptUpdate,
+                C_DecryptFinal,
+                C_DigestInit,
+                C_Digest,
+                C_DigestUpdate,
+                C_DigestKey,
+                C_DigestFinal,
+                C_SignInit,
+                C_Sign,
+                C_SignUpdate,
+                C_SignFinal,
+                C_SignRecoverInit,
+                C_SignRecover,
+                C_VerifyInit,
+                C_Verify,
+                C_VerifyUpdate,
+                C_VerifyFinal,
+                C_VerifyRecoverInit,
+                C_VerifyRecover,
+                C_DigestEncryptUpdate,
+                C_DecryptDigestUpdate,
+                C_SignEncryptUpdate,
+                C_DecryptVerifyUpdate,
+                C_GenerateKey,
+                C_GenerateKeyPair,
+                C_WrapKey,
+                C_UnwrapKey,
+                C_DeriveKey,
+                C_SeedRandom,
+                C_GenerateRandom,
+                C_GetFunctionStatus,
+                C_CancelFunction,
+                C_WaitForSlotEvent,
+            ]
+        )
     };
 }
 
@@ -73,7 +129,10 @@ isolated_test! {
 }
 
 fn interface_name(interface: &CK_INTERFACE) -> String {
-    assert!(!interface.pInterfaceName.is_null(), "interface name is NULL");
+    assert!(
+        !interface.pInterfaceName.is_null(),
+        "interface name is NULL"
+    );
     unsafe { CStr::from_ptr(interface.pInterfaceName as *const std::ffi::c_char) }
         .to_string_lossy()
         .into_owned()
@@ -186,7 +245,7 @@ isolated_test! {
         assert_rv(raw.initialize(), CKR_OK, "C_Initialize(NULL)");
         assert_rv(raw.initialize(), CKR_CRYPTOKI_ALREADY_INITIALIZED, "second C_Initialize");
         assert_rv(raw!(raw, C_GetInfo(&mut info)), CKR_OK, "C_GetInfo after init");
-        assert_eq!(info.cryptokiVersion.major >= 2, true);
+        assert!(info.cryptokiVersion.major >= 2);
         if is_ferrohsm() {
             let manufacturer = String::from_utf8_lossy(&info.manufacturerID);
             assert_eq!(manufacturer.trim_end(), "ferrohsm", "C_GetInfo manufacturer");
@@ -248,7 +307,10 @@ fn init_args() -> CK_C_INITIALIZE_ARGS {
 }
 
 fn initialize_with(raw: &Raw, args: &mut CK_C_INITIALIZE_ARGS) -> CK_RV {
-    raw!(raw, C_Initialize(args as *mut CK_C_INITIALIZE_ARGS as *mut c_void))
+    raw!(
+        raw,
+        C_Initialize(args as *mut CK_C_INITIALIZE_ARGS as *mut c_void)
+    )
 }
 
 isolated_test! {

@@ -16,7 +16,11 @@ fn c_program_links_and_round_trips() {
     let source = manifest.join("tests/c/rsa_roundtrip.c");
     let module = common::module_path();
     let lib_dir = module.parent().expect("module directory");
-    let lib_file = module.file_name().expect("module file name").to_string_lossy().into_owned();
+    let lib_file = module
+        .file_name()
+        .expect("module file name")
+        .to_string_lossy()
+        .into_owned();
     let sandbox = common::Sandbox::new();
     let program = sandbox.path().join("rsa_roundtrip");
 

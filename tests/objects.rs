@@ -74,16 +74,31 @@ isolated_test! {
 }
 
 /// Fills a raw template of (type, buffer) pairs and calls C_GetAttributeValue.
-fn get_raw(raw: &Raw, session: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE, types: &[CK_ATTRIBUTE_TYPE])
-    -> (CK_RV, Vec<(CK_ULONG, Vec<u8>)>)
-{
+fn get_raw(
+    raw: &Raw,
+    session: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> (CK_RV, Vec<(CK_ULONG, Vec<u8>)>) {
     let mut buffers: Vec<Vec<u8>> = types.iter().map(|_| vec![0u8; 1024]).collect();
     let mut template: Vec<CK_ATTRIBUTE> = types
         .iter()
         .zip(buffers.iter_mut())
-        .map(|(t, b)| CK_ATTRIBUTE { type_: *t, pValue: b.as_mut_ptr() as *mut c_void, ulValueLen: b.len() as CK_ULONG })
+        .map(|(t, b)| CK_ATTRIBUTE {
+            type_: *t,
+            pValue: b.as_mut_ptr() as *mut c_void,
+            ulValueLen: b.len() as CK_ULONG,
+        })
         .collect();
-    let rv = raw!(raw, C_GetAttributeValue(session, object, template.as_mut_ptr(), template.len() as CK_ULONG));
+    let rv = raw!(
+        raw,
+        C_GetAttributeValue(
+            session,
+            object,
+            template.as_mut_ptr(),
+            template.len() as CK_ULONG
+        )
+    );
     let out = template
         .iter()
         .zip(buffers)

@@ -27,10 +27,17 @@ fn token_objects_persist_across_processes() {
             let token = Token::new();
             let session = token.user();
             let pair = gen_rsa(&session, 2048, "persist-rsa", true);
-            save("modulus", &bytes_attr(&session, pair.public, AttributeType::Modulus));
-            let ciphertext = session.encrypt(&Mechanism::RsaPkcs, pair.public, MESSAGE).expect("encrypt");
+            save(
+                "modulus",
+                &bytes_attr(&session, pair.public, AttributeType::Modulus),
+            );
+            let ciphertext = session
+                .encrypt(&Mechanism::RsaPkcs, pair.public, MESSAGE)
+                .expect("encrypt");
             save("ciphertext", &ciphertext);
-            let signature = session.sign(&Mechanism::Sha256RsaPkcs, pair.private, MESSAGE).expect("sign");
+            let signature = session
+                .sign(&Mechanism::Sha256RsaPkcs, pair.private, MESSAGE)
+                .expect("sign");
             save("signature", &signature);
             session
                 .create_object(&data_object("persist-data", b"public data", true, false))
@@ -47,32 +54,68 @@ fn token_objects_persist_across_processes() {
             let session = token.rw();
             // Without login: public objects only.
             let public = session
-                .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Label(b"persist-rsa".to_vec())])
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::Label(b"persist-rsa".to_vec()),
+                ])
                 .expect("find public key");
             assert_eq!(public.len(), 1, "public key visible without login");
-            assert_eq!(bytes_attr(&session, public[0], AttributeType::Modulus), load("modulus"));
-            assert_eq!(bytes_attr(&session, public[0], AttributeType::Id), b"persist-rsa");
+            assert_eq!(
+                bytes_attr(&session, public[0], AttributeType::Modulus),
+                load("modulus")
+            );
+            assert_eq!(
+                bytes_attr(&session, public[0], AttributeType::Id),
+                b"persist-rsa"
+            );
             assert_eq!(find_by_label(&session, "persist-data").len(), 1);
-            assert!(find_by_label(&session, "persist-secret").is_empty(), "private object hidden");
-            assert!(find_by_label(&session, "ephemeral").is_empty(), "session object did not persist");
+            assert!(
+                find_by_label(&session, "persist-secret").is_empty(),
+                "private object hidden"
+            );
+            assert!(
+                find_by_label(&session, "ephemeral").is_empty(),
+                "session object did not persist"
+            );
             session
-                .verify(&Mechanism::Sha256RsaPkcs, public[0], MESSAGE, &load("signature"))
+                .verify(
+                    &Mechanism::Sha256RsaPkcs,
+                    public[0],
+                    MESSAGE,
+                    &load("signature"),
+                )
                 .expect("verify process A's signature");
 
-            session.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
+            session
+                .login(UserType::User, Some(&pin(USER_PIN)))
+                .expect("login");
             let private = session
-                .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"persist-rsa".to_vec())])
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(b"persist-rsa".to_vec()),
+                ])
                 .expect("find private key");
             assert_eq!(private.len(), 1, "private key visible after login");
             assert!(bool_attr(&session, private[0], AttributeType::Sensitive));
             assert!(bool_attr(&session, private[0], AttributeType::Local));
-            let plaintext = session.decrypt(&Mechanism::RsaPkcs, private[0], &load("ciphertext")).expect("decrypt");
+            let plaintext = session
+                .decrypt(&Mechanism::RsaPkcs, private[0], &load("ciphertext"))
+                .expect("decrypt");
             assert_eq!(plaintext, MESSAGE);
-            let signature = session.sign(&Mechanism::Sha256RsaPkcs, private[0], MESSAGE).expect("sign");
-            assert_eq!(signature, load("signature"), "same key, deterministic signature");
+            let signature = session
+                .sign(&Mechanism::Sha256RsaPkcs, private[0], MESSAGE)
+                .expect("sign");
+            assert_eq!(
+                signature,
+                load("signature"),
+                "same key, deterministic signature"
+            );
             let secret = find_by_label(&session, "persist-secret");
             assert_eq!(secret.len(), 1);
-            assert_eq!(bytes_attr(&session, secret[0], AttributeType::Value), b"private data");
+            assert_eq!(
+                bytes_attr(&session, secret[0], AttributeType::Value),
+                b"private data"
+            );
 
             // Changes made here must be seen by the next process.
             let data = find_by_label(&session, "persist-data");
@@ -87,9 +130,19 @@ fn token_objects_persist_across_processes() {
             assert!(find_by_label(&session, "persist-data").is_empty());
             let renamed = find_by_label(&session, "persist-renamed");
             assert_eq!(renamed.len(), 1, "rename persisted");
-            assert_eq!(bytes_attr(&session, renamed[0], AttributeType::Value), b"public data");
-            assert!(find_by_label(&session, "persist-secret").is_empty(), "destroy persisted");
-            assert_eq!(find_by_label(&session, "persist-rsa").len(), 2, "key pair still there");
+            assert_eq!(
+                bytes_attr(&session, renamed[0], AttributeType::Value),
+                b"public data"
+            );
+            assert!(
+                find_by_label(&session, "persist-secret").is_empty(),
+                "destroy persisted"
+            );
+            assert_eq!(
+                find_by_label(&session, "persist-rsa").len(),
+                2,
+                "key pair still there"
+            );
         }
         Some(other) => panic!("unknown phase {other}"),
         None => {
@@ -138,17 +191,31 @@ fn secrets_are_never_written_unsealed() {
                 .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
                 .expect("generate");
             let parts = session
-                .get_attributes(key, &[AttributeType::PrivateExponent, AttributeType::Prime1, AttributeType::Prime2])
+                .get_attributes(
+                    key,
+                    &[
+                        AttributeType::PrivateExponent,
+                        AttributeType::Prime1,
+                        AttributeType::Prime2,
+                    ],
+                )
                 .expect("components");
             for (index, part) in parts.into_iter().enumerate() {
                 let bytes = match part {
-                    Attribute::PrivateExponent(v) | Attribute::Prime1(v) | Attribute::Prime2(v) => v,
+                    Attribute::PrivateExponent(v) | Attribute::Prime1(v) | Attribute::Prime2(v) => {
+                        v
+                    }
                     other => panic!("unexpected {other:?}"),
                 };
                 save(&format!("secret-{index}"), &bytes);
             }
             session
-                .create_object(&data_object("secret-data", b"PRIVATE-DATA-OBJECT-VALUE-0123456789", true, true))
+                .create_object(&data_object(
+                    "secret-data",
+                    b"PRIVATE-DATA-OBJECT-VALUE-0123456789",
+                    true,
+                    true,
+                ))
                 .expect("private data object");
         }
         Some("scan") => {
@@ -167,7 +234,11 @@ fn secrets_are_never_written_unsealed() {
             for file in files {
                 let bytes = std::fs::read(&file).expect("read store file");
                 for (index, secret) in secrets.iter().enumerate() {
-                    assert!(!contains(&bytes, secret), "secret #{index} found unsealed in {}", file.display());
+                    assert!(
+                        !contains(&bytes, secret),
+                        "secret #{index} found unsealed in {}",
+                        file.display()
+                    );
                 }
             }
         }

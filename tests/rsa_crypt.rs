@@ -78,15 +78,28 @@ const HASHES: [(CK_MECHANISM_TYPE, usize); 5] = [
     (CKM_SHA384, 48),
     (CKM_SHA512, 64),
 ];
-const MGFS: [CK_RSA_PKCS_MGF_TYPE; 5] =
-    [CKG_MGF1_SHA1, CKG_MGF1_SHA224, CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512];
+const MGFS: [CK_RSA_PKCS_MGF_TYPE; 5] = [
+    CKG_MGF1_SHA1,
+    CKG_MGF1_SHA224,
+    CKG_MGF1_SHA256,
+    CKG_MGF1_SHA384,
+    CKG_MGF1_SHA512,
+];
 
-fn oaep_params(hash: CK_MECHANISM_TYPE, mgf: CK_RSA_PKCS_MGF_TYPE, label: &[u8]) -> CK_RSA_PKCS_OAEP_PARAMS {
+fn oaep_params(
+    hash: CK_MECHANISM_TYPE,
+    mgf: CK_RSA_PKCS_MGF_TYPE,
+    label: &[u8],
+) -> CK_RSA_PKCS_OAEP_PARAMS {
     CK_RSA_PKCS_OAEP_PARAMS {
         hashAlg: hash,
         mgf,
         source: CKZ_DATA_SPECIFIED,
-        pSourceData: if label.is_empty() { ptr::null_mut() } else { label.as_ptr() as *mut c_void },
+        pSourceData: if label.is_empty() {
+            ptr::null_mut()
+        } else {
+            label.as_ptr() as *mut c_void
+        },
         ulSourceDataLen: label.len() as CK_ULONG,
     }
 }
@@ -193,10 +206,24 @@ isolated_test! {
 
 /// After a failed C_Decrypt the operation is over: the next C_Decrypt is refused and a new
 /// C_DecryptInit works.
-fn assert_decrypt_ended(raw: &Raw, h: CK_SESSION_HANDLE, mechanism: &CK_MECHANISM, key: CK_OBJECT_HANDLE, good: &[u8], expected: &[u8], what: &str) {
+fn assert_decrypt_ended(
+    raw: &Raw,
+    h: CK_SESSION_HANDLE,
+    mechanism: &CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+    good: &[u8],
+    expected: &[u8],
+    what: &str,
+) {
     let (rv, _, _) = raw.output_call(OutputCall::Decrypt, h, good, Some(512));
-    assert_rv(rv, CKR_OPERATION_NOT_INITIALIZED, &format!("{what}: C_Decrypt after the failure"));
-    let plaintext = raw.decrypt(h, mechanism, key, good).unwrap_or_else(|rv| panic!("{what}: new decrypt {}", rv_name(rv)));
+    assert_rv(
+        rv,
+        CKR_OPERATION_NOT_INITIALIZED,
+        &format!("{what}: C_Decrypt after the failure"),
+    );
+    let plaintext = raw
+        .decrypt(h, mechanism, key, good)
+        .unwrap_or_else(|rv| panic!("{what}: new decrypt {}", rv_name(rv)));
     assert_eq!(plaintext, expected);
 }
 
@@ -240,9 +267,9 @@ isolated_test! {
 
         // A second C_DecryptInit while one is active.
         let rsa = mech(CKM_RSA_PKCS);
+        let good = raw.encrypt(h, &rsa, pair.public.handle(), message).expect("encrypt");
         assert_rv(raw.decrypt_init(h, &rsa, pair.private.handle()), CKR_OK, "C_DecryptInit");
         assert_rv(raw.decrypt_init(h, &rsa, pair.private.handle()), CKR_OPERATION_ACTIVE, "second C_DecryptInit");
-        let good = raw.encrypt(h, &rsa, pair.public.handle(), message).expect("encrypt");
         let (rv, _, plaintext) = raw.output_call(OutputCall::Decrypt, h, &good, Some(256));
         assert_rv(rv, CKR_OK, "the first operation is still usable");
         assert_eq!(plaintext, message);

@@ -40,7 +40,11 @@ struct Sm2Pair {
     private: ObjectHandle,
 }
 
-fn templates(label: &str, key_type: Option<CK_KEY_TYPE>, ec_params: bool) -> (Vec<Attribute>, Vec<Attribute>) {
+fn templates(
+    label: &str,
+    key_type: Option<CK_KEY_TYPE>,
+    ec_params: bool,
+) -> (Vec<Attribute>, Vec<Attribute>) {
     let mut public = vec![
         Attribute::Token(false),
         Attribute::Encrypt(true),
@@ -81,13 +85,21 @@ fn sm2_keygen(session: &Session, label: &str) -> Sm2Pair {
 /// The uncompressed point 04||X||Y of a public key, from its CKA_EC_POINT.
 fn public_point(session: &Session, key: ObjectHandle) -> Vec<u8> {
     let ec_point = bytes_attr(session, key, AttributeType::EcPoint);
-    assert_eq!(ec_point.len(), 67, "CKA_EC_POINT is a DER OCTET STRING of 65 bytes");
+    assert_eq!(
+        ec_point.len(),
+        67,
+        "CKA_EC_POINT is a DER OCTET STRING of 65 bytes"
+    );
     assert_eq!(&ec_point[..3], &[0x04, 0x41, 0x04]);
     ec_point[2..].to_vec()
 }
 
 fn key_type_of(session: &Session, key: ObjectHandle) -> KeyType {
-    match session.get_attributes(key, &[AttributeType::KeyType]).expect("key type").pop() {
+    match session
+        .get_attributes(key, &[AttributeType::KeyType])
+        .expect("key type")
+        .pop()
+    {
         Some(Attribute::KeyType(kind)) => kind,
         other => panic!("no key type: {other:?}"),
     }
@@ -157,12 +169,24 @@ isolated_test! {
     }
 }
 
-fn encrypt(raw: &Raw, h: CK_SESSION_HANDLE, mechanism: &CK_MECHANISM, key: ObjectHandle, data: &[u8]) -> Vec<u8> {
+fn encrypt(
+    raw: &Raw,
+    h: CK_SESSION_HANDLE,
+    mechanism: &CK_MECHANISM,
+    key: ObjectHandle,
+    data: &[u8],
+) -> Vec<u8> {
     raw.encrypt(h, mechanism, key.handle(), data)
         .unwrap_or_else(|rv| panic!("SM2 encrypt {:#x}: {}", mechanism.mechanism, rv_name(rv)))
 }
 
-fn decrypt(raw: &Raw, h: CK_SESSION_HANDLE, mechanism: &CK_MECHANISM, key: ObjectHandle, data: &[u8]) -> Result<Vec<u8>, CK_RV> {
+fn decrypt(
+    raw: &Raw,
+    h: CK_SESSION_HANDLE,
+    mechanism: &CK_MECHANISM,
+    key: ObjectHandle,
+    data: &[u8],
+) -> Result<Vec<u8>, CK_RV> {
     raw.decrypt(h, mechanism, key.handle(), data)
 }
 

@@ -31,20 +31,29 @@ fn init_token_on_spare_slot_is_listed_first_with_a_stable_id() {
             assert_eq!(all.len(), 1, "a fresh store has only the spare slot");
             let spare = spare_slot(&p11);
             let slot_info = p11.get_slot_info(spare).expect("C_GetSlotInfo");
-            assert!(slot_info.token_present(), "the spare slot holds an uninitialised token");
+            assert!(
+                slot_info.token_present(),
+                "the spare slot holds an uninitialised token"
+            );
             assert!(spare.id() < (1 << 31), "slot ids fit in 31 bits");
 
-            p11.init_token(spare, &pin(SO_PIN), "first").expect("C_InitToken");
+            p11.init_token(spare, &pin(SO_PIN), "first")
+                .expect("C_InitToken");
             let with_token = p11.get_slots_with_token().expect("slots");
             let first = with_token[0];
             assert_eq!(p11.get_token_info(first).expect("info").label(), "first");
-            assert_eq!(first.id(), spare.id(), "the token keeps the id of the slot it was made in");
+            assert_eq!(
+                first.id(),
+                spare.id(),
+                "the token keeps the id of the slot it was made in"
+            );
             record("first", spare.id());
 
             // A new spare slot appears, listed last.
             let spare2 = spare_slot(&p11);
             assert_ne!(spare2.id(), spare.id());
-            p11.init_token(spare2, &pin(SO_PIN), "second").expect("C_InitToken second");
+            p11.init_token(spare2, &pin(SO_PIN), "second")
+                .expect("C_InitToken second");
             let second = slot_by_label(&p11, "second").expect("second token listed");
             assert_eq!(second.id(), spare2.id());
             record("second", spare2.id());
@@ -60,15 +69,24 @@ fn init_token_on_spare_slot_is_listed_first_with_a_stable_id() {
                 "first",
                 "the first initialised token is listed first in a new process"
             );
-            assert_eq!(first.id(), recorded("first"), "slot id stable across processes");
+            assert_eq!(
+                first.id(),
+                recorded("first"),
+                "slot id stable across processes"
+            );
             let second = slot_by_label(&p11, "second").expect("second token");
             assert_eq!(second.id(), recorded("second"));
             let all = p11.get_all_slots().expect("slots");
             assert_eq!(all.len(), 3, "two tokens and one spare slot");
             spare_slot(&p11);
             for slot in all {
-                assert!(slot.id() < (1 << 31), "slot id {} fits in 31 bits", slot.id());
-                p11.get_slot_info(slot).expect("C_GetSlotInfo without C_GetSlotList first");
+                assert!(
+                    slot.id() < (1 << 31),
+                    "slot id {} fits in 31 bits",
+                    slot.id()
+                );
+                p11.get_slot_info(slot)
+                    .expect("C_GetSlotInfo without C_GetSlotList first");
             }
         }
         Some(other) => panic!("unknown phase {other}"),
@@ -247,8 +265,14 @@ fn user_pin_locks_after_ten_failures_and_stays_locked() {
                     RvError::PinIncorrect,
                 );
                 let info = token.p11.get_token_info(token.slot).expect("info");
-                assert!(info.user_pin_count_low(), "count low after {attempt} failures");
-                assert!(!info.user_pin_locked(), "not locked after {attempt} failures");
+                assert!(
+                    info.user_pin_count_low(),
+                    "count low after {attempt} failures"
+                );
+                assert!(
+                    !info.user_pin_locked(),
+                    "not locked after {attempt} failures"
+                );
                 if attempt == 9 {
                     assert!(info.user_pin_final_try(), "final try after 9 failures");
                 }
@@ -258,13 +282,18 @@ fn user_pin_locks_after_ten_failures_and_stays_locked() {
                 &[RvError::PinIncorrect, RvError::PinLocked],
             );
             let info = token.p11.get_token_info(token.slot).expect("info");
-            assert!(info.user_pin_locked(), "CKF_USER_PIN_LOCKED after 10 failures");
+            assert!(
+                info.user_pin_locked(),
+                "CKF_USER_PIN_LOCKED after 10 failures"
+            );
             common::expect_rv(
                 session.login(UserType::User, Some(&pin(USER_PIN))),
                 RvError::PinLocked,
             );
             // The SO is a separate counter.
-            session.login(UserType::So, Some(&pin(SO_PIN))).expect("SO still works");
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("SO still works");
         }
         Some("check") => {
             let token = Token::existing();
@@ -275,8 +304,12 @@ fn user_pin_locks_after_ten_failures_and_stays_locked() {
                 session.login(UserType::User, Some(&pin(USER_PIN))),
                 RvError::PinLocked,
             );
-            session.login(UserType::So, Some(&pin(SO_PIN))).expect("SO login");
-            session.init_pin(&pin("fresh-user-pin")).expect("SO re-initialises the user PIN");
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("SO login");
+            session
+                .init_pin(&pin("fresh-user-pin"))
+                .expect("SO re-initialises the user PIN");
             session.logout().expect("logout");
             let info = token.p11.get_token_info(token.slot).expect("info");
             assert!(!info.user_pin_locked(), "C_InitPIN unlocks");

@@ -203,7 +203,10 @@ pub fn expect_rv<T: Debug>(result: cryptoki::error::Result<T>, want: RvError) {
 #[track_caller]
 pub fn expect_rv_in<T: Debug>(result: cryptoki::error::Result<T>, wants: &[RvError]) -> RvError {
     let got = rv_of(result);
-    assert!(wants.contains(&got), "got {got:?}, expected one of {wants:?}");
+    assert!(
+        wants.contains(&got),
+        "got {got:?}, expected one of {wants:?}"
+    );
     got
 }
 
@@ -306,11 +309,15 @@ impl Token {
     }
 
     pub fn ro(&self) -> Session {
-        self.p11.open_ro_session(self.slot).expect("open RO session")
+        self.p11
+            .open_ro_session(self.slot)
+            .expect("open RO session")
     }
 
     pub fn rw(&self) -> Session {
-        self.p11.open_rw_session(self.slot).expect("open RW session")
+        self.p11
+            .open_rw_session(self.slot)
+            .expect("open RW session")
     }
 
     /// A RW session logged in as the normal user.
@@ -566,8 +573,12 @@ impl Raw {
         let in_ptr = input.as_ptr() as *mut u8;
         let in_len = input.len() as CK_ULONG;
         let rv = match which {
-            OutputCall::Encrypt => raw!(self, C_Encrypt(session, in_ptr, in_len, out_ptr, &mut len)),
-            OutputCall::Decrypt => raw!(self, C_Decrypt(session, in_ptr, in_len, out_ptr, &mut len)),
+            OutputCall::Encrypt => {
+                raw!(self, C_Encrypt(session, in_ptr, in_len, out_ptr, &mut len))
+            }
+            OutputCall::Decrypt => {
+                raw!(self, C_Decrypt(session, in_ptr, in_len, out_ptr, &mut len))
+            }
             OutputCall::Sign => raw!(self, C_Sign(session, in_ptr, in_len, out_ptr, &mut len)),
             OutputCall::Digest => raw!(self, C_Digest(session, in_ptr, in_len, out_ptr, &mut len)),
             OutputCall::SignFinal => raw!(self, C_SignFinal(session, out_ptr, &mut len)),
