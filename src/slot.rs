@@ -1,46 +1,470 @@
 //! The slot list: one slot per initialised token in `token_dir`, plus one spare
 //! uninitialised slot listed last. Slot ids are stable across processes and < 2^31.
 //!
-//! API SKELETON: bodies are filled in by the token/store work.
+//! Each token is one database file `token-<slot id>.db`; its slot id is also stored inside
+//! it at init. The spare slot's id is one more than the highest id in use (file names
+//! included, so a broken file's id is never handed out again), 0 for an empty directory.
+//! C_InitToken runs under an exclusive lock on `token_dir/.init.lock`, so two processes
+//! never make the same slot; a new token is written under a temporary name and renamed
+//! into place, so no process ever opens a half-made one.
+//!
+//! Locks: `Slots` is the library registry level of the lock order registry -> token ->
+//! session. Its lock is held only to read or update the slot map, never during Argon2
+//! (C_InitToken derives keys holding only the directory's init lock file).
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{fail, Error, Result};
+use crate::storage::sqlite::SqliteStore;
+use crate::storage::KdfParams;
 use crate::token::{Token, TokenInfo};
 use cryptoki_sys::*;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub struct Slots {}
+const FILE_PREFIX: &str = "token-";
+const FILE_SUFFIX: &str = ".db";
+const INIT_LOCK: &str = ".init.lock";
+/// Slot ids stay below 2^31: Java clients read them as an int.
+const MAX_SLOT_ID: CK_SLOT_ID = (1 << 31) - 1;
+
+/// What we know of one `token-*.db` file.
+enum KnownFile {
+    Token(CK_SLOT_ID),
+    /// Reported once on stderr; its name's slot id (if any) stays reserved.
+    Broken(Option<CK_SLOT_ID>),
+}
+
+#[derive(Default)]
+struct SlotMap {
+    tokens: BTreeMap<CK_SLOT_ID, Arc<Token>>,
+    files: HashMap<OsString, KnownFile>,
+}
+
+impl SlotMap {
+    fn spare(&self) -> CK_SLOT_ID {
+        let highest_file = self.files.values().filter_map(|f| match f {
+            KnownFile::Token(id) => Some(*id),
+            KnownFile::Broken(id) => *id,
+        });
+        let highest = self.tokens.keys().copied().chain(highest_file).max();
+        highest.map_or(0, |id| id + 1)
+    }
+}
+
+pub struct Slots {
+    dir: PathBuf,
+    kdf: KdfParams,
+    map: RwLock<SlotMap>,
+}
+
+fn slot_from_file_name(name: &str) -> Option<CK_SLOT_ID> {
+    name.strip_prefix(FILE_PREFIX)?
+        .strip_suffix(FILE_SUFFIX)?
+        .parse()
+        .ok()
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::with(CKR_DEVICE_ERROR, format!("{what} {}: {e}", path.display()))
+}
 
 impl Slots {
     /// Opens every token store in `config.token_dir` (creating the directory on first use).
     /// A broken store is reported once on stderr and never stops the others.
-    pub fn open(_config: &Config) -> Result<Slots> {
-        todo!()
+    pub fn open(config: &Config) -> Result<Slots> {
+        Self::open_with(&config.token_dir, KdfParams::DEFAULT)
+    }
+
+    /// As `open`, with the Argon2 cost for PINs set from now on (tests use cheap ones).
+    pub(crate) fn open_with(dir: &Path, kdf: KdfParams) -> Result<Slots> {
+        create_private_dir(dir)?;
+        let slots = Slots {
+            dir: dir.to_path_buf(),
+            kdf,
+            map: RwLock::new(SlotMap::default()),
+        };
+        slots.refresh()?;
+        Ok(slots)
     }
 
     /// Initialised tokens first (by slot id), the spare slot last.
     pub fn slot_ids(&self) -> Vec<CK_SLOT_ID> {
-        todo!()
+        let map = self.map.read();
+        let mut ids: Vec<_> = map.tokens.keys().copied().collect();
+        let spare = map.spare();
+        if spare <= MAX_SLOT_ID {
+            ids.push(spare);
+        }
+        ids
     }
 
-    /// Picks up tokens that other processes initialised since the last call.
+    /// Picks up tokens that other processes initialised since the last call. Costs one
+    /// directory listing when nothing changed.
     pub fn refresh(&self) -> Result<()> {
-        todo!()
+        let names = self.token_file_names()?;
+        {
+            let map = self.map.read();
+            if map.files.len() == names.len() && names.iter().all(|n| map.files.contains_key(n)) {
+                return Ok(());
+            }
+        }
+        let mut map = self.map.write();
+        let vanished: Vec<OsString> = map
+            .files
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
+        for name in vanished {
+            if let Some(KnownFile::Token(slot)) = map.files.remove(&name) {
+                map.tokens.remove(&slot);
+            }
+        }
+        for name in names {
+            if map.files.contains_key(&name) {
+                continue;
+            }
+            let path = self.dir.join(&name);
+            let name_slot = name.to_str().and_then(slot_from_file_name);
+            let known = match self.open_token(&path, &map) {
+                Ok(token) => {
+                    let slot = token.slot_id();
+                    map.tokens.insert(slot, Arc::new(token));
+                    KnownFile::Token(slot)
+                }
+                Err(e) => {
+                    eprintln!("ferrohsm: {}; its token is not listed", e.context);
+                    KnownFile::Broken(name_slot)
+                }
+            };
+            map.files.insert(name, known);
+        }
+        Ok(())
     }
 
     /// `Ok(None)` for the spare slot; CKR_SLOT_ID_INVALID for an unknown id.
-    pub fn token(&self, _slot: CK_SLOT_ID) -> Result<Option<Arc<Token>>> {
-        todo!()
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<Option<Arc<Token>>> {
+        let map = self.map.read();
+        if let Some(token) = map.tokens.get(&slot) {
+            return Ok(Some(token.clone()));
+        }
+        if slot == map.spare() && slot <= MAX_SLOT_ID {
+            return Ok(None);
+        }
+        fail(CKR_SLOT_ID_INVALID)
     }
 
     /// Token info for any slot; the spare slot's token is not initialised.
-    pub fn token_info(&self, _slot: CK_SLOT_ID) -> Result<TokenInfo> {
-        todo!()
+    pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<TokenInfo> {
+        match self.token(slot)? {
+            Some(token) => Ok(token.info()),
+            None => Ok(TokenInfo {
+                label: String::new(),
+                serial: String::new(),
+                flags: CKF_RNG | CKF_LOGIN_REQUIRED | CKF_RESTORE_KEY_NOT_NEEDED,
+            }),
+        }
     }
 
     /// C_InitToken on the spare slot (a new token) or on a token's slot (re-initialise:
     /// the SO PIN must match, every object is wiped). Open sessions are the caller's check.
-    pub fn init_token(&self, _slot: CK_SLOT_ID, _so_pin: &[u8], _label: &str) -> Result<()> {
-        todo!()
+    pub fn init_token(&self, slot: CK_SLOT_ID, so_pin: &[u8], label: &str) -> Result<()> {
+        let label = label.trim_end_matches(' ');
+        let _init_lock = self.lock_init()?;
+        // Under the lock the map is current: no other process can add a token now.
+        self.refresh()?;
+        if let Some(token) = self.token(slot)? {
+            return token.reinitialise(so_pin, label);
+        }
+        let record = Token::new_record(slot, label, so_pin, self.kdf)?;
+        let final_path = self.dir.join(format!("{FILE_PREFIX}{slot}{FILE_SUFFIX}"));
+        let temp_path = self.dir.join(format!(
+            ".{FILE_PREFIX}{slot}{FILE_SUFFIX}.{}.tmp",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&temp_path);
+        let made = SqliteStore::create(&temp_path, &record).and_then(|()| {
+            std::fs::rename(&temp_path, &final_path)
+                .map_err(|e| io_error("cannot create token store", &final_path, e))
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&temp_path);
+            return Err(e);
+        }
+        // The rename is durable only once the directory is synced.
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        self.refresh()
+    }
+
+    fn open_token(&self, path: &Path, map: &SlotMap) -> Result<Token> {
+        let store = SqliteStore::open(path)?;
+        let token = Token::open(Box::new(store), self.kdf)?;
+        let slot = token.slot_id();
+        if slot > MAX_SLOT_ID {
+            return Err(Error::with(
+                CKR_TOKEN_NOT_RECOGNIZED,
+                format!(
+                    "token store {}: slot id {slot} out of range",
+                    path.display()
+                ),
+            ));
+        }
+        if map.tokens.contains_key(&slot) {
+            return Err(Error::with(
+                CKR_TOKEN_NOT_RECOGNIZED,
+                format!(
+                    "token store {}: slot id {slot} is already used by another token file",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(token)
+    }
+
+    fn token_file_names(&self) -> Result<BTreeSet<OsString>> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| io_error("cannot list token directory", &self.dir, e))?;
+        let mut names = BTreeSet::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("cannot list token directory", &self.dir, e))?;
+            let name = entry.file_name();
+            let is_token = name
+                .to_str()
+                .is_some_and(|n| n.starts_with(FILE_PREFIX) && n.ends_with(FILE_SUFFIX));
+            if is_token {
+                names.insert(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// The directory-wide C_InitToken lock (an advisory `flock`, released on drop and
+    /// when the process dies).
+    #[allow(clippy::incompatible_msrv)]
+    fn lock_init(&self) -> Result<std::fs::File> {
+        let path = self.dir.join(INIT_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error("cannot open lock file", &path, e))?;
+        file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
+        Ok(file)
+    }
+}
+
+/// The token directory, created on first use readable by its owner only.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_error("cannot create token directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::object::Attributes;
+    use crate::token::UserType;
+
+    const SO_PIN: &[u8] = b"so-pin-1234";
+    const USER_PIN: &[u8] = b"user-pin-1234";
+
+    fn open(dir: &Path) -> Slots {
+        Slots::open_with(dir, KdfParams::TEST).unwrap()
+    }
+
+    fn rv<T>(r: Result<T>) -> CK_RV {
+        match r {
+            Ok(_) => CKR_OK,
+            Err(e) => e.rv,
+        }
+    }
+
+    fn data_object(label: &str, token: bool, private: bool) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_DATA);
+        a.set_bool(CKA_TOKEN, token);
+        a.set_bool(CKA_PRIVATE, private);
+        a.set(CKA_LABEL, label.as_bytes());
+        a
+    }
+
+    fn label_template(label: &str) -> Attributes {
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, label.as_bytes());
+        t
+    }
+
+    #[test]
+    fn init_token_adds_a_token_and_a_new_spare_slot_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_dir = dir.path().join("new/tokens");
+        let slots = open(&token_dir);
+        assert!(token_dir.is_dir(), "directory created on first use");
+        assert_eq!(slots.slot_ids(), vec![0]);
+        assert!(slots.token(0).unwrap().is_none());
+        assert_eq!(rv(slots.token(1)), CKR_SLOT_ID_INVALID);
+        assert_eq!(
+            slots.token_info(0).unwrap().flags & CKF_TOKEN_INITIALIZED,
+            0
+        );
+
+        assert_eq!(rv(slots.init_token(0, b"abc", "short")), CKR_PIN_LEN_RANGE);
+        assert_eq!(
+            rv(slots.init_token(3, SO_PIN, "nowhere")),
+            CKR_SLOT_ID_INVALID
+        );
+        slots.init_token(0, SO_PIN, "first token   ").unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 1]);
+        let info = slots.token_info(0).unwrap();
+        assert_eq!(info.label, "first token");
+        assert_eq!(info.serial.len(), 16);
+        assert!(info.serial.chars().all(|c| c.is_ascii_hexdigit()));
+        let expected =
+            CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
+        assert_eq!(info.flags, expected);
+
+        slots.init_token(1, SO_PIN, "second").unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token(1).unwrap().unwrap().slot_id(), 1);
+    }
+
+    #[test]
+    fn slot_ids_are_stable_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (serial0, serial1) = {
+            let slots = open(dir.path());
+            slots.init_token(0, SO_PIN, "a").unwrap();
+            slots.init_token(1, SO_PIN, "b").unwrap();
+            (
+                slots.token_info(0).unwrap().serial,
+                slots.token_info(1).unwrap().serial,
+            )
+        };
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token_info(0).unwrap().serial, serial0);
+        assert_eq!(slots.token_info(1).unwrap().serial, serial1);
+        assert_eq!(slots.token_info(1).unwrap().label, "b");
+    }
+
+    #[test]
+    fn second_instance_sees_new_tokens_and_objects_after_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(dir.path());
+        let second = open(dir.path());
+        first.init_token(0, SO_PIN, "shared").unwrap();
+        assert_eq!(second.slot_ids(), vec![0]);
+        second.refresh().unwrap();
+        assert_eq!(second.slot_ids(), vec![0, 1]);
+
+        // The second instance's stale view of slot 1 as spare: under the init lock it
+        // finds that another process took it, so this is a re-init with a wrong SO PIN.
+        first.init_token(1, SO_PIN, "taken").unwrap();
+        assert_eq!(
+            rv(second.init_token(1, b"other-so-pin", "mine")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(second.slot_ids(), vec![0, 1, 2]);
+
+        let a = first.token(0).unwrap().unwrap();
+        let b = second.token(0).unwrap().unwrap();
+        assert!(b.find(&label_template("hello")).unwrap().is_empty());
+        let handle = a
+            .create_object(data_object("hello", true, false), 1)
+            .unwrap();
+        let found = b.find(&label_template("hello")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            b.object(found[0]).unwrap().attrs.get(CKA_LABEL),
+            Some(&b"hello"[..])
+        );
+
+        // Updates and deletes travel too.
+        let mut renamed = a.object(handle).unwrap().attrs.clone();
+        renamed.set(CKA_LABEL, b"renamed".to_vec());
+        a.update_object(handle, renamed).unwrap();
+        assert!(b.find(&label_template("hello")).unwrap().is_empty());
+        assert_eq!(
+            b.find(&label_template("renamed")).unwrap(),
+            found,
+            "handle is stable"
+        );
+        a.destroy_object(handle).unwrap();
+        assert!(b.find(&label_template("renamed")).unwrap().is_empty());
+        assert_eq!(rv(b.object(found[0])), CKR_OBJECT_HANDLE_INVALID);
+    }
+
+    #[test]
+    fn a_broken_file_is_skipped_and_its_slot_id_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let slots = open(dir.path());
+            slots.init_token(0, SO_PIN, "good").unwrap();
+        }
+        std::fs::write(
+            dir.path().join("token-7.db"),
+            b"this is not a database at all",
+        )
+        .unwrap();
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![0, 8]);
+        assert_eq!(rv(slots.token(7)), CKR_SLOT_ID_INVALID);
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        // Refreshing again does not report or reopen it.
+        slots.refresh().unwrap();
+        assert_eq!(slots.slot_ids(), vec![0, 8]);
+    }
+
+    #[test]
+    fn reinit_wipes_objects_and_user_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = open(dir.path());
+        let other = open(dir.path());
+        slots.init_token(0, SO_PIN, "before").unwrap();
+        other.refresh().unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(USER_PIN).unwrap();
+        token.logout().unwrap();
+        token.login(UserType::User, USER_PIN).unwrap();
+        token
+            .create_object(data_object("public", true, false), 1)
+            .unwrap();
+        token
+            .create_object(data_object("private", true, true), 1)
+            .unwrap();
+        token.logout().unwrap();
+        let seen_elsewhere = other.token(0).unwrap().unwrap();
+        assert_eq!(seen_elsewhere.find(&Attributes::new()).unwrap().len(), 1);
+
+        assert_eq!(
+            rv(slots.init_token(0, b"wrong-so-pin", "after")),
+            CKR_PIN_INCORRECT
+        );
+        slots.init_token(0, SO_PIN, "after").unwrap();
+        let info = token.info();
+        assert_eq!(info.label, "after");
+        assert_eq!(info.flags & CKF_USER_PIN_INITIALIZED, 0);
+        assert!(token.find(&Attributes::new()).unwrap().is_empty());
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_PIN_NOT_INITIALIZED
+        );
+        assert_eq!(slots.slot_ids(), vec![0, 1], "re-init keeps the slot");
+        assert!(seen_elsewhere.find(&Attributes::new()).unwrap().is_empty());
+        assert_eq!(seen_elsewhere.info().label, "after");
+        // The SO PIN still works, also in the other instance.
+        seen_elsewhere.login(UserType::So, SO_PIN).unwrap();
     }
 }

@@ -1,19 +1,59 @@
 //! One initialised token: its info, login state, PIN retry counters, and its objects
 //! (persistent token objects and this process's session objects) with the in-memory index.
 //!
-//! API SKELETON: bodies are filled in by the token/store work.
+//! Locks: the lock order of the library is registry (`Slots`) -> token -> session. A token
+//! has one `parking_lot::Mutex` over its state and store connection; it is never held while
+//! Argon2 runs (PIN checks derive outside it and re-lock to record the result) nor while a
+//! key is parsed (`loaded_key` parses outside it and caches the result if nothing changed
+//! meanwhile). Every call first syncs with the store: one `PRAGMA data_version` when no
+//! other connection committed, a diff by generation when one did.
+//!
+//! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
+//! memory as on disk; they are opened only when an object is read (`object`) or a key is
+//! loaded (`loaded_key`), never by `find`. Login state is per process: every session of
+//! this process shares it. The SO sees public objects only; private objects need the user.
 
-use crate::error::Result;
-use crate::mechanism::LoadedKey;
+use crate::error::{fail, Error, Result};
+use crate::mechanism::{load_key, LoadedKey};
+use crate::object::index::ObjectIndex;
+use crate::object::policy::is_secret;
 use crate::object::Attributes;
+use crate::storage::seal::{self, TokenKey, KEY_LEN, SALT_LEN};
+use crate::storage::{
+    KdfParams, ObjectId, PinRecord, StoredObject, StoredValue, TokenRecord, TokenStore,
+};
 use cryptoki_sys::*;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// PIN lengths accepted by C_InitToken, C_InitPIN, C_SetPIN and C_Login (ulMinPinLen,
+/// ulMaxPinLen of CK_TOKEN_INFO); anything else is CKR_PIN_LEN_RANGE.
+pub const MIN_PIN_LEN: usize = 4;
+pub const MAX_PIN_LEN: usize = 255;
+/// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
+pub const MAX_PIN_FAILURES: u32 = 10;
+/// CK_TOKEN_INFO strings.
+pub const MANUFACTURER: &str = "ferrohsm";
+pub const MODEL: &str = "ferrohsm token";
 
 /// Who is logged in to a token (per process, shared by all its sessions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserType {
     So,
     User,
+}
+
+impl UserType {
+    /// Separates the SO's and the user's wrapped token keys.
+    fn wrap_tag(self) -> u8 {
+        match self {
+            UserType::So => 0,
+            UserType::User => 1,
+        }
+    }
 }
 
 /// `CK_TOKEN_INFO` in safe form; strings are unpadded.
@@ -30,89 +70,1172 @@ pub struct Object {
     pub attrs: Attributes,
     /// `Some(session)` for a session object, owned by that session.
     pub session: Option<CK_SESSION_HANDLE>,
+    /// Secret attributes the object has at rest but which cannot be opened now (nobody is
+    /// logged in): absent from `attrs`; treat them as sensitive.
+    pub locked: Vec<CK_ATTRIBUTE_TYPE>,
 }
 
-pub struct Token {}
+/// Object handles are unique across all tokens of the process and never reused.
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+fn new_handle() -> CK_OBJECT_HANDLE {
+    NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
+}
+
+fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
+        Ok(())
+    } else {
+        Err(Error::with(
+            CKR_PIN_LEN_RANGE,
+            format!("PIN length must be {MIN_PIN_LEN}..={MAX_PIN_LEN} bytes"),
+        ))
+    }
+}
+
+/// A token object's place in the store.
+struct Stored {
+    id: ObjectId,
+    generation: u64,
+    /// The sealed values, opened on demand with the token key.
+    sealed: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+}
+
+struct Meta {
+    /// `None` for a session object.
+    stored: Option<Stored>,
+    /// Bumped at every change of the object in this process; keys the loaded-key cache.
+    version: u64,
+}
+
+struct Login {
+    user: UserType,
+    key: TokenKey,
+}
+
+struct Inner {
+    store: Box<dyn TokenStore>,
+    record: TokenRecord,
+    /// The store's change counter at the last completed sync.
+    seen_counter: Option<u64>,
+    index: ObjectIndex<Meta>,
+    by_store_id: HashMap<ObjectId, CK_OBJECT_HANDLE>,
+    login: Option<Login>,
+    /// Bumped at every login and logout, so a key parsed across one is not cached.
+    login_serial: u64,
+    keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
+    next_version: u64,
+    /// Another connection changed objects since the index was last brought up to date.
+    objects_stale: bool,
+}
+
+pub struct Token {
+    slot_id: CK_SLOT_ID,
+    /// Argon2 cost for PINs set from now on (stored ones keep theirs).
+    kdf: KdfParams,
+    inner: Mutex<Inner>,
+}
 
 impl Token {
+    /// Loads a token and its objects from its store.
+    pub(crate) fn open(mut store: Box<dyn TokenStore>, kdf: KdfParams) -> Result<Token> {
+        let record = store.load_token()?;
+        let mut inner = Inner {
+            store,
+            record,
+            seen_counter: None,
+            index: ObjectIndex::new(),
+            by_store_id: HashMap::new(),
+            login: None,
+            login_serial: 0,
+            keys: HashMap::new(),
+            next_version: 0,
+            objects_stale: true,
+        };
+        // The objects are loaded at the first call that needs them, so listing slots and
+        // logging in stay fast on a token with many objects.
+        inner.sync_record()?;
+        Ok(Token {
+            slot_id: inner.record.slot_id,
+            kdf,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// The record of a new token: random serial, epoch and token key, the token key
+    /// wrapped under the SO PIN. Runs Argon2: call it without holding locks.
+    pub(crate) fn new_record(
+        slot_id: CK_SLOT_ID,
+        label: &str,
+        so_pin: &[u8],
+        kdf: KdfParams,
+    ) -> Result<TokenRecord> {
+        check_pin_len(so_pin)?;
+        let serial: [u8; 8] = seal::random_bytes()?;
+        let epoch: [u8; 8] = seal::random_bytes()?;
+        let token_key = seal::new_token_key()?;
+        let so_pin = wrap_for_pin(&token_key, UserType::So, so_pin, kdf)?;
+        Ok(TokenRecord {
+            slot_id,
+            label: label.to_string(),
+            serial: hex::encode_upper(serial),
+            epoch: u64::from_le_bytes(epoch),
+            change_counter: 0,
+            so_pin: Some(so_pin),
+            user_pin: None,
+        })
+    }
+
     pub fn slot_id(&self) -> CK_SLOT_ID {
-        todo!()
+        self.slot_id
     }
 
     pub fn info(&self) -> TokenInfo {
-        todo!()
+        let mut inner = self.inner.lock();
+        // A store error leaves the last known state; the next call that needs the store
+        // reports it.
+        let _ = inner.sync_record();
+        let record = &inner.record;
+        let mut flags =
+            CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
+        if let Some(pin) = &record.user_pin {
+            flags |= CKF_USER_PIN_INITIALIZED
+                | failure_flags(
+                    pin.failures,
+                    CKF_USER_PIN_COUNT_LOW,
+                    CKF_USER_PIN_FINAL_TRY,
+                    CKF_USER_PIN_LOCKED,
+                );
+        }
+        if let Some(pin) = &record.so_pin {
+            flags |= failure_flags(
+                pin.failures,
+                CKF_SO_PIN_COUNT_LOW,
+                CKF_SO_PIN_FINAL_TRY,
+                CKF_SO_PIN_LOCKED,
+            );
+        }
+        TokenInfo {
+            label: record.label.clone(),
+            serial: record.serial.clone(),
+            flags,
+        }
     }
 
     /// Verifies the PIN (Argon2id), updates the retry counters, unwraps the token key.
     /// Codes: CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_PIN_NOT_INITIALIZED,
     /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_PIN_LEN_RANGE.
-    pub fn login(&self, _user: UserType, _pin: &[u8]) -> Result<()> {
-        todo!()
+    pub fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
+        self.inner.lock().check_not_logged_in(user)?;
+        let (mut inner, key, _) = self.check_pin(user, pin)?;
+        // Another thread may have logged in while Argon2 ran.
+        inner.check_not_logged_in(user)?;
+        inner.keys.clear();
+        inner.login = Some(Login { user, key });
+        inner.login_serial += 1;
+        Ok(())
     }
 
     /// Verifies the PIN of whoever is logged in again (CKU_CONTEXT_SPECIFIC).
-    pub fn verify_pin(&self, _user: UserType, _pin: &[u8]) -> Result<()> {
-        todo!()
+    pub fn verify_pin(&self, user: UserType, pin: &[u8]) -> Result<()> {
+        if self.logged_in() != Some(user) {
+            return fail(CKR_USER_NOT_LOGGED_IN);
+        }
+        self.check_pin(user, pin).map(|_| ())
     }
 
     /// CKR_USER_NOT_LOGGED_IN when nobody is. Drops the token key and loaded private keys.
     pub fn logout(&self) -> Result<()> {
-        todo!()
+        let mut inner = self.inner.lock();
+        if inner.login.is_none() {
+            return fail(CKR_USER_NOT_LOGGED_IN);
+        }
+        inner.drop_login();
+        Ok(())
     }
 
     pub fn logged_in(&self) -> Option<UserType> {
-        todo!()
+        self.inner.lock().login.as_ref().map(|l| l.user)
     }
 
     /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter).
-    pub fn init_pin(&self, _pin: &[u8]) -> Result<()> {
-        todo!()
+    pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
+        check_pin_len(pin)?;
+        let (key, epoch) = {
+            let mut inner = self.inner.lock();
+            inner.sync_record()?;
+            match &inner.login {
+                Some(login) if login.user == UserType::So => {
+                    (Zeroizing::new(*login.key), inner.record.epoch)
+                }
+                _ => return fail(CKR_USER_NOT_LOGGED_IN),
+            }
+        };
+        let record = wrap_for_pin(&key, UserType::User, pin, self.kdf)?;
+        let mut inner = self.inner.lock();
+        inner.store.store_pin(epoch, UserType::User, &record)?;
+        inner.record.user_pin = Some(record);
+        Ok(())
     }
 
     /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is).
-    pub fn set_pin(&self, _user: UserType, _old: &[u8], _new: &[u8]) -> Result<()> {
-        todo!()
+    pub fn set_pin(&self, user: UserType, old: &[u8], new: &[u8]) -> Result<()> {
+        check_pin_len(new)?;
+        let (inner, key, _) = self.check_pin(user, old)?;
+        let epoch = inner.record.epoch;
+        drop(inner);
+        let record = wrap_for_pin(&key, user, new, self.kdf)?;
+        let mut inner = self.inner.lock();
+        inner.store.store_pin(epoch, user, &record)?;
+        match user {
+            UserType::So => inner.record.so_pin = Some(record),
+            UserType::User => inner.record.user_pin = Some(record),
+        }
+        Ok(())
+    }
+
+    /// C_InitToken on this (initialised) token: the SO PIN must be right (it counts as an
+    /// attempt); then every object and the user PIN are wiped, a new token key is made and
+    /// this process's login ends. Open sessions are the caller's check.
+    pub(crate) fn reinitialise(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        let (mut inner, _old_key, pin_key) = self.check_pin(UserType::So, so_pin)?;
+        let so_record = inner
+            .record
+            .so_pin
+            .clone()
+            .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "token has no SO PIN record"))?;
+        let token_key = seal::new_token_key()?;
+        let epoch = u64::from_le_bytes(seal::random_bytes()?);
+        // The SO PIN key is reused with its salt: only the wrapped key changes.
+        let so_record = PinRecord {
+            wrapped_key: seal::wrap_token_key(&pin_key, &token_key, UserType::So.wrap_tag())?,
+            failures: 0,
+            ..so_record
+        };
+        inner.store.reinitialise(label, epoch, &so_record)?;
+        inner.drop_login();
+        inner.index = ObjectIndex::new();
+        inner.by_store_id.clear();
+        inner.keys.clear();
+        inner.seen_counter = None;
+        inner.objects_stale = true;
+        inner.record = inner.store.load_token()?;
+        inner.sync()
     }
 
     /// Stores a complete, policy-checked object: persisted (secrets sealed) when CKA_TOKEN
     /// is true, else kept in memory for `session`.
     pub fn create_object(
         &self,
-        _attrs: Attributes,
-        _session: CK_SESSION_HANDLE,
+        attrs: Attributes,
+        session: CK_SESSION_HANDLE,
     ) -> Result<CK_OBJECT_HANDLE> {
-        todo!()
+        let mut inner = self.inner.lock();
+        inner.sync()?;
+        inner.check_may_hold(&attrs)?;
+        let handle = new_handle();
+        if !attrs.flag(CKA_TOKEN, false) {
+            let version = inner.next_version();
+            inner.index.insert(
+                Arc::new(Object {
+                    handle,
+                    attrs,
+                    session: Some(session),
+                    locked: Vec::new(),
+                }),
+                Meta {
+                    stored: None,
+                    version,
+                },
+            );
+            return Ok(handle);
+        }
+        let id = inner.new_object_id()?;
+        inner.persist(handle, id, &attrs, &[])?;
+        Ok(handle)
     }
 
     /// The object if it exists and is visible (private objects only when logged in);
     /// otherwise CKR_OBJECT_HANDLE_INVALID.
-    pub fn object(&self, _handle: CK_OBJECT_HANDLE) -> Result<Arc<Object>> {
-        todo!()
+    pub fn object(&self, handle: CK_OBJECT_HANDLE) -> Result<Arc<Object>> {
+        let mut inner = self.inner.lock();
+        inner.sync()?;
+        let entry = inner
+            .visible(handle)
+            .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        match (&entry.meta.stored, &inner.login) {
+            (Some(stored), Some(login)) if !stored.sealed.is_empty() => {
+                let attrs = open_sealed(&login.key, &entry.object.attrs, stored)?;
+                Ok(Arc::new(Object {
+                    handle,
+                    attrs,
+                    session: None,
+                    locked: Vec::new(),
+                }))
+            }
+            _ => Ok(entry.object.clone()),
+        }
     }
 
     /// Replaces the object's attributes with `attrs` (already policy-checked).
-    pub fn update_object(&self, _handle: CK_OBJECT_HANDLE, _attrs: Attributes) -> Result<()> {
-        todo!()
+    pub fn update_object(&self, handle: CK_OBJECT_HANDLE, attrs: Attributes) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.sync()?;
+        let entry = inner
+            .visible(handle)
+            .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        let session = entry.object.session;
+        let stored = entry.meta.stored.as_ref().map(|s| (s.id, s.sealed.clone()));
+        inner.check_may_hold(&attrs)?;
+        inner.keys.remove(&handle);
+        match stored {
+            None => {
+                let version = inner.next_version();
+                inner.index.insert(
+                    Arc::new(Object {
+                        handle,
+                        attrs,
+                        session,
+                        locked: Vec::new(),
+                    }),
+                    Meta {
+                        stored: None,
+                        version,
+                    },
+                );
+                Ok(())
+            }
+            Some((id, old_sealed)) => {
+                // Without the token key the caller saw the object without its sealed
+                // values; they are kept as they are.
+                let keep: Vec<_> = if inner.login.is_none() {
+                    old_sealed
+                        .into_iter()
+                        .filter(|(ty, _)| !attrs.contains(*ty))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                inner.persist(handle, id, &attrs, &keep)
+            }
+        }
     }
 
-    pub fn destroy_object(&self, _handle: CK_OBJECT_HANDLE) -> Result<()> {
-        todo!()
+    pub fn destroy_object(&self, handle: CK_OBJECT_HANDLE) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.sync()?;
+        let entry = inner
+            .visible(handle)
+            .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        if let Some(id) = entry.meta.stored.as_ref().map(|s| s.id) {
+            let epoch = inner.record.epoch;
+            inner.store.delete_object(epoch, id)?;
+            inner.by_store_id.remove(&id);
+        }
+        inner.index.remove(handle);
+        inner.keys.remove(&handle);
+        Ok(())
     }
 
     /// Handles of the visible objects matching every attribute of `template`, from the
     /// in-memory index (never a disk scan, never a decryption).
-    pub fn find(&self, _template: &Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        todo!()
+    pub fn find(&self, template: &Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        let mut inner = self.inner.lock();
+        inner.sync()?;
+        let user = inner.login.as_ref().map(|l| l.user);
+        let mut found: Vec<_> = inner
+            .index
+            .matching(template)
+            .filter(|e| visible_to(&e.object, user))
+            .map(|e| e.object.handle)
+            .collect();
+        found.sort_unstable();
+        Ok(found)
     }
 
     /// Drops the session objects of a closed session.
-    pub fn close_session(&self, _session: CK_SESSION_HANDLE) {
-        todo!()
+    pub fn close_session(&self, session: CK_SESSION_HANDLE) {
+        let mut inner = self.inner.lock();
+        let gone = inner
+            .index
+            .remove_where(|e| e.object.session == Some(session));
+        for handle in gone {
+            inner.keys.remove(&handle);
+        }
     }
 
     /// The key parsed once per login and shared; CKR_KEY_HANDLE_INVALID when `handle`
-    /// names no visible key, CKR_USER_NOT_LOGGED_IN for a private key without login.
-    pub fn loaded_key(&self, _handle: CK_OBJECT_HANDLE) -> Result<LoadedKey> {
-        todo!()
+    /// names no visible key, CKR_USER_NOT_LOGGED_IN for a key whose sealed values cannot be
+    /// opened because nobody is logged in.
+    pub fn loaded_key(&self, handle: CK_OBJECT_HANDLE) -> Result<LoadedKey> {
+        let (version, login_serial, attrs) = {
+            let mut inner = self.inner.lock();
+            inner.sync()?;
+            let entry = inner
+                .visible(handle)
+                .ok_or(Error::new(CKR_KEY_HANDLE_INVALID))?;
+            if !matches!(
+                entry.object.attrs.get_ulong(CKA_CLASS),
+                Ok(Some(CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY))
+            ) {
+                return fail(CKR_KEY_HANDLE_INVALID);
+            }
+            let version = entry.meta.version;
+            if let Some((cached_version, key)) = inner.keys.get(&handle) {
+                if *cached_version == version {
+                    return Ok(key.clone());
+                }
+            }
+            let attrs = match (&entry.meta.stored, &inner.login) {
+                (Some(stored), _) if stored.sealed.is_empty() => entry.object.attrs.clone(),
+                (Some(stored), Some(login)) => {
+                    open_sealed(&login.key, &entry.object.attrs, stored)?
+                }
+                (Some(_), None) => return fail(CKR_USER_NOT_LOGGED_IN),
+                (None, _) => entry.object.attrs.clone(),
+            };
+            (version, inner.login_serial, attrs)
+        };
+        // Parsing (and CRT precomputation) runs without the token lock.
+        let key = load_key(&attrs)?;
+        drop(attrs);
+        let mut inner = self.inner.lock();
+        let unchanged = inner.login_serial == login_serial
+            && inner.index.get(handle).map(|e| e.meta.version) == Some(version);
+        if unchanged {
+            inner.keys.insert(handle, (version, key.clone()));
+        }
+        Ok(key)
+    }
+
+    /// Verifies `user`'s PIN and returns the token lock (re-taken after Argon2), the
+    /// token key and the PIN key. A wrong PIN counts in the persisted retry counter; a
+    /// right one resets it.
+    fn check_pin(
+        &self,
+        user: UserType,
+        pin: &[u8],
+    ) -> Result<(MutexGuard<'_, Inner>, TokenKey, Zeroizing<[u8; KEY_LEN]>)> {
+        check_pin_len(pin)?;
+        let (record, epoch) = {
+            let mut inner = self.inner.lock();
+            inner.sync_record()?;
+            let record = match (inner.record.pin(user), user) {
+                (Some(record), _) => record.clone(),
+                (None, UserType::User) => return fail(CKR_USER_PIN_NOT_INITIALIZED),
+                (None, UserType::So) => {
+                    return Err(Error::with(CKR_DEVICE_ERROR, "token has no SO PIN record"))
+                }
+            };
+            if record.failures >= MAX_PIN_FAILURES {
+                return fail(CKR_PIN_LOCKED);
+            }
+            (record, inner.record.epoch)
+        };
+        let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
+        let token_key = seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag());
+        let mut inner = self.inner.lock();
+        inner.sync_record()?;
+        if inner.record.epoch != epoch {
+            return Err(Error::with(
+                CKR_DEVICE_REMOVED,
+                "token was re-initialised by another process during the PIN check",
+            ));
+        }
+        match token_key {
+            Some(token_key) => {
+                if inner.record.pin(user).is_some_and(|p| p.failures > 0) {
+                    inner.store.reset_pin_failures(user)?;
+                    inner.set_failures(user, 0);
+                }
+                Ok((inner, token_key, pin_key))
+            }
+            None => {
+                let failures = inner.store.record_pin_failure(user)?;
+                inner.set_failures(user, failures);
+                fail(CKR_PIN_INCORRECT)
+            }
+        }
+    }
+}
+
+/// A new PIN record for `pin` wrapping `token_key`. Runs Argon2.
+fn wrap_for_pin(
+    token_key: &TokenKey,
+    user: UserType,
+    pin: &[u8],
+    kdf: KdfParams,
+) -> Result<PinRecord> {
+    let salt: [u8; SALT_LEN] = seal::random_bytes()?;
+    let pin_key = seal::derive_pin_key(pin, &salt, kdf)?;
+    Ok(PinRecord {
+        kdf,
+        salt: salt.to_vec(),
+        wrapped_key: seal::wrap_token_key(&pin_key, token_key, user.wrap_tag())?,
+        failures: 0,
+    })
+}
+
+fn failure_flags(failures: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
+    match failures {
+        0 => 0,
+        f if f >= MAX_PIN_FAILURES => locked,
+        f if f == MAX_PIN_FAILURES - 1 => final_try,
+        _ => low,
+    }
+}
+
+/// Private objects (CKA_PRIVATE true, or absent) are for the user only; the SO and a
+/// session without login see public objects.
+fn visible_to(object: &Object, user: Option<UserType>) -> bool {
+    !object.attrs.flag(CKA_PRIVATE, true) || user == Some(UserType::User)
+}
+
+/// The object's clear attributes plus its opened sealed ones.
+fn open_sealed(key: &TokenKey, clear: &Attributes, stored: &Stored) -> Result<Attributes> {
+    let mut attrs = clear.clone();
+    for (ty, blob) in &stored.sealed {
+        let value = seal::unseal_attribute(key, stored.id, *ty, blob)?;
+        attrs.set(*ty, value.as_slice());
+    }
+    Ok(attrs)
+}
+
+impl Inner {
+    fn check_not_logged_in(&self, user: UserType) -> Result<()> {
+        match &self.login {
+            None => Ok(()),
+            Some(login) if login.user == user => fail(CKR_USER_ALREADY_LOGGED_IN),
+            Some(_) => fail(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+        }
+    }
+
+    fn drop_login(&mut self) {
+        // The token key and parsed keys zeroize on drop.
+        self.login = None;
+        self.keys.clear();
+        self.login_serial += 1;
+    }
+
+    fn set_failures(&mut self, user: UserType, failures: u32) {
+        let pin = match user {
+            UserType::So => self.record.so_pin.as_mut(),
+            UserType::User => self.record.user_pin.as_mut(),
+        };
+        if let Some(pin) = pin {
+            pin.failures = failures;
+        }
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    fn visible(&self, handle: CK_OBJECT_HANDLE) -> Option<&crate::object::index::Entry<Meta>> {
+        let user = self.login.as_ref().map(|l| l.user);
+        self.index
+            .get(handle)
+            .filter(|e| visible_to(&e.object, user))
+    }
+
+    /// Private objects need the user logged in (also the SO may not make them).
+    fn check_may_hold(&self, attrs: &Attributes) -> Result<()> {
+        if attrs.flag(CKA_PRIVATE, true)
+            && self.login.as_ref().map(|l| l.user) != Some(UserType::User)
+        {
+            return fail(CKR_USER_NOT_LOGGED_IN);
+        }
+        Ok(())
+    }
+
+    fn new_object_id(&self) -> Result<ObjectId> {
+        loop {
+            let id = (u64::from_le_bytes(seal::random_bytes()?) >> 1) as ObjectId;
+            if id != 0 && !self.by_store_id.contains_key(&id) {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// Writes a token object (sealing its secrets, adding `kept` sealed values as they
+    /// are) in one transaction, then indexes it under `handle`.
+    fn persist(
+        &mut self,
+        handle: CK_OBJECT_HANDLE,
+        id: ObjectId,
+        attrs: &Attributes,
+        kept: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    ) -> Result<()> {
+        let mut stored = Vec::with_capacity(attrs.len() + kept.len());
+        for (ty, value) in attrs.iter() {
+            if is_secret(attrs, ty) {
+                let key = match &self.login {
+                    Some(login) => &login.key,
+                    None => return fail(CKR_USER_NOT_LOGGED_IN),
+                };
+                stored.push((
+                    ty,
+                    StoredValue::Sealed(seal::seal_attribute(key, id, ty, value)?),
+                ));
+            } else {
+                stored.push((ty, StoredValue::Clear(value.to_vec())));
+            }
+        }
+        for (ty, blob) in kept {
+            stored.push((*ty, StoredValue::Sealed(blob.clone())));
+        }
+        let epoch = self.record.epoch;
+        let generation = self.store.put_object(epoch, id, &stored)?;
+        self.install(
+            StoredObject {
+                id,
+                generation,
+                attributes: stored,
+            },
+            Some(handle),
+        );
+        Ok(())
+    }
+
+    /// Indexes a stored object, under its known handle when it has one.
+    fn install(&mut self, object: StoredObject, handle: Option<CK_OBJECT_HANDLE>) {
+        let handle = handle
+            .or_else(|| self.by_store_id.get(&object.id).copied())
+            .unwrap_or_else(new_handle);
+        let mut attrs = Attributes::new();
+        let mut sealed = Vec::new();
+        for (ty, value) in object.attributes {
+            match value {
+                StoredValue::Clear(v) => attrs.set(ty, v),
+                StoredValue::Sealed(blob) => sealed.push((ty, blob)),
+            }
+        }
+        let locked = sealed.iter().map(|(ty, _)| *ty).collect();
+        let version = self.next_version();
+        self.keys.remove(&handle);
+        self.by_store_id.insert(object.id, handle);
+        self.index.insert(
+            Arc::new(Object {
+                handle,
+                attrs,
+                session: None,
+                locked,
+            }),
+            Meta {
+                stored: Some(Stored {
+                    id: object.id,
+                    generation: object.generation,
+                    sealed,
+                }),
+                version,
+            },
+        );
+    }
+
+    /// Catches up with other connections' commits to the token record (label, PIN
+    /// records and counters, epoch): one `PRAGMA data_version` when there were none.
+    /// Object changes are noted for `sync`.
+    fn sync_record(&mut self) -> Result<()> {
+        if !self.store.data_changed()? {
+            return Ok(());
+        }
+        let record = self.store.load_token()?;
+        if record.epoch != self.record.epoch {
+            // Re-initialised elsewhere: our token key and every stored object are stale.
+            self.drop_login();
+            for handle in self.index.remove_where(|e| e.meta.stored.is_some()) {
+                self.keys.remove(&handle);
+            }
+            self.by_store_id.clear();
+            self.seen_counter = None;
+        }
+        if self.seen_counter != Some(record.change_counter) {
+            self.objects_stale = true;
+        }
+        self.record = record;
+        Ok(())
+    }
+
+    /// Catches up with other connections' commits: the record, then the objects whose
+    /// generation moved (a diff of `(id, generation)` pairs, loading only those).
+    fn sync(&mut self) -> Result<()> {
+        self.sync_record()?;
+        if !self.objects_stale {
+            return Ok(());
+        }
+        let counter = self.record.change_counter;
+        let on_disk: HashMap<ObjectId, u64> =
+            self.store.object_generations()?.into_iter().collect();
+        let gone: Vec<ObjectId> = self
+            .by_store_id
+            .keys()
+            .filter(|id| !on_disk.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(handle) = self.by_store_id.remove(&id) {
+                self.index.remove(handle);
+                self.keys.remove(&handle);
+            }
+        }
+        let stale: Vec<ObjectId> = on_disk
+            .iter()
+            .filter(|(id, generation)| {
+                let known = self
+                    .by_store_id
+                    .get(id)
+                    .and_then(|h| self.index.get(*h))
+                    .and_then(|e| e.meta.stored.as_ref())
+                    .map(|s| s.generation);
+                known != Some(**generation)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if !stale.is_empty() {
+            let objects = if stale.len() == on_disk.len() {
+                self.store.load_objects(None)?
+            } else {
+                self.store.load_objects(Some(&stale))?
+            };
+            for object in objects {
+                self.install(object, None);
+            }
+        }
+        self.seen_counter = Some(counter);
+        self.objects_stale = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::slot::Slots;
+    use std::path::Path;
+
+    const SO_PIN: &[u8] = b"so-pin-1234";
+    const USER_PIN: &[u8] = b"user-pin-1234";
+    /// A value that must never reach the disk in clear.
+    const SECRET: &[u8] = b"\x13\x37TOP-SECRET-PRIVATE-EXPONENT-VALUE\x42";
+
+    fn rv<T>(r: Result<T>) -> CK_RV {
+        match r {
+            Ok(_) => CKR_OK,
+            Err(e) => e.rv,
+        }
+    }
+
+    /// An initialised token with a user PIN, nobody logged in.
+    fn setup(dir: &Path) -> (Slots, Arc<Token>) {
+        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        slots.init_token(0, SO_PIN, "test").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(USER_PIN).unwrap();
+        token.logout().unwrap();
+        (slots, token)
+    }
+
+    fn reopen(dir: &Path) -> (Slots, Arc<Token>) {
+        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        (slots, token)
+    }
+
+    fn private_key(label: &str) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_PRIVATE_KEY);
+        a.set_ulong(CKA_KEY_TYPE, CKK_RSA);
+        a.set_bool(CKA_TOKEN, true);
+        a.set_bool(CKA_PRIVATE, true);
+        a.set(CKA_LABEL, label.as_bytes());
+        a.set(CKA_MODULUS, vec![0xC5; 256]);
+        a.set(CKA_PRIVATE_EXPONENT, SECRET);
+        a
+    }
+
+    fn public_secret_key(label: &str) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+        a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        a.set_bool(CKA_TOKEN, true);
+        a.set_bool(CKA_PRIVATE, false);
+        a.set(CKA_LABEL, label.as_bytes());
+        a.set(CKA_VALUE, SECRET);
+        a
+    }
+
+    fn data(label: &str, token: bool, private: bool) -> Attributes {
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_CLASS, CKO_DATA);
+        a.set_bool(CKA_TOKEN, token);
+        a.set_bool(CKA_PRIVATE, private);
+        a.set(CKA_LABEL, label.as_bytes());
+        a
+    }
+
+    fn by_label(label: &str) -> Attributes {
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, label.as_bytes());
+        t
+    }
+
+    #[test]
+    fn login_and_logout_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        slots.init_token(0, SO_PIN, "codes").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        assert_eq!(token.logged_in(), None);
+        assert_eq!(rv(token.logout()), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_PIN_NOT_INITIALIZED
+        );
+        assert_eq!(rv(token.init_pin(USER_PIN)), CKR_USER_NOT_LOGGED_IN);
+        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_LEN_RANGE);
+        assert_eq!(
+            rv(token.login(UserType::So, &[b'x'; 256])),
+            CKR_PIN_LEN_RANGE
+        );
+        assert_eq!(
+            rv(token.login(UserType::So, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(token.logged_in(), Some(UserType::So));
+        assert_eq!(
+            rv(token.login(UserType::So, SO_PIN)),
+            CKR_USER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(rv(token.init_pin(b"12")), CKR_PIN_LEN_RANGE);
+        token.init_pin(USER_PIN).unwrap();
+        assert_ne!(token.info().flags & CKF_USER_PIN_INITIALIZED, 0);
+        token.verify_pin(UserType::So, SO_PIN).unwrap();
+        assert_eq!(
+            rv(token.verify_pin(UserType::User, USER_PIN)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        token.logout().unwrap();
+        assert_eq!(rv(token.logout()), CKR_USER_NOT_LOGGED_IN);
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        assert_eq!(
+            rv(token.login(UserType::User, USER_PIN)),
+            CKR_USER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.login(UserType::So, SO_PIN)),
+            CKR_USER_ANOTHER_ALREADY_LOGGED_IN
+        );
+        assert_eq!(
+            rv(token.verify_pin(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.verify_pin(UserType::User, USER_PIN).unwrap();
+        token.logout().unwrap();
+
+        // C_SetPIN: old PIN checked, new one works, old one no longer.
+        assert_eq!(
+            rv(token.set_pin(UserType::User, b"wrong-pin", b"new-user-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            rv(token.set_pin(UserType::User, USER_PIN, b"new")),
+            CKR_PIN_LEN_RANGE
+        );
+        token
+            .set_pin(UserType::User, USER_PIN, b"new-user-pin")
+            .unwrap();
+        assert_eq!(rv(token.login(UserType::User, USER_PIN)), CKR_PIN_INCORRECT);
+        token.login(UserType::User, b"new-user-pin").unwrap();
+        token.logout().unwrap();
+        token.set_pin(UserType::So, SO_PIN, b"new-so-pin").unwrap();
+        token.login(UserType::So, b"new-so-pin").unwrap();
+    }
+
+    #[test]
+    fn retry_counters_persist_and_lock_at_ten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let user_flags = |t: &Token| {
+            t.info().flags & (CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED)
+        };
+        // A right PIN resets the counter.
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(user_flags(&token), CKF_USER_PIN_COUNT_LOW);
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.logout().unwrap();
+        assert_eq!(user_flags(&token), 0);
+
+        for attempt in 1..=5 {
+            assert_eq!(
+                rv(token.login(UserType::User, b"wrong-pin")),
+                CKR_PIN_INCORRECT,
+                "{attempt}"
+            );
+        }
+        drop(token);
+        drop(_slots);
+        // The count survives a restart.
+        let (slots, token) = reopen(dir.path());
+        assert_eq!(user_flags(&token), CKF_USER_PIN_COUNT_LOW);
+        for attempt in 6..=9 {
+            assert_eq!(
+                rv(token.login(UserType::User, b"wrong-pin")),
+                CKR_PIN_INCORRECT,
+                "{attempt}"
+            );
+        }
+        assert_eq!(user_flags(&token), CKF_USER_PIN_FINAL_TRY);
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(user_flags(&token), CKF_USER_PIN_LOCKED);
+        assert_eq!(rv(token.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
+        // Another instance (another process) sees the lock.
+        let (_other_slots, other) = reopen(dir.path());
+        assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
+        assert_eq!(user_flags(&other), CKF_USER_PIN_LOCKED);
+
+        // The SO unlocks by setting a new user PIN.
+        token.login(UserType::So, SO_PIN).unwrap();
+        token.init_pin(b"fresh-pin").unwrap();
+        token.logout().unwrap();
+        assert_eq!(user_flags(&token), 0);
+        token.login(UserType::User, b"fresh-pin").unwrap();
+        token.logout().unwrap();
+
+        // A locked SO PIN stays locked.
+        for _ in 0..MAX_PIN_FAILURES {
+            assert_eq!(
+                rv(token.login(UserType::So, b"wrong-pin")),
+                CKR_PIN_INCORRECT
+            );
+        }
+        assert_ne!(token.info().flags & CKF_SO_PIN_LOCKED, 0);
+        assert_eq!(rv(token.login(UserType::So, SO_PIN)), CKR_PIN_LOCKED);
+        drop(slots);
+    }
+
+    #[test]
+    fn token_objects_persist_with_secrets_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_slots, token) = setup(dir.path());
+            // Secrets need the token key.
+            assert_eq!(
+                rv(token.create_object(public_secret_key("pub-secret"), 1)),
+                CKR_USER_NOT_LOGGED_IN
+            );
+            assert_eq!(
+                rv(token.create_object(private_key("rsa"), 1)),
+                CKR_USER_NOT_LOGGED_IN
+            );
+            token.login(UserType::User, USER_PIN).unwrap();
+            token.create_object(private_key("rsa"), 1).unwrap();
+            token
+                .create_object(public_secret_key("pub-secret"), 1)
+                .unwrap();
+            token.logout().unwrap();
+        }
+        // Nothing on disk holds the secret in clear (database, WAL, anything else).
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET));
+        }
+
+        let (_slots, token) = reopen(dir.path());
+        // Not logged in: the private key is invisible, the public secret key is visible
+        // without its sealed value.
+        assert!(token.find(&by_label("rsa")).unwrap().is_empty());
+        let found = token.find(&by_label("pub-secret")).unwrap();
+        assert_eq!(found.len(), 1);
+        let object = token.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_VALUE), None);
+        assert_eq!(object.locked, vec![CKA_VALUE]);
+        assert_eq!(rv(token.loaded_key(found[0])), CKR_USER_NOT_LOGGED_IN);
+
+        // Changing a public attribute without login keeps the sealed value.
+        let mut renamed = object.attrs.clone();
+        renamed.set(CKA_LABEL, b"renamed".to_vec());
+        token.update_object(found[0], renamed).unwrap();
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        let rsa = token.find(&by_label("rsa")).unwrap();
+        assert_eq!(rsa.len(), 1);
+        let object = token.object(rsa[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_PRIVATE_EXPONENT), Some(SECRET));
+        assert!(object.locked.is_empty());
+        let object = token.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_VALUE), Some(SECRET));
+        assert_eq!(object.attrs.get(CKA_LABEL), Some(&b"renamed"[..]));
+        // Searches match public attributes, never the sealed ones.
+        let mut by_secret = Attributes::new();
+        by_secret.set(CKA_VALUE, SECRET);
+        assert!(token.find(&by_secret).unwrap().is_empty());
+    }
+
+    #[test]
+    fn private_objects_need_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        assert_eq!(
+            rv(token.create_object(data("p", true, true), 1)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(
+            rv(token.create_object(data("p", true, true), 1)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        let public = token.create_object(data("pub", true, false), 1).unwrap();
+        token.logout().unwrap();
+
+        token.login(UserType::User, USER_PIN).unwrap();
+        let private = token.create_object(data("p", true, true), 1).unwrap();
+        let session_private = token.create_object(data("sp", false, true), 2).unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap().len(), 3);
+        assert_eq!(
+            rv(token.loaded_key(private)),
+            CKR_KEY_HANDLE_INVALID,
+            "not a key"
+        );
+        token.logout().unwrap();
+
+        assert_eq!(token.find(&Attributes::new()).unwrap(), vec![public]);
+        assert_eq!(rv(token.object(private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.object(session_private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.destroy_object(private)), CKR_OBJECT_HANDLE_INVALID);
+        assert_eq!(rv(token.loaded_key(private)), CKR_KEY_HANDLE_INVALID);
+        // The SO sees public objects only.
+        token.login(UserType::So, SO_PIN).unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap(), vec![public]);
+    }
+
+    #[test]
+    fn session_objects_live_in_memory_and_die_with_their_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let a = token.create_object(data("s", false, false), 10).unwrap();
+        let b = token.create_object(data("s", false, false), 11).unwrap();
+        assert_ne!(a, 0);
+        assert_ne!(a, b);
+        assert_eq!(token.object(a).unwrap().session, Some(10));
+        let (_other_slots, other) = reopen(dir.path());
+        assert!(
+            other.find(&by_label("s")).unwrap().is_empty(),
+            "never persisted"
+        );
+        token.close_session(10);
+        assert_eq!(token.find(&by_label("s")).unwrap(), vec![b]);
+        assert_eq!(rv(token.object(a)), CKR_OBJECT_HANDLE_INVALID);
+    }
+
+    #[test]
+    fn search_by_label_or_id_among_many_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let count = 10_000;
+        let mut target = 0;
+        for i in 0..count {
+            let mut a = data(&format!("object {i}"), false, false);
+            a.set(CKA_ID, (i as u32).to_be_bytes().to_vec());
+            let handle = token.create_object(a, 1).unwrap();
+            if i == 7_777 {
+                target = handle;
+            }
+        }
+        // A few token objects join the same index.
+        for i in 0..20 {
+            token
+                .create_object(data(&format!("stored {i}"), true, false), 1)
+                .unwrap();
+        }
+        let mut by_id = Attributes::new();
+        by_id.set(CKA_ID, 7_777u32.to_be_bytes().to_vec());
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            assert_eq!(token.find(&by_label("object 7777")).unwrap(), vec![target]);
+            assert_eq!(token.find(&by_id).unwrap(), vec![target]);
+        }
+        let per_find = started.elapsed() / 200;
+        // A scan of 10 000 objects takes milliseconds even optimised; an index lookup
+        // microseconds, even in a debug build.
+        assert!(
+            per_find < std::time::Duration::from_micros(500),
+            "{per_find:?} per find"
+        );
+        // Other attributes filter the indexed candidates.
+        let mut both = by_label("object 7777");
+        both.set_ulong(CKA_CLASS, CKO_CERTIFICATE);
+        assert!(token.find(&both).unwrap().is_empty());
+        let mut class = Attributes::new();
+        class.set_ulong(CKA_CLASS, CKO_DATA);
+        class.set_bool(CKA_TOKEN, true);
+        assert_eq!(token.find(&class).unwrap().len(), 20);
+    }
+
+    /// The scale figures of issue 4 (debug build of our code, optimised dependencies):
+    /// `cargo test --lib store_scale -- --ignored --nocapture`; `FERROHSM_SCALE_N` objects.
+    #[test]
+    #[ignore]
+    fn store_scale() {
+        use std::time::Instant;
+        let n: usize = std::env::var("FERROHSM_SCALE_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        let empty_login = started.elapsed();
+        let started = Instant::now();
+        for i in 0..n {
+            let mut a = private_key(&format!("key {i}"));
+            a.set(CKA_ID, (i as u32).to_be_bytes().to_vec());
+            token.create_object(a, 1).unwrap();
+        }
+        eprintln!(
+            "{n} sealed token objects created: {:?} each",
+            started.elapsed() / n as u32
+        );
+        drop(token);
+        drop(_slots);
+        let size: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        eprintln!("store size: {size} bytes ({} per object)", size / n as u64);
+
+        let started = Instant::now();
+        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        let ids = slots.slot_ids();
+        eprintln!("open + slot list: {:?} ({ids:?})", started.elapsed());
+        let token = slots.token(0).unwrap().unwrap();
+        let started = Instant::now();
+        token.login(UserType::User, USER_PIN).unwrap();
+        eprintln!(
+            "login: {:?} (empty token: {empty_login:?})",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(token.find(&by_label("key 1")).unwrap().len(), 1);
+        eprintln!("first find (loads the index): {:?}", started.elapsed());
+        let started = Instant::now();
+        for i in 0..1000 {
+            assert_eq!(token.find(&by_label(&format!("key {i}"))).unwrap().len(), 1);
+        }
+        eprintln!("find by label: {:?} each", started.elapsed() / 1000);
     }
 }

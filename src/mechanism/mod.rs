@@ -59,6 +59,11 @@ pub struct GeneratedKeyPair {
 pub trait CipherOperation: Send {
     /// An upper bound of `run`'s output for `input_len` bytes, for length queries.
     fn output_len(&self, input_len: usize) -> Result<usize>;
+    /// The same for this very input, when the output length depends on its content (an SM2
+    /// ciphertext's form and |C2|); defaults to `output_len(input.len())`.
+    fn output_len_for(&self, input: &[u8]) -> Result<usize> {
+        self.output_len(input.len())
+    }
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
     fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         fail(CKR_FUNCTION_NOT_SUPPORTED)
@@ -99,20 +104,37 @@ pub trait DigestOperation: Send {
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
 
-    fn encrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn CipherOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
-    fn decrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn CipherOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
     fn sign(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
-    fn verify(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn VerifyOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
     fn digest(&self, _param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
         fail(CKR_MECHANISM_INVALID)
+    }
+    /// The key type `generate_key_pair` makes, so that templates can be checked before
+    /// the (slow) generation runs.
+    fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {
+        None
     }
     /// `public` and `private` are the caller's templates, for the attributes that steer
     /// generation (CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS).

@@ -1,6 +1,10 @@
 //! The object model: attribute sets, the policy table, and object creation rules.
 
 pub mod attributes;
+pub mod check_value;
+pub mod index;
 pub mod policy;
+pub mod rules;
+pub mod spki;
 
 pub use attributes::Attributes;

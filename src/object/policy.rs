@@ -1,12 +1,35 @@
 //! The attribute policy: for each object class and key type, which attributes exist, which
-//! are required, defaulted, read-only, sensitive, modifiable, ... as data (a table of
-//! flags per attribute), following the tables and footnotes of the PKCS#11 spec.
+//! are required, defaulted, read-only, sensitive, modifiable, ... as data (the tables in
+//! `rules.rs`), following the tables and footnotes of the PKCS#11 spec. This file only
+//! interprets those flags for C_CreateObject / C_GenerateKey(Pair), C_SetAttributeValue,
+//! C_CopyObject and C_GetAttributeValue.
 //!
-//! API SKELETON: bodies are filled in by the object-policy work.
+//! Return codes (PKCS#11 3.x base spec §4.1.1-4.1.3, §5.7):
+//! - an attribute the object kind does not have: CKR_ATTRIBUTE_TYPE_INVALID;
+//! - a value of the wrong size or shape, an unknown CKA_CLASS or key type:
+//!   CKR_ATTRIBUTE_VALUE_INVALID (the spec's code for "an invalid value for a valid
+//!   attribute"); a known key type that does not fit the class (CKK_AES on a public key),
+//!   or a template class/type that contradicts what the mechanism makes:
+//!   CKR_TEMPLATE_INCONSISTENT;
+//! - a token-computed attribute (CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE,
+//!   CKA_KEY_GEN_MECHANISM, CKA_UNIQUE_ID), any change the footnotes forbid, and any change
+//!   of an object whose CKA_MODIFIABLE is false: CKR_ATTRIBUTE_READ_ONLY;
+//! - key material given to a generation (footnote 4), or CKA_MODULUS_BITS / CKA_VALUE_LEN
+//!   given to C_CreateObject (footnote 2) with a value other than the one the token
+//!   derives: CKR_TEMPLATE_INCONSISTENT (a value equal to what the token produces is
+//!   accepted: it contradicts nothing, and some clients repeat CKA_EC_PARAMS on the
+//!   private template);
+//! - a missing footnote-1/3 attribute: CKR_TEMPLATE_INCOMPLETE.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::object::check_value;
+use crate::object::rules::{self, Kind, RuleSet, Subtype};
 use crate::object::Attributes;
 use cryptoki_sys::*;
+
+/// Vendor alias for SM2 keys (Sansec/TASS family, see sm2.md): accepted wherever a
+/// template names a key type and stored as CKK_EC.
+use crate::vendor::CKK_SM2;
 
 /// How an object comes into being; the spec's footnotes differ per origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,25 +56,217 @@ pub enum Readable<'a> {
 /// CKA_KEY_GEN_MECHANISM, CKA_UNIQUE_ID). Errors: CKR_TEMPLATE_INCOMPLETE,
 /// CKR_TEMPLATE_INCONSISTENT, CKR_ATTRIBUTE_READ_ONLY, CKR_ATTRIBUTE_TYPE_INVALID,
 /// CKR_ATTRIBUTE_VALUE_INVALID.
+///
+/// For Generate, `generated` should carry CKA_CLASS, CKA_KEY_TYPE and every attribute that
+/// describes the new key (material, CKA_EC_PARAMS on both halves, CKA_VALUE_LEN). A
+/// template attribute the mechanism also reports must equal its value (big integers compare
+/// without leading zeros: `00 01 00 01` equals `01 00 01`), and the mechanism's form is
+/// stored. Missing material is CKR_GENERAL_ERROR: the mechanism's bug, not the caller's.
 pub fn new_object(
-    _template: &Attributes,
-    _origin: Origin,
-    _generated: &Attributes,
+    template: &Attributes,
+    origin: Origin,
+    generated: &Attributes,
 ) -> Result<Attributes> {
-    todo!()
+    let mut template = template.clone();
+    normalize_template(&mut template);
+    let mut generated = generated.clone();
+    normalize_template(&mut generated);
+    let generating = matches!(origin, Origin::Generate { .. });
+    if !generating {
+        generated = Attributes::new();
+    }
+
+    let class = object_class(&template, &generated, origin)?;
+    let subtype = object_subtype(class, &template, &generated, origin)?;
+    let set = rules::rules_for(class, subtype)
+        .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported object kind"))?;
+
+    let mut object = Attributes::new();
+    for (ty, value) in template.iter() {
+        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
+        let value = checked_value(rule, value)?;
+        if rule.has(rules::TOKEN_COMPUTED) {
+            return Err(read_only(ty, "set by the token"));
+        }
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+            return Err(read_only(ty, "only the SO may set it to true"));
+        }
+        object.set(ty, value);
+    }
+
+    if generating {
+        for (ty, value) in generated.iter() {
+            let rule = set.find(ty).ok_or_else(|| {
+                Error::with(
+                    CKR_GENERAL_ERROR,
+                    format!("mechanism produced attribute 0x{ty:x} outside the policy"),
+                )
+            })?;
+            let value = checked_value(rule, value)?;
+            if let Some(given) = template.get(ty) {
+                if !same_value(ty, given, &value) {
+                    return Err(Error::with(
+                        CKR_TEMPLATE_INCONSISTENT,
+                        format!("template attribute 0x{ty:x} contradicts the generated key"),
+                    ));
+                }
+            }
+            object.set(ty, value);
+        }
+        // Footnote 4: material the mechanism did not make cannot come from the caller.
+        for ty in template.types() {
+            let forbidden = set
+                .find(ty)
+                .is_some_and(|r| r.has(rules::FORBIDDEN_ON_GENERATE));
+            if forbidden && !generated.contains(ty) {
+                return Err(Error::with(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    format!("attribute 0x{ty:x} is made by the generation"),
+                ));
+            }
+        }
+        // What an import must give (footnote 1) but a generation must not (footnote 4) is
+        // the key itself: a mechanism that did not produce it has a bug, and storing a key
+        // without its material would only fail later, at first use.
+        for rule in set.all() {
+            let material =
+                rule.has(rules::REQUIRED_ON_CREATE) && rule.has(rules::FORBIDDEN_ON_GENERATE);
+            if material && !object.contains(rule.ty) {
+                return Err(Error::with(
+                    CKR_GENERAL_ERROR,
+                    format!("mechanism did not produce attribute 0x{:x}", rule.ty),
+                ));
+            }
+        }
+    }
+
+    // The class and type as decided, also when only inferred or given as an alias.
+    object.set_ulong(CKA_CLASS, class);
+    if let Subtype::Key(key_type) = subtype {
+        object.set_ulong(CKA_KEY_TYPE, key_type);
+    }
+    derive(class, subtype, &mut object, origin)?;
+
+    for rule in set.all() {
+        if !object.contains(rule.ty) {
+            if let Some(default) = rule.default {
+                object.set(rule.ty, default.to_vec());
+            }
+        }
+    }
+
+    let required = if generating {
+        rules::REQUIRED_ON_GENERATE
+    } else {
+        rules::REQUIRED_ON_CREATE
+    };
+    for rule in set.all() {
+        if rule.has(required) && !object.contains(rule.ty) {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCOMPLETE,
+                format!("attribute 0x{:x} is required", rule.ty),
+            ));
+        }
+    }
+    // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
+    if subtype == Subtype::X509
+        && object.get(CKA_VALUE).map_or(true, <[u8]>::is_empty)
+        && object.get(CKA_URL).map_or(true, <[u8]>::is_empty)
+    {
+        return Err(Error::with(
+            CKR_TEMPLATE_INCOMPLETE,
+            "certificate needs CKA_VALUE or CKA_URL",
+        ));
+    }
+
+    set_computed(&set, &mut object, origin)?;
+    Ok(object)
 }
 
 /// C_SetAttributeValue (`copy` false) or the template of C_CopyObject (`copy` true):
 /// returns the object's new attribute set. Errors: CKR_ATTRIBUTE_READ_ONLY (not
 /// modifiable, or CKA_MODIFIABLE false), CKR_ATTRIBUTE_TYPE_INVALID,
 /// CKR_ATTRIBUTE_VALUE_INVALID, CKR_TEMPLATE_INCONSISTENT.
-pub fn change(_current: &Attributes, _changes: &Attributes, _copy: bool) -> Result<Attributes> {
-    todo!()
+///
+/// On copy (§5.7 C_CopyObject) the footnote-8 attributes and CKA_TOKEN, CKA_PRIVATE,
+/// CKA_MODIFIABLE may be given; a value equal to the original's is accepted for any
+/// attribute (it changes nothing). The copy keeps CKA_LOCAL, CKA_ALWAYS_SENSITIVE,
+/// CKA_NEVER_EXTRACTABLE and CKA_KEY_GEN_MECHANISM of the original, as the spec says, and
+/// gets a new CKA_UNIQUE_ID. When the original's CKA_MODIFIABLE is false, a copy may still
+/// change CKA_TOKEN, CKA_PRIVATE and CKA_MODIFIABLE, nothing else (making a modifiable copy
+/// is what CKA_COPYABLE=false exists to prevent, §4.4).
+pub fn change(current: &Attributes, changes: &Attributes, copy: bool) -> Result<Attributes> {
+    let mut changes = changes.clone();
+    normalize_template(&mut changes);
+    let set = stored_rules(current).ok_or_else(|| {
+        Error::with(
+            CKR_GENERAL_ERROR,
+            "stored object has no known class or type",
+        )
+    })?;
+    let object_modifiable = current.flag(CKA_MODIFIABLE, true);
+
+    let mut object = current.clone();
+    for (ty, value) in changes.iter() {
+        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
+        let value = checked_value(rule, value)?;
+        if copy && current.get(ty).is_some_and(|v| same_value(ty, v, &value)) {
+            continue;
+        }
+        if rule.has(rules::TOKEN_COMPUTED) {
+            return Err(read_only(ty, "set by the token"));
+        }
+        if rule.has(rules::CHANGE_ON_COPY) {
+            if !copy {
+                return Err(read_only(ty, "changeable only by C_CopyObject"));
+            }
+        } else {
+            if !rule.has(rules::MODIFIABLE) {
+                return Err(read_only(ty, "fixed at creation"));
+            }
+            if !object_modifiable {
+                return Err(read_only(ty, "object has CKA_MODIFIABLE false"));
+            }
+            let was = current.flag(ty, rule.default.is_some_and(is_true));
+            let now = is_true(&value);
+            if rule.has(rules::ONLY_TO_TRUE) && was && !now {
+                return Err(read_only(ty, "cannot go back to false"));
+            }
+            if rule.has(rules::ONLY_TO_FALSE) && !was && now {
+                return Err(read_only(ty, "cannot go back to true"));
+            }
+        }
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+            return Err(read_only(ty, "only the SO may set it to true"));
+        }
+        object.set(ty, value);
+    }
+    if copy && set.find(CKA_UNIQUE_ID).is_some() {
+        object.set(CKA_UNIQUE_ID, unique_id()?);
+    }
+    Ok(object)
 }
 
 /// What the caller may read of attribute `ty` of `object`.
-pub fn read(_object: &Attributes, _ty: CK_ATTRIBUTE_TYPE) -> Readable<'_> {
-    todo!()
+pub fn read(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Readable<'_> {
+    let Some(set) = stored_rules(object) else {
+        return Readable::Invalid;
+    };
+    let Some(rule) = set.find(ty) else {
+        return Readable::Invalid;
+    };
+    // Footnote 7. Absent flags count as sensitive / unextractable: fail closed.
+    if rule.has(rules::SENSITIVE)
+        && (object.flag(CKA_SENSITIVE, true) || !object.flag(CKA_EXTRACTABLE, false))
+    {
+        return Readable::Sensitive;
+    }
+    match object.get(ty) {
+        Some(value) => Readable::Value(value),
+        // An attribute of this kind never set (an RSA private key imported without CRT
+        // values, CKA_ALLOWED_MECHANISMS without restriction): the spec's empty default.
+        None => Readable::Value(rule.default.unwrap_or(&[])),
+    }
 }
 
 /// True for attributes that are sealed at rest (private exponent, primes, CRT values,
@@ -65,3 +280,498 @@ pub fn is_secret(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
         _ => false,
     }
 }
+
+/// Rewrites a template so that it names stored values: CKA_KEY_TYPE = CKK_SM2 becomes
+/// CKK_EC, and any non-zero one-byte CK_BBOOL becomes CK_TRUE (stored booleans are 0/1, so
+/// a search for `0xFF` finds true objects). Use it on C_FindObjectsInit templates.
+pub fn normalize_template(template: &mut Attributes) {
+    if let Ok(Some(CKK_SM2)) = template.get_ulong(CKA_KEY_TYPE) {
+        template.set_ulong(CKA_KEY_TYPE, CKK_EC);
+    }
+    let loose_bools: Vec<CK_ATTRIBUTE_TYPE> = template
+        .iter()
+        .filter(|(ty, v)| v.len() == 1 && v[0] > 1 && rules::is_bool_attribute(*ty))
+        .map(|(ty, _)| ty)
+        .collect();
+    for ty in loose_bools {
+        template.set_bool(ty, true);
+    }
+}
+
+/// May `key` be used for `usage` (CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, ...) with
+/// `mechanism`? CKR_KEY_FUNCTION_NOT_PERMITTED when the usage flag is false or absent;
+/// CKR_MECHANISM_INVALID when a non-empty CKA_ALLOWED_MECHANISMS does not list `mechanism`
+/// ("the mechanism specified cannot be used ... with the selected function", §5.1; the same
+/// code SoftHSMv2 and kryoptic return for it).
+pub fn check_usage(
+    key: &Attributes,
+    usage: CK_ATTRIBUTE_TYPE,
+    mechanism: CK_MECHANISM_TYPE,
+) -> Result<()> {
+    if !key.flag(usage, false) {
+        return Err(Error::with(
+            CKR_KEY_FUNCTION_NOT_PERMITTED,
+            format!("key does not allow usage 0x{usage:x}"),
+        ));
+    }
+    let Some(allowed) = key.get(CKA_ALLOWED_MECHANISMS) else {
+        return Ok(());
+    };
+    let Some(list) = mechanism_list(allowed) else {
+        return Err(Error::with(
+            CKR_KEY_FUNCTION_NOT_PERMITTED,
+            "malformed CKA_ALLOWED_MECHANISMS",
+        ));
+    };
+    if list.is_empty() || list.contains(&mechanism) {
+        Ok(())
+    } else {
+        Err(Error::with(
+            CKR_MECHANISM_INVALID,
+            format!("mechanism 0x{mechanism:x} not in CKA_ALLOWED_MECHANISMS"),
+        ))
+    }
+}
+
+/// Checks that a public and a private key object describe one key pair: same key type, and
+/// the same modulus (and public exponent, when the private key has one) for RSA or the same
+/// curve for EC. CKR_TEMPLATE_INCONSISTENT otherwise; use it on the two halves of a
+/// C_GenerateKeyPair result, whose templates may carry contradicting CKA_KEY_TYPE values.
+pub fn key_pair_consistent(public: &Attributes, private: &Attributes) -> Result<()> {
+    let inconsistent = |what: &'static str| Error::with(CKR_TEMPLATE_INCONSISTENT, what);
+    if public.get_ulong(CKA_CLASS)? != Some(CKO_PUBLIC_KEY)
+        || private.get_ulong(CKA_CLASS)? != Some(CKO_PRIVATE_KEY)
+    {
+        return Err(inconsistent("not a public/private pair"));
+    }
+    let key_type = public.get_ulong(CKA_KEY_TYPE)?;
+    if key_type.is_none() || key_type != private.get_ulong(CKA_KEY_TYPE)? {
+        return Err(inconsistent("key types differ"));
+    }
+    let same = |ty| match (public.get(ty), private.get(ty)) {
+        (Some(a), Some(b)) => same_value(ty, a, b),
+        _ => false,
+    };
+    match key_type {
+        Some(CKK_RSA) => {
+            if !same(CKA_MODULUS) {
+                return Err(inconsistent("moduli differ"));
+            }
+            if private.get(CKA_PUBLIC_EXPONENT).is_some() && !same(CKA_PUBLIC_EXPONENT) {
+                return Err(inconsistent("public exponents differ"));
+            }
+        }
+        Some(CKK_EC) => {
+            if !same(CKA_EC_PARAMS) {
+                return Err(inconsistent("curves differ"));
+            }
+        }
+        _ => return Err(inconsistent("not an asymmetric key type")),
+    }
+    Ok(())
+}
+
+/// Cheap checks of a C_GenerateKey(Pair) template before the (slow) generation runs: every
+/// attribute known for `class`/`key_type`, well-formed, not token-computed, and class and
+/// key type, if given, the expected ones, no key material (footnote 4:
+/// CKR_TEMPLATE_INCONSISTENT). CKA_EC_PARAMS or CKA_PUBLIC_EXPONENT repeated on a private
+/// template pass here; `new_object` accepts them afterwards only when equal to the key's.
+pub fn check_generate_template(
+    template: &Attributes,
+    class: CK_OBJECT_CLASS,
+    key_type: CK_KEY_TYPE,
+) -> Result<()> {
+    let mut template = template.clone();
+    normalize_template(&mut template);
+    let set = rules::rules_for(class, Subtype::Key(key_type))
+        .ok_or_else(|| Error::with(CKR_TEMPLATE_INCONSISTENT, "mechanism makes no such key"))?;
+    for (ty, value) in template.iter() {
+        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
+        let value = checked_value(rule, value)?;
+        if rule.has(rules::TOKEN_COMPUTED) {
+            return Err(read_only(ty, "set by the token"));
+        }
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+            return Err(read_only(ty, "only the SO may set it to true"));
+        }
+        // Random key material can never equal what the generation will make; only the
+        // descriptive inputs a client may repeat (curve, public exponent) can.
+        let repeatable = matches!(ty, CKA_EC_PARAMS | CKA_PUBLIC_EXPONENT);
+        if rule.has(rules::FORBIDDEN_ON_GENERATE) && !repeatable {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCONSISTENT,
+                format!("attribute 0x{ty:x} is made by the generation"),
+            ));
+        }
+    }
+    if template.get_ulong(CKA_CLASS)?.is_some_and(|c| c != class) {
+        return Err(Error::with(CKR_TEMPLATE_INCONSISTENT, "wrong CKA_CLASS"));
+    }
+    if template
+        .get_ulong(CKA_KEY_TYPE)?
+        .is_some_and(|k| k != key_type)
+    {
+        return Err(Error::with(CKR_TEMPLATE_INCONSISTENT, "wrong CKA_KEY_TYPE"));
+    }
+    Ok(())
+}
+
+// ----------------------------------------------------------------------------------------
+
+fn type_invalid(ty: CK_ATTRIBUTE_TYPE) -> Error {
+    Error::with(
+        CKR_ATTRIBUTE_TYPE_INVALID,
+        format!("attribute 0x{ty:x} is not valid for this object"),
+    )
+}
+
+fn read_only(ty: CK_ATTRIBUTE_TYPE, why: &'static str) -> Error {
+    Error::with(
+        CKR_ATTRIBUTE_READ_ONLY,
+        format!("attribute 0x{ty:x} is read-only: {why}"),
+    )
+}
+
+fn value_invalid(ty: CK_ATTRIBUTE_TYPE, why: &'static str) -> Error {
+    Error::with(
+        CKR_ATTRIBUTE_VALUE_INVALID,
+        format!("attribute 0x{ty:x}: {why}"),
+    )
+}
+
+fn is_true(value: &[u8]) -> bool {
+    value.first().is_some_and(|b| *b != 0)
+}
+
+/// The value in stored form (booleans as 0/1), or CKR_ATTRIBUTE_VALUE_INVALID.
+fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
+    let ty = rule.ty;
+    let ulong_len = std::mem::size_of::<CK_ULONG>();
+    match rule.kind {
+        Kind::Bool => match value {
+            [b] => Ok(vec![if *b != 0 { CK_TRUE } else { CK_FALSE }]),
+            _ => Err(value_invalid(ty, "not a CK_BBOOL")),
+        },
+        Kind::Ulong if value.len() != ulong_len => Err(value_invalid(ty, "not a CK_ULONG")),
+        Kind::Ulong => {
+            if ty == CKA_CERTIFICATE_CATEGORY {
+                // §4.6.2: 0 unspecified, 1 token user, 2 authority, 3 other entity.
+                let v = Attributes::from_iter([(ty, value.to_vec())]).get_ulong(ty)?;
+                if v.is_some_and(|c| c > 3) {
+                    return Err(value_invalid(ty, "unknown certificate category"));
+                }
+            }
+            Ok(value.to_vec())
+        }
+        Kind::Date => {
+            if value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)) {
+                Ok(value.to_vec())
+            } else {
+                Err(value_invalid(ty, "not a CK_DATE"))
+            }
+        }
+        Kind::Mechanisms => {
+            if value.len() % ulong_len == 0 {
+                Ok(value.to_vec())
+            } else {
+                Err(value_invalid(ty, "not a CK_MECHANISM_TYPE array"))
+            }
+        }
+        Kind::Bytes => {
+            let material = matches!(
+                ty,
+                CKA_MODULUS
+                    | CKA_PUBLIC_EXPONENT
+                    | CKA_PRIVATE_EXPONENT
+                    | CKA_EC_PARAMS
+                    | CKA_EC_POINT
+            ) || (ty == CKA_VALUE && rule.has(rules::SENSITIVE));
+            if material && value.is_empty() {
+                Err(value_invalid(ty, "empty key component"))
+            } else {
+                Ok(value.to_vec())
+            }
+        }
+    }
+}
+
+/// Equal values; big integers compare without leading zero bytes.
+fn same_value(ty: CK_ATTRIBUTE_TYPE, a: &[u8], b: &[u8]) -> bool {
+    match ty {
+        CKA_MODULUS | CKA_PUBLIC_EXPONENT => strip_zeros(a) == strip_zeros(b),
+        _ => a == b,
+    }
+}
+
+fn strip_zeros(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| *b != 0).unwrap_or(v.len());
+    &v[start..]
+}
+
+fn mechanism_list(value: &[u8]) -> Option<Vec<CK_MECHANISM_TYPE>> {
+    let len = std::mem::size_of::<CK_MECHANISM_TYPE>();
+    if value.len() % len != 0 {
+        return None;
+    }
+    value
+        .chunks_exact(len)
+        .map(|c| c.try_into().ok().map(CK_MECHANISM_TYPE::from_ne_bytes))
+        .collect()
+}
+
+const KNOWN_CLASSES: &[CK_OBJECT_CLASS] = &[
+    CKO_DATA,
+    CKO_CERTIFICATE,
+    CKO_PUBLIC_KEY,
+    CKO_PRIVATE_KEY,
+    CKO_SECRET_KEY,
+];
+
+fn object_class(
+    template: &Attributes,
+    generated: &Attributes,
+    origin: Origin,
+) -> Result<CK_OBJECT_CLASS> {
+    let given = template.get_ulong(CKA_CLASS)?;
+    let made = generated.get_ulong(CKA_CLASS)?;
+    let class = match (given, made) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCONSISTENT,
+                "template CKA_CLASS contradicts the mechanism",
+            ))
+        }
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) => match origin {
+            Origin::Create => {
+                return Err(Error::with(
+                    CKR_TEMPLATE_INCOMPLETE,
+                    "CKA_CLASS is required",
+                ))
+            }
+            Origin::Generate { .. } => inferred_class(generated).ok_or_else(|| {
+                Error::with(CKR_TEMPLATE_INCOMPLETE, "generated key has no class")
+            })?,
+        },
+    };
+    if !KNOWN_CLASSES.contains(&class) {
+        return Err(value_invalid(CKA_CLASS, "unsupported object class"));
+    }
+    if matches!(origin, Origin::Generate { .. })
+        && !matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY)
+    {
+        return Err(Error::with(
+            CKR_TEMPLATE_INCONSISTENT,
+            "only keys are generated",
+        ));
+    }
+    Ok(class)
+}
+
+/// The class of generated material when neither the template nor the mechanism says it.
+fn inferred_class(generated: &Attributes) -> Option<CK_OBJECT_CLASS> {
+    if generated.contains(CKA_PRIVATE_EXPONENT)
+        || (generated.contains(CKA_EC_PARAMS) && generated.contains(CKA_VALUE))
+    {
+        Some(CKO_PRIVATE_KEY)
+    } else if generated.contains(CKA_MODULUS) || generated.contains(CKA_EC_POINT) {
+        Some(CKO_PUBLIC_KEY)
+    } else if generated.contains(CKA_VALUE) {
+        Some(CKO_SECRET_KEY)
+    } else {
+        None
+    }
+}
+
+fn object_subtype(
+    class: CK_OBJECT_CLASS,
+    template: &Attributes,
+    generated: &Attributes,
+    origin: Origin,
+) -> Result<Subtype> {
+    match class {
+        CKO_DATA => Ok(Subtype::Data),
+        CKO_CERTIFICATE => match template.get_ulong(CKA_CERTIFICATE_TYPE)? {
+            None => Err(Error::with(
+                CKR_TEMPLATE_INCOMPLETE,
+                "CKA_CERTIFICATE_TYPE is required",
+            )),
+            Some(CKC_X_509) => Ok(Subtype::X509),
+            Some(_) => Err(value_invalid(
+                CKA_CERTIFICATE_TYPE,
+                "only X.509 certificates are stored",
+            )),
+        },
+        _ => {
+            let given = template.get_ulong(CKA_KEY_TYPE)?;
+            let made = generated.get_ulong(CKA_KEY_TYPE)?;
+            let key_type = match (given, made) {
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::with(
+                        CKR_TEMPLATE_INCONSISTENT,
+                        "template CKA_KEY_TYPE contradicts the mechanism",
+                    ))
+                }
+                (Some(k), _) | (None, Some(k)) => k,
+                (None, None) => {
+                    let why = match origin {
+                        Origin::Create => "CKA_KEY_TYPE is required",
+                        Origin::Generate { .. } => "generated key has no CKA_KEY_TYPE",
+                    };
+                    return Err(Error::with(CKR_TEMPLATE_INCOMPLETE, why));
+                }
+            };
+            let fits = match class {
+                CKO_SECRET_KEY => rules::SECRET_KEY_TYPES.contains(&key_type),
+                _ => rules::ASYMMETRIC_KEY_TYPES.contains(&key_type),
+            };
+            let known = rules::SECRET_KEY_TYPES.contains(&key_type)
+                || rules::ASYMMETRIC_KEY_TYPES.contains(&key_type);
+            match (fits, known) {
+                (true, _) => Ok(Subtype::Key(key_type)),
+                (false, true) => Err(Error::with(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "key type does not fit the object class",
+                )),
+                (false, false) => Err(value_invalid(CKA_KEY_TYPE, "unsupported key type")),
+            }
+        }
+    }
+}
+
+/// The rules of a stored object.
+fn stored_rules(object: &Attributes) -> Option<RuleSet> {
+    let class = object.get_ulong(CKA_CLASS).ok().flatten()?;
+    let subtype = match class {
+        CKO_DATA => Subtype::Data,
+        CKO_CERTIFICATE => match object.get_ulong(CKA_CERTIFICATE_TYPE).ok().flatten()? {
+            CKC_X_509 => Subtype::X509,
+            _ => return None,
+        },
+        _ => Subtype::Key(object.get_ulong(CKA_KEY_TYPE).ok().flatten()?),
+    };
+    rules::rules_for(class, subtype)
+}
+
+/// Sets `ty` to the value the token derives; a value the caller gave must equal it.
+fn set_derived(
+    object: &mut Attributes,
+    ty: CK_ATTRIBUTE_TYPE,
+    value: Vec<u8>,
+    mismatch: CK_RV,
+) -> Result<()> {
+    if let Some(given) = object.get(ty) {
+        if given != value.as_slice() {
+            return Err(Error::with(
+                mismatch,
+                format!("attribute 0x{ty:x} does not match the key"),
+            ));
+        }
+    }
+    object.set(ty, value);
+    Ok(())
+}
+
+/// Attributes the token derives from others: CKA_MODULUS_BITS, CKA_VALUE_LEN, the DER form
+/// of CKA_EC_POINT, CKA_CHECK_VALUE of certificates and secret keys; and per-type checks.
+fn derive(
+    class: CK_OBJECT_CLASS,
+    subtype: Subtype,
+    object: &mut Attributes,
+    origin: Origin,
+) -> Result<()> {
+    match (class, subtype) {
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)) => {
+            if let Some(modulus) = object.get(CKA_MODULUS) {
+                let bits = bit_length(modulus) as CK_ULONG;
+                let value = bits.to_ne_bytes().to_vec();
+                set_derived(object, CKA_MODULUS_BITS, value, CKR_TEMPLATE_INCONSISTENT)?;
+            }
+        }
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)) if origin == Origin::Create => {
+            // sm2.md: accept the raw 65-byte uncompressed point on import and store the
+            // DER OCTET STRING the spec defines. No supported curve has 63-byte points, so
+            // a 65-byte value starting with 0x04 is never a DER OCTET STRING here.
+            if let Some(point) = object.get(CKA_EC_POINT) {
+                if point.len() == 65 && point[0] == 0x04 {
+                    let mut der = vec![0x04, 0x41];
+                    der.extend_from_slice(point);
+                    object.set(CKA_EC_POINT, der);
+                }
+            }
+        }
+        (CKO_SECRET_KEY, Subtype::Key(key_type)) => {
+            if let Some(len) = object.get(CKA_VALUE).map(<[u8]>::len) {
+                if key_type == CKK_AES && !matches!(len, 16 | 24 | 32) {
+                    return Err(value_invalid(CKA_VALUE, "AES keys are 16, 24 or 32 bytes"));
+                }
+                let value = (len as CK_ULONG).to_ne_bytes().to_vec();
+                set_derived(object, CKA_VALUE_LEN, value, CKR_TEMPLATE_INCONSISTENT)?;
+            }
+            // A check value the caller gives must be the key's (the spec's code for a
+            // wrong value of a valid attribute); otherwise the token supplies it.
+            let check = object
+                .get(CKA_VALUE)
+                .and_then(|v| check_value::secret_key_check_value(key_type, v));
+            if let Some(check) = check {
+                set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
+            }
+        }
+        (CKO_CERTIFICATE, Subtype::X509) => {
+            if let Some(cert) = object.get(CKA_VALUE).filter(|v| !v.is_empty()) {
+                let check = check_value::sha1_check_value(cert);
+                set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Number of significant bits of a big-endian unsigned integer.
+fn bit_length(v: &[u8]) -> usize {
+    let v = strip_zeros(v);
+    match v.first() {
+        None => 0,
+        Some(top) => (v.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+    }
+}
+
+/// 32 lowercase hex characters from the OS CSPRNG: unique with overwhelming probability,
+/// and printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
+fn unique_id() -> Result<Vec<u8>> {
+    let mut raw = [0u8; 16];
+    crate::crypto::random_bytes(&mut raw)?;
+    Ok(hex::encode(raw).into_bytes())
+}
+
+/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
+/// CKA_UNIQUE_ID, where the object kind has them. A key imported by C_CreateObject was
+/// known outside the token: it is neither local, nor always sensitive, nor never
+/// extractable, whatever its flags say now (§4.9, §4.10).
+fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Result<()> {
+    let (local, mechanism) = match origin {
+        Origin::Create => (false, CK_UNAVAILABLE_INFORMATION),
+        Origin::Generate { mechanism } => (true, mechanism),
+    };
+    if set.find(CKA_LOCAL).is_some() {
+        object.set_bool(CKA_LOCAL, local);
+    }
+    if set.find(CKA_KEY_GEN_MECHANISM).is_some() {
+        object.set_ulong(CKA_KEY_GEN_MECHANISM, mechanism);
+    }
+    if set.find(CKA_ALWAYS_SENSITIVE).is_some() {
+        let sensitive = object.flag(CKA_SENSITIVE, true);
+        object.set_bool(CKA_ALWAYS_SENSITIVE, local && sensitive);
+    }
+    if set.find(CKA_NEVER_EXTRACTABLE).is_some() {
+        let extractable = object.flag(CKA_EXTRACTABLE, false);
+        object.set_bool(CKA_NEVER_EXTRACTABLE, local && !extractable);
+    }
+    object.set(CKA_UNIQUE_ID, unique_id()?);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

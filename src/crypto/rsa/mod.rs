@@ -84,3 +84,102 @@ pub trait RsaBackend: Send + Sync {
     fn load_private(&self, key: &RsaPrivateComponents) -> Result<Arc<dyn RsaPrivateKey>>;
     fn load_public(&self, key: &RsaPublicComponents) -> Result<Arc<dyn RsaPublicKey>>;
 }
+
+#[cfg(feature = "aws-lc")]
+pub mod awslc;
+pub mod rustcrypto;
+#[cfg(test)]
+mod tests;
+
+/// The backend chosen at build time: aws-lc-rs (with the `rsa` crate for what it lacks) when
+/// the `aws-lc` feature is on, the pure-Rust `rsa` crate otherwise.
+pub fn backend() -> &'static dyn RsaBackend {
+    #[cfg(feature = "aws-lc")]
+    {
+        &awslc::AwsLcBackend
+    }
+    #[cfg(not(feature = "aws-lc"))]
+    {
+        &rustcrypto::RustCryptoBackend
+    }
+}
+
+/// `bytes` without its leading zero octets (big-endian integers arrive padded sometimes).
+pub fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// The DER `DigestInfo` header that precedes a digest of `hash` in EMSA-PKCS1-v1_5
+/// (RFC 8017 section 9.2, note 1), or None for hashes RSA signatures do not name.
+pub fn digest_info_prefix(hash: HashAlg) -> Option<&'static [u8]> {
+    Some(match hash {
+        HashAlg::Sha1 => &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
+        HashAlg::Sha224 => &[
+            0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x04, 0x05, 0x00, 0x04, 0x1c,
+        ],
+        HashAlg::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        HashAlg::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        HashAlg::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+        HashAlg::Sm3 => return None,
+    })
+}
+
+/// Splits a caller-built DigestInfo (CKM_RSA_PKCS signing) into the hash it names and the
+/// digest, when it is exactly the canonical encoding for one of our hashes. Lets a backend
+/// use its hash-specific signing path; anything else is signed as opaque bytes.
+pub fn split_digest_info(input: &[u8]) -> Option<(HashAlg, &[u8])> {
+    [
+        HashAlg::Sha1,
+        HashAlg::Sha224,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ]
+    .into_iter()
+    .find_map(|hash| {
+        let prefix = digest_info_prefix(hash)?;
+        let digest = input.strip_prefix(prefix)?;
+        (digest.len() == hash.output_len()).then_some((hash, digest))
+    })
+}
+
+/// Smallest modulus any operation accepts (bits); imported keys below it are refused.
+pub const MIN_MODULUS_BITS: usize = 1024;
+/// Largest modulus any operation accepts (bits).
+pub const MAX_MODULUS_BITS: usize = 8192;
+
+/// The components of a DER `RSAPrivateKey` (RFC 8017 A.1.2), how both backends hand a new
+/// key back: aws-lc-rs exports PKCS#8 around it, the rsa crate PKCS#1.
+pub fn components_from_pkcs1_der(der: &[u8]) -> Result<RsaPrivateComponents> {
+    use der::Decode;
+    let key = pkcs1::RsaPrivateKeyRef::from_der(der).map_err(|_| {
+        crate::error::Error::with(cryptoki_sys::CKR_FUNCTION_FAILED, "bad PKCS#1 key")
+    })?;
+    let secret = |v: pkcs1::UintRef<'_>| Some(Zeroizing::new(v.as_bytes().to_vec()));
+    Ok(RsaPrivateComponents {
+        public: RsaPublicComponents {
+            modulus: key.modulus.as_bytes().to_vec(),
+            public_exponent: key.public_exponent.as_bytes().to_vec(),
+        },
+        private_exponent: Zeroizing::new(key.private_exponent.as_bytes().to_vec()),
+        prime_1: secret(key.prime1),
+        prime_2: secret(key.prime2),
+        exponent_1: secret(key.exponent1),
+        exponent_2: secret(key.exponent2),
+        coefficient: secret(key.coefficient),
+    })
+}

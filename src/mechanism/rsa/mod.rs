@@ -1,13 +1,102 @@
-//! RSA mechanisms (placeholder until the RSA family lands).
+//! RSA mechanisms: key-pair generation, PKCS#1 v1.5, OAEP, raw RSA, PSS and the
+//! hash-and-sign variants. The PKCS#11 rules (parameters, key kinds, single- or multi-part)
+//! live here; the arithmetic and padding live behind `crate::crypto::rsa::backend()`.
 
-use super::Mechanism;
+mod cipher;
+mod keygen;
+mod keys;
+mod params;
+mod signature;
+
+#[cfg(test)]
+mod tests;
+
+pub use keys::load_key;
+
+use super::{
+    CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam, SignOperation,
+    VerifyOperation,
+};
+use crate::crypto::hash::HashAlg;
+use crate::crypto::rsa::{MAX_MODULUS_BITS, MIN_MODULUS_BITS};
+use crate::error::Result;
 use cryptoki_sys::*;
 
-pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
-    Vec::new()
+/// Which member of the family a registered mechanism is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// CKM_RSA_PKCS: PKCS#1 v1.5 encryption, and signing of a caller-built DigestInfo.
+    Pkcs1,
+    /// CKM_RSA_PKCS_OAEP.
+    Oaep,
+    /// CKM_RSA_X_509: raw RSA.
+    X509,
+    /// CKM_RSA_PKCS_PSS: PSS over a digest the caller computed.
+    Pss,
+    /// CKM_SHA*_RSA_PKCS: hash, then PKCS#1 v1.5.
+    HashPkcs1(HashAlg),
+    /// CKM_SHA*_RSA_PKCS_PSS: hash, then PSS.
+    HashPss(HashAlg),
 }
 
-/// Parses an RSA public or private key object (placeholder).
-pub fn load_key(_attrs: &crate::object::Attributes) -> crate::error::Result<super::LoadedKey> {
-    crate::error::fail(CKR_KEY_TYPE_INCONSISTENT)
+struct RsaMechanism(Kind);
+
+const SIGN_VERIFY: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
+const ENCRYPT_DECRYPT: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
+
+impl Mechanism for RsaMechanism {
+    fn info(&self) -> MechanismInfo {
+        let flags = match self.0 {
+            Kind::Pkcs1 | Kind::X509 => ENCRYPT_DECRYPT | SIGN_VERIFY,
+            Kind::Oaep => ENCRYPT_DECRYPT,
+            Kind::Pss | Kind::HashPkcs1(_) | Kind::HashPss(_) => SIGN_VERIFY,
+        };
+        MechanismInfo {
+            min_key_size: MIN_MODULUS_BITS as CK_ULONG,
+            max_key_size: MAX_MODULUS_BITS as CK_ULONG,
+            flags,
+        }
+    }
+
+    fn encrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        cipher::encrypt(self.0, param, key)
+    }
+
+    fn decrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        cipher::decrypt(self.0, param, key)
+    }
+
+    fn sign(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
+        signature::sign(self.0, param, key)
+    }
+
+    fn verify(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn VerifyOperation>> {
+        signature::verify(self.0, param, key)
+    }
+}
+
+/// Every RSA mechanism, for the registry.
+pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
+    let family: [(CK_MECHANISM_TYPE, Kind); 14] = [
+        (CKM_RSA_PKCS, Kind::Pkcs1),
+        (CKM_RSA_PKCS_OAEP, Kind::Oaep),
+        (CKM_RSA_X_509, Kind::X509),
+        (CKM_RSA_PKCS_PSS, Kind::Pss),
+        (CKM_SHA1_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha1)),
+        (CKM_SHA224_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha224)),
+        (CKM_SHA256_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha256)),
+        (CKM_SHA384_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha384)),
+        (CKM_SHA512_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha512)),
+        (CKM_SHA1_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha1)),
+        (CKM_SHA224_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha224)),
+        (CKM_SHA256_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha256)),
+        (CKM_SHA384_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha384)),
+        (CKM_SHA512_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha512)),
+    ];
+    let mut all: Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> = family
+        .into_iter()
+        .map(|(ty, kind)| (ty, Box::new(RsaMechanism(kind)) as Box<dyn Mechanism>))
+        .collect();
+    all.push((CKM_RSA_PKCS_KEY_PAIR_GEN, Box::new(keygen::RsaKeyPairGen)));
+    all
 }

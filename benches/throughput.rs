@@ -1,0 +1,233 @@
+//! Throughput through the C ABI, ferrohsm side by side with SoftHSMv2 when it is installed.
+//!
+//! `cargo bench --bench throughput` (builds the release module first). Prints operations per
+//! second for RSA-2048 decrypt (PKCS#1 v1.5 and OAEP-SHA256) and sign, SM2 sign and decrypt
+//! where the module has SM2, and the time to find one object among many. Figures only: no
+//! assertion depends on speed.
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SO_PIN: &str = "bench-so-pin";
+const USER_PIN: &str = "bench-user-pin";
+const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D];
+const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
+const CKM_SM2_RAW: u64 = 0x8000_8200;
+const CKM_SM3_SM2: u64 = 0x8000_8100;
+
+fn rate(name: &str, module: &str, mut op: impl FnMut()) {
+    op(); // warm up
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        op();
+        n += 1;
+    }
+    let per_sec = n as f64 / start.elapsed().as_secs_f64();
+    println!("{module:<10} {name:<32} {per_sec:>10.1} ops/s");
+}
+
+fn open(module: &Path, dir: &Path) -> (Pkcs11, Session) {
+    let conf = dir.join("module.conf");
+    if module.to_string_lossy().contains("softhsm") {
+        std::fs::create_dir_all(dir.join("softhsm")).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\n",
+                dir.join("softhsm").display()
+            ),
+        )
+        .unwrap();
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+    } else {
+        std::fs::write(&conf, format!("token_dir = {:?}\n", dir.join("ferrohsm"))).unwrap();
+        std::env::set_var("FERROHSM_CONF", &conf);
+    }
+    let p = Pkcs11::new(module).unwrap();
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = *p
+        .get_all_slots()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            p.get_token_info(**s)
+                .map(|t| !t.token_initialized())
+                .unwrap_or(false)
+        })
+        .unwrap();
+    p.init_token(slot, &AuthPin::new(SO_PIN.into()), "bench")
+        .unwrap();
+    let slot = *p
+        .get_slots_with_token()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            p.get_token_info(**s)
+                .map(|t| t.label() == "bench")
+                .unwrap_or(false)
+        })
+        .unwrap();
+    let session = p.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
+        .unwrap();
+    session.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+    session.logout().unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    (p, session)
+}
+
+fn rsa_key(session: &Session) -> (ObjectHandle, ObjectHandle) {
+    session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Encrypt(true),
+                Attribute::Verify(true),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Decrypt(true),
+                Attribute::Sign(true),
+            ],
+        )
+        .unwrap()
+}
+
+fn bench_module(module: &Path, label: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_p, session) = open(module, dir.path());
+    let (public, private) = rsa_key(&session);
+    let msg = b"benchmark message";
+
+    let ct = session.encrypt(&Mechanism::RsaPkcs, public, msg).unwrap();
+    rate("RSA-2048 decrypt PKCS#1 v1.5", label, || {
+        session.decrypt(&Mechanism::RsaPkcs, private, &ct).unwrap();
+    });
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ));
+    match session.encrypt(&oaep, public, msg) {
+        Ok(ct) => rate("RSA-2048 decrypt OAEP-SHA256", label, || {
+            session.decrypt(&oaep, private, &ct).unwrap();
+        }),
+        Err(e) => println!("{label:<10} RSA-2048 decrypt OAEP-SHA256     unsupported ({e})"),
+    }
+    rate("RSA-2048 sign SHA256-RSA-PKCS", label, || {
+        session
+            .sign(&Mechanism::Sha256RsaPkcs, private, msg)
+            .unwrap();
+    });
+
+    let sm2_gen = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        MechanismType::new_vendor_defined(CKM_SM2_KEY_PAIR_GEN).unwrap(),
+        None,
+    ));
+    match session.generate_key_pair(
+        &sm2_gen,
+        &[
+            Attribute::EcParams(SM2_OID.to_vec()),
+            Attribute::Encrypt(true),
+            Attribute::Verify(true),
+        ],
+        &[
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Decrypt(true),
+            Attribute::Sign(true),
+        ],
+    ) {
+        Ok((spub, spriv)) => {
+            let raw = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+                MechanismType::new_vendor_defined(CKM_SM2_RAW).unwrap(),
+                None,
+            ));
+            let sign = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+                MechanismType::new_vendor_defined(CKM_SM3_SM2).unwrap(),
+                None,
+            ));
+            let ct = session.encrypt(&raw, spub, msg).unwrap();
+            rate("SM2 decrypt (raw C1C3C2)", label, || {
+                session.decrypt(&raw, spriv, &ct).unwrap();
+            });
+            rate("SM2 sign (SM3, default ID)", label, || {
+                session.sign(&sign, spriv, msg).unwrap();
+            });
+            rate("SM2 key pair generation", label, || {
+                session
+                    .generate_key_pair(
+                        &sm2_gen,
+                        &[Attribute::EcParams(SM2_OID.to_vec())],
+                        &[Attribute::Sign(true)],
+                    )
+                    .unwrap();
+            });
+        }
+        Err(e) => println!("{label:<10} SM2                              unsupported ({e})"),
+    }
+
+    // Search: one object by label among many session data objects.
+    let count = 2000;
+    for i in 0..count {
+        session
+            .create_object(&[
+                Attribute::Class(cryptoki::object::ObjectClass::DATA),
+                Attribute::Label(format!("obj-{i}").into_bytes()),
+                Attribute::Value(vec![0u8; 16]),
+            ])
+            .unwrap();
+    }
+    let target = [Attribute::Label(format!("obj-{}", count / 2).into_bytes())];
+    rate(&format!("find 1 of {count} by label"), label, || {
+        assert_eq!(session.find_objects(&target).unwrap().len(), 1);
+    });
+}
+
+fn main() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--lib"])
+        .current_dir(&manifest)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    // One module per process: each loads its own configuration at C_Initialize.
+    if let Some(module) = std::env::args().nth(1).filter(|a| a.ends_with(".so")) {
+        let label = if module.contains("softhsm") {
+            "softhsm2"
+        } else {
+            "ferrohsm"
+        };
+        bench_module(Path::new(&module), label);
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut modules = vec![manifest.join("target/release/libferrohsm.so")];
+    let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    if softhsm.exists() {
+        modules.push(softhsm);
+    }
+    for m in modules {
+        std::process::Command::new(&exe)
+            .arg(&m)
+            .status()
+            .expect("bench child");
+    }
+}

@@ -1,0 +1,154 @@
+//! The ferrohsm demo: what a KMS's ASYMMETRIC_DECRYPT_RSA_2048 key does, locally.
+//!
+//! Creates a token in a fresh directory, generates an RSA-2048 decryption key pair in it,
+//! encrypts a message with the public key outside the token (the rsa crate, as a sender
+//! would), and decrypts it through the PKCS#11 module, which never lets the private key out.
+//!
+//! Run: `cargo build --release && cargo run --release --example demo [TOKEN_DIR]`
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use std::error::Error;
+use std::path::PathBuf;
+
+const SO_PIN: &str = "demo-so-pin";
+const USER_PIN: &str = "demo-user-pin";
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let token_dir = match std::env::args().nth(1) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::temp_dir().join(format!("ferrohsm-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&token_dir)?;
+    let conf = token_dir.join("ferrohsm.toml");
+    std::fs::write(
+        &conf,
+        format!("token_dir = {:?}\n", token_dir.join("tokens")),
+    )?;
+    std::env::set_var("FERROHSM_CONF", &conf);
+
+    let module = std::env::var_os("FERROHSM_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target/release/libferrohsm.so"));
+    println!("module:      {}", module.display());
+    println!("token store: {}", token_dir.join("tokens").display());
+
+    let pkcs11 = Pkcs11::new(&module)?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let info = pkcs11.get_library_info()?;
+    println!(
+        "library:     {} {}",
+        info.manufacturer_id(),
+        info.library_description()
+    );
+
+    // The spare, uninitialised slot is always listed last.
+    let spare = *pkcs11.get_all_slots()?.last().ok_or("no slot")?;
+    pkcs11.init_token(spare, &AuthPin::new(SO_PIN.into()), "ferrohsm demo")?;
+    println!(
+        "1. initialised token \"ferrohsm demo\" in slot {}",
+        spare.id()
+    );
+
+    let session = pkcs11.open_rw_session(spare)?;
+    session.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))?;
+    session.init_pin(&AuthPin::new(USER_PIN.into()))?;
+    session.logout()?;
+    session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))?;
+    println!("2. set the user PIN and logged in");
+
+    // ASYMMETRIC_DECRYPT_RSA_2048: decrypt-only, private, sensitive, never extractable.
+    let public_template = [
+        Attribute::Token(true),
+        Attribute::Label(b"demo-rsa".to_vec()),
+        Attribute::Id(vec![1]),
+        Attribute::ModulusBits(2048.into()),
+        Attribute::Encrypt(true),
+        Attribute::Verify(false),
+    ];
+    let private_template = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Label(b"demo-rsa".to_vec()),
+        Attribute::Id(vec![1]),
+        Attribute::Decrypt(true),
+        Attribute::Sign(false),
+    ];
+    let (public, private) = session.generate_key_pair(
+        &Mechanism::RsaPkcsKeyPairGen,
+        &public_template,
+        &private_template,
+    )?;
+    println!("3. generated an RSA-2048 key pair \"demo-rsa\" on the token");
+
+    // A sender holds only the public key.
+    let attrs = session.get_attributes(
+        public,
+        &[AttributeType::Modulus, AttributeType::PublicExponent],
+    )?;
+    let (mut n, mut e) = (Vec::new(), Vec::new());
+    for a in attrs {
+        match a {
+            Attribute::Modulus(v) => n = v,
+            Attribute::PublicExponent(v) => e = v,
+            _ => {}
+        }
+    }
+    let public_key = rsa::PublicKey::new(
+        rsa::BoxedUint::from_be_slice_vartime(&n),
+        rsa::BoxedUint::from_be_slice_vartime(&e),
+    )?;
+    let message = b"attack at dawn";
+    let ciphertext = public_key.encrypt(
+        &mut rand::rng(),
+        rsa::Oaep::<rsa::sha2::Sha256>::new(),
+        message,
+    )?;
+    println!(
+        "4. encrypted {:?} outside the token with RSAES-OAEP-SHA256: {} bytes",
+        String::from_utf8_lossy(message),
+        ciphertext.len()
+    );
+
+    let oaep = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    );
+    let plaintext = session.decrypt(&Mechanism::RsaPkcsOaep(oaep), private, &ciphertext)?;
+    println!(
+        "5. decrypted through the module: {:?}",
+        String::from_utf8_lossy(&plaintext)
+    );
+    if plaintext != message {
+        return Err("round trip mismatch".into());
+    }
+
+    // The private key never leaves: its exponent is unreadable.
+    let hidden = session.get_attributes(private, &[AttributeType::PrivateExponent]);
+    println!(
+        "6. reading the private exponent: {}",
+        match hidden {
+            Ok(v) if v.is_empty() => "refused (sensitive)".to_string(),
+            Ok(_) => "REVEALED".to_string(),
+            Err(e) => format!("refused ({e})"),
+        }
+    );
+
+    let found = session.find_objects(&[
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Label(b"demo-rsa".to_vec()),
+    ])?;
+    println!(
+        "7. the token holds {} private key labelled demo-rsa; done",
+        found.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,174 @@
+// Java 17 SunPKCS11 against a PKCS#11 module, launched as a single source file:
+//   java Compat.java gen    CONFIG PIN WORKDIR   key pair generation and crypto in one JVM
+//   java Compat.java reopen CONFIG PIN WORKDIR   a second JVM finds the key through the KeyStore
+// Each check prints one line: RESULT<TAB>PASS|FAIL|SKIP<TAB>name<TAB>reason.
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyFactory;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.Provider;
+import java.security.PublicKey;
+import java.security.SecureRandom;
+import java.security.Security;
+import java.security.Signature;
+import java.security.cert.Certificate;
+import java.security.spec.MGF1ParameterSpec;
+import java.security.spec.PSSParameterSpec;
+import java.security.spec.X509EncodedKeySpec;
+import java.util.Arrays;
+import java.util.Collections;
+import javax.crypto.Cipher;
+
+public class Compat {
+    interface Check {
+        void run() throws Exception;
+    }
+
+    static boolean failed = false;
+
+    static void result(String status, String name, String reason) {
+        System.out.println("RESULT\t" + status + "\t" + name + "\t" + reason.replace('\t', ' ').replace('\n', ' '));
+        System.out.flush();
+    }
+
+    static boolean check(String name, Check body) {
+        try {
+            body.run();
+            result("PASS", name, "");
+            return true;
+        } catch (Throwable e) {
+            failed = true;
+            Throwable root = e;
+            StringBuilder why = new StringBuilder(e.toString());
+            while (root.getCause() != null && root.getCause() != root) {
+                root = root.getCause();
+                why.append(" <- ").append(root);
+            }
+            e.printStackTrace();
+            result("FAIL", name, why.length() > 300 ? why.substring(0, 300) : why.toString());
+            return false;
+        }
+    }
+
+    static void require(boolean condition, String what) {
+        if (!condition) {
+            throw new IllegalStateException(what);
+        }
+    }
+
+    static Provider provider;
+    static KeyStore keyStore;
+    static KeyPair pair;
+
+    public static void main(String[] args) throws Exception {
+        String mode = args[0];
+        String config = args[1];
+        char[] pin = args[2].toCharArray();
+        Path work = Path.of(args[3]);
+
+        boolean ready = check(mode.equals("gen") ? "provider-config" : "provider-config-2nd-jvm", () -> {
+            provider = Security.getProvider("SunPKCS11").configure(config);
+            Security.addProvider(provider);
+        });
+        ready = ready && check(mode.equals("gen") ? "keystore-login" : "keystore-login-2nd-jvm", () -> {
+            keyStore = KeyStore.getInstance("PKCS11", provider);
+            keyStore.load(null, pin);
+        });
+        if (!ready) {
+            System.exit(1);
+        }
+        if (mode.equals("gen")) {
+            generate(work);
+        } else {
+            reopen(work);
+        }
+        System.exit(failed ? 1 : 0);
+    }
+
+    static byte[] message() {
+        byte[] data = new byte[32];
+        new SecureRandom().nextBytes(data);
+        return data;
+    }
+
+    static void generate(Path work) {
+        boolean haveKey = check("keygen-rsa2048-token", () -> {
+            KeyPairGenerator generator = KeyPairGenerator.getInstance("RSA", provider);
+            generator.initialize(2048);
+            pair = generator.generateKeyPair();
+            Files.write(work.resolve("java-pub.der"), pair.getPublic().getEncoded());
+        });
+        if (!haveKey) {
+            return;
+        }
+        check("cipher-rsa-pkcs1-decrypt", () -> decryptRoundTrip(pair.getPublic(), pair.getPrivate()));
+        check("signature-sha256withrsa", () -> signRoundTrip("SHA256withRSA", null, pair.getPublic(), pair.getPrivate()));
+        check("signature-rsassa-pss", () -> signRoundTrip("RSASSA-PSS",
+                new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1),
+                pair.getPublic(), pair.getPrivate()));
+    }
+
+    // Encrypts in software (SunJCE) with the public key, decrypts on the token.
+    static void decryptRoundTrip(PublicKey publicKey, PrivateKey privateKey) throws Exception {
+        byte[] plain = message();
+        Cipher encrypt = Cipher.getInstance("RSA/ECB/PKCS1Padding", "SunJCE");
+        encrypt.init(Cipher.ENCRYPT_MODE, publicKey);
+        byte[] ciphertext = encrypt.doFinal(plain);
+        Cipher decrypt = Cipher.getInstance("RSA/ECB/PKCS1Padding", provider);
+        decrypt.init(Cipher.DECRYPT_MODE, privateKey);
+        require(decrypt.getProvider() == provider, "decryption did not use the token");
+        require(Arrays.equals(plain, decrypt.doFinal(ciphertext)), "decrypted text differs");
+    }
+
+    // Signs on the token, verifies in software (SunRsaSign).
+    static void signRoundTrip(String algorithm, PSSParameterSpec pss, PublicKey publicKey, PrivateKey privateKey)
+            throws Exception {
+        byte[] data = message();
+        Signature signer = Signature.getInstance(algorithm, provider);
+        if (pss != null) {
+            signer.setParameter(pss);
+        }
+        signer.initSign(privateKey);
+        signer.update(data);
+        byte[] signature = signer.sign();
+        Signature verifier = Signature.getInstance(algorithm, "SunRsaSign");
+        if (pss != null) {
+            verifier.setParameter(pss);
+        }
+        verifier.initVerify(publicKey);
+        verifier.update(data);
+        require(verifier.verify(signature), algorithm + " signature does not verify");
+    }
+
+    static void reopen(Path work) {
+        PublicKey[] publicKey = new PublicKey[1];
+        PrivateKey[] privateKey = new PrivateKey[1];
+        boolean found = check("keystore-alias-with-cert", () -> {
+            publicKey[0] = KeyFactory.getInstance("RSA")
+                    .generatePublic(new X509EncodedKeySpec(Files.readAllBytes(work.resolve("java-pub.der"))));
+            String match = null;
+            for (String alias : Collections.list(keyStore.aliases())) {
+                Certificate cert = keyStore.getCertificate(alias);
+                System.out.println("alias " + alias + " key entry " + keyStore.isKeyEntry(alias));
+                if (cert != null && keyStore.isKeyEntry(alias)
+                        && Arrays.equals(cert.getPublicKey().getEncoded(), publicKey[0].getEncoded())) {
+                    match = alias;
+                }
+            }
+            require(match != null, "no key entry whose certificate holds the generated public key");
+            privateKey[0] = (PrivateKey) keyStore.getKey(match, null);
+            require(privateKey[0] != null, "key entry without a private key");
+        });
+        if (!found) {
+            return;
+        }
+        check("key-survives-jvm", () -> {
+            decryptRoundTrip(publicKey[0], privateKey[0]);
+            signRoundTrip("SHA256withRSA", null, publicKey[0], privateKey[0]);
+        });
+    }
+}

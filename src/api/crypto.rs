@@ -1,0 +1,382 @@
+//! Encryption, decryption, signing, verification and digesting.
+
+use crate::error::{fail, Error, Result};
+use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
+use crate::object::policy;
+use crate::session::{deliver, Active, Operations, Session, Written};
+use crate::state::Library;
+use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+/// The key behind `handle` for `usage` (CKA_ENCRYPT, CKA_SIGN, ...) with `mechanism`.
+/// A handle that names no key is CKR_KEY_HANDLE_INVALID, as clients and suites expect.
+fn usable_key(
+    s: &Session,
+    handle: CK_OBJECT_HANDLE,
+    usage: CK_ATTRIBUTE_TYPE,
+    mechanism: CK_MECHANISM_TYPE,
+) -> Result<LoadedKey> {
+    let object = s.token.object(handle).map_err(|e| match e.rv {
+        CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
+        _ => e,
+    })?;
+    match object.attrs.get_ulong(CKA_CLASS)? {
+        Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) | Some(CKO_SECRET_KEY) => {}
+        _ => return fail(CKR_KEY_HANDLE_INVALID),
+    }
+    policy::check_usage(&object.attrs, usage, mechanism)?;
+    s.token.loaded_key(handle)
+}
+
+/// Starts an operation of one kind: `slot` picks the session's slot for that kind.
+fn start<T: ?Sized>(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    key: Option<(CK_OBJECT_HANDLE, CK_ATTRIBUTE_TYPE)>,
+    slot: fn(&mut Operations) -> &mut Option<Active<T>>,
+    make: impl FnOnce(&dyn Mechanism, &MechanismParam, Option<&LoadedKey>) -> Result<Box<T>>,
+) -> Result<()> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    if slot(&mut s.ops).is_some() {
+        return fail(CKR_OPERATION_ACTIVE);
+    }
+    let m = mechanism::lookup(ty)?;
+    let key = match key {
+        Some((handle, usage)) => Some(usable_key(&s, handle, usage, ty)?),
+        None => None,
+    };
+    let op = make(m, &param, key.as_ref())?;
+    *slot(&mut s.ops) = Some(Active::new(op));
+    Ok(())
+}
+
+fn key(k: Option<&LoadedKey>) -> Result<&LoadedKey> {
+    k.ok_or(Error::new(CKR_KEY_HANDLE_INVALID))
+}
+
+/// Runs `f` on the session's operation of one kind.
+fn with_op<T: ?Sized, R>(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    slot: fn(&mut Operations) -> &mut Option<Active<T>>,
+    f: impl FnOnce(&mut Option<Active<T>>) -> Result<R>,
+) -> Result<R> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    f(slot(&mut s.ops))
+}
+
+/// Refuses a single-part call on an operation that already had multi-part calls; the spec
+/// says C_Encrypt, C_Sign, C_Digest, ... cannot finish a multi-part operation.
+fn refuse_after_update<T: ?Sized>(slot: &mut Option<Active<T>>) -> Result<()> {
+    match slot {
+        None => fail(CKR_OPERATION_NOT_INITIALIZED),
+        Some(a) if a.multi_part => {
+            *slot = None;
+            fail(CKR_OPERATION_ACTIVE)
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Marks a multi-part call, ending single-part-only operations with the spec's refusal.
+fn begin_update<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    allowed: impl Fn(&T) -> bool,
+) -> Result<&mut Active<T>> {
+    let active = slot
+        .as_mut()
+        .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+    if !allowed(&active.op) {
+        *slot = None;
+        return fail(CKR_FUNCTION_NOT_SUPPORTED);
+    }
+    active.multi_part = true;
+    Ok(slot.as_mut().expect("checked above"))
+}
+
+fn encrypt_slot(o: &mut Operations) -> &mut Option<Active<dyn CipherOperation>> {
+    &mut o.encrypt
+}
+fn decrypt_slot(o: &mut Operations) -> &mut Option<Active<dyn CipherOperation>> {
+    &mut o.decrypt
+}
+fn sign_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::SignOperation>> {
+    &mut o.sign
+}
+fn verify_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::VerifyOperation>> {
+    &mut o.verify
+}
+fn digest_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::DigestOperation>> {
+    &mut o.digest
+}
+
+// ---- encrypt / decrypt -------------------------------------------------------------
+
+type Mech = (CK_MECHANISM_TYPE, MechanismParam);
+
+pub fn encrypt_init(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    m: Mech,
+    k: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    start(
+        lib,
+        s,
+        m,
+        Some((k, CKA_ENCRYPT)),
+        encrypt_slot,
+        |m, p, k| m.encrypt(p, key(k)?),
+    )
+}
+
+pub fn decrypt_init(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    m: Mech,
+    k: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    start(
+        lib,
+        s,
+        m,
+        Some((k, CKA_DECRYPT)),
+        decrypt_slot,
+        |m, p, k| m.decrypt(p, key(k)?),
+    )
+}
+
+fn cipher_single(
+    slot: &mut Option<Active<dyn CipherOperation>>,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    refuse_after_update(slot)?;
+    deliver(
+        slot,
+        out,
+        true,
+        |op| op.output_len(input.len()),
+        |op| op.run(input),
+    )
+}
+
+fn cipher_update(
+    slot: &mut Option<Active<dyn CipherOperation>>,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    begin_update(slot, |_| true)?;
+    deliver(
+        slot,
+        out,
+        false,
+        |op| op.output_len(input.len()),
+        |op| op.update(input),
+    )
+}
+
+fn cipher_final(
+    slot: &mut Option<Active<dyn CipherOperation>>,
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
+}
+
+pub fn encrypt(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, encrypt_slot, |slot| cipher_single(slot, input, out))
+}
+
+pub fn encrypt_update(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, encrypt_slot, |slot| cipher_update(slot, input, out))
+}
+
+pub fn encrypt_final(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, encrypt_slot, |slot| cipher_final(slot, out))
+}
+
+pub fn decrypt(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, decrypt_slot, |slot| cipher_single(slot, input, out))
+}
+
+pub fn decrypt_update(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    input: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, decrypt_slot, |slot| cipher_update(slot, input, out))
+}
+
+pub fn decrypt_final(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, decrypt_slot, |slot| cipher_final(slot, out))
+}
+
+// ---- sign / verify -------------------------------------------------------------------
+
+pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HANDLE) -> Result<()> {
+    start(lib, s, m, Some((k, CKA_SIGN)), sign_slot, |m, p, k| {
+        m.sign(p, key(k)?)
+    })
+}
+
+pub fn sign(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    data: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, sign_slot, |slot| {
+        refuse_after_update(slot)?;
+        deliver(
+            slot,
+            out,
+            true,
+            |op| Ok(op.signature_len()),
+            |op| {
+                op.update(data)?;
+                op.finish().map(Zeroizing::new)
+            },
+        )
+    })
+}
+
+pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+    with_op(lib, s, sign_slot, |slot| {
+        let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    })
+}
+
+pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, out: Option<&mut [u8]>) -> Result<Written> {
+    with_op(lib, s, sign_slot, |slot| {
+        deliver(
+            slot,
+            out,
+            true,
+            |op| Ok(op.signature_len()),
+            |op| op.finish().map(Zeroizing::new),
+        )
+    })
+}
+
+pub fn verify_init(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    m: Mech,
+    k: CK_OBJECT_HANDLE,
+) -> Result<()> {
+    start(lib, s, m, Some((k, CKA_VERIFY)), verify_slot, |m, p, k| {
+        m.verify(p, key(k)?)
+    })
+}
+
+pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
+    with_op(lib, s, verify_slot, |slot| {
+        refuse_after_update(slot)?;
+        // A verification always ends the operation, whatever its outcome.
+        let mut active = slot
+            .take()
+            .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+        active.op.update(data)?;
+        active.op.finish(signature)
+    })
+}
+
+pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+    with_op(lib, s, verify_slot, |slot| {
+        let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    })
+}
+
+pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
+    with_op(lib, s, verify_slot, |slot| {
+        let mut active = slot
+            .take()
+            .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+        active.op.finish(signature)
+    })
+}
+
+// ---- digest ----------------------------------------------------------------------------
+
+pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
+    start(lib, s, m, None, digest_slot, |m, p, _| m.digest(p))
+}
+
+pub fn digest(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    data: &[u8],
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, digest_slot, |slot| {
+        refuse_after_update(slot)?;
+        deliver(
+            slot,
+            out,
+            true,
+            |op| Ok(op.digest_len()),
+            |op| {
+                op.update(data);
+                Ok(Zeroizing::new(op.finish()))
+            },
+        )
+    })
+}
+
+pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+    with_op(lib, s, digest_slot, |slot| {
+        begin_update(slot, |_| true)?.op.update(data);
+        Ok(())
+    })
+}
+
+pub fn digest_final(
+    lib: &Library,
+    s: CK_SESSION_HANDLE,
+    out: Option<&mut [u8]>,
+) -> Result<Written> {
+    with_op(lib, s, digest_slot, |slot| {
+        deliver(
+            slot,
+            out,
+            true,
+            |op| Ok(op.digest_len()),
+            |op| Ok(Zeroizing::new(op.finish())),
+        )
+    })
+}

@@ -1,0 +1,72 @@
+//! Key generation.
+
+use crate::error::{fail, Result};
+use crate::mechanism::{self, MechanismParam};
+use crate::object::policy::{self, Origin};
+use crate::object::Attributes;
+use crate::state::Library;
+use crate::token::UserType;
+use cryptoki_sys::*;
+
+pub fn generate_key_pair(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    public_template: Attributes,
+    private_template: Attributes,
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let m = mechanism::lookup(ty)?;
+    // Refuse early what the session cannot store, before the (slow) generation.
+    for t in [&public_template, &private_template] {
+        if t.flag(CKA_TOKEN, false) && !s.read_write {
+            return fail(CKR_SESSION_READ_ONLY);
+        }
+        if t.flag(CKA_PRIVATE, false) && s.token.logged_in() != Some(UserType::User) {
+            return fail(CKR_USER_NOT_LOGGED_IN);
+        }
+    }
+    if let Some(key_type) = m.generated_key_type() {
+        policy::check_generate_template(&public_template, CKO_PUBLIC_KEY, key_type)?;
+        policy::check_generate_template(&private_template, CKO_PRIVATE_KEY, key_type)?;
+    }
+    let generated = m.generate_key_pair(&param, &public_template, &private_template)?;
+    let origin = Origin::Generate { mechanism: ty };
+    let public = policy::new_object(&public_template, origin, &generated.public)?;
+    let private = policy::new_object(&private_template, origin, &generated.private)?;
+    if private.flag(CKA_PRIVATE, true) && s.token.logged_in() != Some(UserType::User) {
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
+    let public_handle = s.token.create_object(public, session)?;
+    match s.token.create_object(private, session) {
+        Ok(private_handle) => Ok((public_handle, private_handle)),
+        Err(e) => {
+            // Never leave half a key pair behind.
+            let _ = s.token.destroy_object(public_handle);
+            Err(e)
+        }
+    }
+}
+
+/// C_GenerateKey: no secret-key generation mechanism is offered yet.
+pub fn generate_key(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    ty: CK_MECHANISM_TYPE,
+) -> Result<CK_OBJECT_HANDLE> {
+    lib.session(session)?;
+    mechanism::lookup(ty)?;
+    fail(CKR_MECHANISM_INVALID)
+}
+
+/// C_WrapKey, C_UnwrapKey, C_DeriveKey: no mechanism supports them yet.
+pub fn unsupported_key_mechanism(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    ty: CK_MECHANISM_TYPE,
+) -> Result<()> {
+    lib.session(session)?;
+    mechanism::lookup(ty)?;
+    fail(CKR_MECHANISM_INVALID)
+}

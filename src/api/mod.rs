@@ -1,0 +1,8 @@
+//! The PKCS#11 functions in safe Rust, one file per function group. The C boundary
+//! (`ffi/`) converts arguments and calls these; everything here returns `Result`.
+
+pub mod crypto;
+pub mod general;
+pub mod keygen;
+pub mod object;
+pub mod session;

@@ -1,0 +1,176 @@
+//! Object management functions: create, copy, destroy, attributes, search.
+
+use crate::error::{fail, Error, Result};
+use crate::object::policy::{self, Origin, Readable};
+use crate::object::Attributes;
+use crate::session::Search;
+use crate::state::Library;
+use crate::token::{Token, UserType};
+use cryptoki_sys::*;
+
+/// The answer for one attribute of C_GetAttributeValue.
+pub enum AttributeRead {
+    Value(zeroize::Zeroizing<Vec<u8>>),
+    Sensitive,
+    Invalid,
+}
+
+/// Checks that a session may hold the object `attrs` describes: token objects need a
+/// read-write session, private objects a logged-in user.
+fn check_storage(token: &Token, read_write: bool, attrs: &Attributes) -> Result<()> {
+    if attrs.flag(CKA_TOKEN, false) && !read_write {
+        return fail(CKR_SESSION_READ_ONLY);
+    }
+    if attrs.flag(CKA_PRIVATE, false) && token.logged_in() != Some(UserType::User) {
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
+    Ok(())
+}
+
+/// Key objects must hold usable key material: parse them once now so that a bad import is
+/// refused at C_CreateObject rather than at first use.
+fn check_key_material(attrs: &Attributes) -> Result<()> {
+    match attrs.get_ulong(CKA_CLASS)? {
+        Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) => crate::mechanism::load_key(attrs)
+            .map(|_| ())
+            .map_err(|e| match e.rv {
+                CKR_TEMPLATE_INCOMPLETE | CKR_CURVE_NOT_SUPPORTED => e,
+                _ => Error::with(CKR_ATTRIBUTE_VALUE_INVALID, e.context),
+            }),
+        _ => Ok(()),
+    }
+}
+
+pub fn create(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    template: Attributes,
+) -> Result<CK_OBJECT_HANDLE> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let attrs = policy::new_object(&template, Origin::Create, &Attributes::new())?;
+    check_storage(&s.token, s.read_write, &attrs)?;
+    check_key_material(&attrs)?;
+    s.token.create_object(attrs, session)
+}
+
+pub fn copy(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    handle: CK_OBJECT_HANDLE,
+    template: Attributes,
+) -> Result<CK_OBJECT_HANDLE> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let original = s.token.object(handle)?;
+    if !original.attrs.flag(CKA_COPYABLE, true) {
+        return fail(CKR_ACTION_PROHIBITED);
+    }
+    let attrs = policy::change(&original.attrs, &template, true)?;
+    check_storage(&s.token, s.read_write, &attrs)?;
+    s.token.create_object(attrs, session)
+}
+
+pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, handle: CK_OBJECT_HANDLE) -> Result<()> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let object = s.token.object(handle)?;
+    if object.attrs.flag(CKA_TOKEN, false) && !s.read_write {
+        return fail(CKR_SESSION_READ_ONLY);
+    }
+    if !object.attrs.flag(CKA_DESTROYABLE, true) {
+        return fail(CKR_ACTION_PROHIBITED);
+    }
+    s.token.destroy_object(handle)
+}
+
+pub fn size(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    handle: CK_OBJECT_HANDLE,
+) -> Result<CK_ULONG> {
+    let s = lib.session(session)?;
+    let object = s.lock().token.object(handle)?;
+    Ok(object
+        .attrs
+        .iter()
+        .map(|(_, v)| v.len() + 16)
+        .sum::<usize>() as CK_ULONG)
+}
+
+pub fn get_attributes(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    handle: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> Result<Vec<AttributeRead>> {
+    let s = lib.session(session)?;
+    let object = s.lock().token.object(handle)?;
+    Ok(types
+        .iter()
+        .map(|ty| match policy::read(&object.attrs, *ty) {
+            Readable::Value(v) => AttributeRead::Value(zeroize::Zeroizing::new(v.to_vec())),
+            Readable::Sensitive => AttributeRead::Sensitive,
+            Readable::Invalid => AttributeRead::Invalid,
+        })
+        .collect())
+}
+
+pub fn set_attributes(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    handle: CK_OBJECT_HANDLE,
+    changes: Attributes,
+) -> Result<()> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let object = s.token.object(handle)?;
+    if object.attrs.flag(CKA_TOKEN, false) && !s.read_write {
+        return fail(CKR_SESSION_READ_ONLY);
+    }
+    let attrs = policy::change(&object.attrs, &changes, false)?;
+    check_storage(&s.token, s.read_write, &attrs)?;
+    s.token.update_object(handle, attrs)
+}
+
+pub fn find_init(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    mut template: Attributes,
+) -> Result<()> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    if s.ops.find.is_some() {
+        return fail(CKR_OPERATION_ACTIVE);
+    }
+    policy::normalize_template(&mut template);
+    let found = s.token.find(&template)?;
+    s.ops.find = Some(Search {
+        remaining: found.into_iter(),
+    });
+    Ok(())
+}
+
+pub fn find(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    max: usize,
+) -> Result<Vec<CK_OBJECT_HANDLE>> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    let search = s
+        .ops
+        .find
+        .as_mut()
+        .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+    Ok(search.remaining.by_ref().take(max).collect())
+}
+
+pub fn find_final(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    match s.ops.find.take() {
+        Some(_) => Ok(()),
+        None => fail(CKR_OPERATION_NOT_INITIALIZED),
+    }
+}

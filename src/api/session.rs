@@ -1,0 +1,157 @@
+//! Session management, login and PIN functions.
+
+use super::general::check_pin_len;
+use crate::error::{fail, Result};
+use crate::session::{Operations, Session};
+use crate::state::Library;
+use crate::token::UserType;
+use cryptoki_sys::*;
+
+pub fn open(lib: &Library, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+    if flags & CKF_SERIAL_SESSION == 0 {
+        return fail(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+    }
+    let token = match lib.slots.token(slot)? {
+        Some(t) => t,
+        // The spare slot's token is not initialised yet.
+        None => return fail(CKR_TOKEN_NOT_RECOGNIZED),
+    };
+    let read_write = flags & CKF_RW_SESSION != 0;
+    if !read_write && token.logged_in() == Some(UserType::So) {
+        return fail(CKR_SESSION_READ_WRITE_SO_EXISTS);
+    }
+    Ok(lib.add_session(|handle| Session {
+        handle,
+        slot_id: slot,
+        token,
+        read_write,
+        ops: Operations::default(),
+    }))
+}
+
+pub fn close(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+    lib.close_session(session)
+}
+
+pub fn close_all(lib: &Library, slot: CK_SLOT_ID) -> Result<()> {
+    lib.slots.token_info(slot)?;
+    lib.close_all_sessions(Some(slot));
+    Ok(())
+}
+
+pub fn info(lib: &Library, session: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    Ok(CK_SESSION_INFO {
+        slotID: s.slot_id,
+        state: s.state(),
+        flags: CKF_SERIAL_SESSION | if s.read_write { CKF_RW_SESSION } else { 0 },
+        ulDeviceError: 0,
+    })
+}
+
+pub fn login(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    pin: &[u8],
+) -> Result<()> {
+    let (slot, token) = {
+        let s = lib.session(session)?;
+        let s = s.lock();
+        (s.slot_id, s.token.clone())
+    };
+    let user = match user {
+        CKU_SO => UserType::So,
+        CKU_USER => UserType::User,
+        CKU_CONTEXT_SPECIFIC => {
+            // Re-authentication for a key with CKA_ALWAYS_AUTHENTICATE: whoever is logged in
+            // proves the PIN again.
+            let who = token
+                .logged_in()
+                .ok_or(crate::error::Error::new(CKR_USER_NOT_LOGGED_IN))?;
+            return token.verify_pin(who, pin);
+        }
+        _ => return fail(CKR_USER_TYPE_INVALID),
+    };
+    if user == UserType::So && lib.sessions_on(Some(slot)).iter().any(|(_, rw)| !rw) {
+        return fail(CKR_SESSION_READ_ONLY_EXISTS);
+    }
+    token.login(user, pin)
+}
+
+/// C_LoginUser: ferrohsm has one user per role, so a user name must be absent or empty.
+pub fn login_user(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    user: CK_USER_TYPE,
+    pin: &[u8],
+    username: &[u8],
+) -> Result<()> {
+    if !username.is_empty() {
+        return fail(CKR_USER_TYPE_INVALID);
+    }
+    login(lib, session, user, pin)
+}
+
+pub fn logout(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+    let s = lib.session(session)?;
+    let token = s.lock().token.clone();
+    token.logout()
+}
+
+pub fn init_pin(lib: &Library, session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    if s.state() != CKS_RW_SO_FUNCTIONS {
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
+    check_pin_len(pin)?;
+    s.token.init_pin(pin)
+}
+
+pub fn set_pin(lib: &Library, session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    s.require_rw()?;
+    check_pin_len(new)?;
+    let user = s.token.logged_in().unwrap_or(UserType::User);
+    s.token.set_pin(user, old, new)
+}
+
+/// C_SessionCancel: ends the operations named by `flags` (CKF_ENCRYPT, CKF_FIND_OBJECTS, ...).
+pub fn cancel(lib: &Library, session: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
+    let s = lib.session(session)?;
+    let mut s = s.lock();
+    let ops = &mut s.ops;
+    if flags & CKF_FIND_OBJECTS != 0 {
+        ops.find = None;
+    }
+    if flags & CKF_ENCRYPT != 0 {
+        ops.encrypt = None;
+    }
+    if flags & CKF_DECRYPT != 0 {
+        ops.decrypt = None;
+    }
+    if flags & CKF_SIGN != 0 {
+        ops.sign = None;
+    }
+    if flags & CKF_VERIFY != 0 {
+        ops.verify = None;
+    }
+    if flags & CKF_DIGEST != 0 {
+        ops.digest = None;
+    }
+    Ok(())
+}
+
+pub fn generate_random(lib: &Library, session: CK_SESSION_HANDLE, out: &mut [u8]) -> Result<()> {
+    lib.session(session)?;
+    crate::crypto::random_bytes(out)
+}
+
+pub fn seed_random(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+    lib.session(session)?;
+    // The OS CSPRNG is used directly and cannot be seeded by applications.
+    fail(CKR_RANDOM_SEED_NOT_SUPPORTED)
+}

@@ -1,0 +1,208 @@
+//! Raw-pointer helpers: the only place where C arguments become Rust values. Every helper
+//! turns a NULL where the spec forbids one into CKR_ARGUMENTS_BAD.
+
+use crate::error::{fail, Result};
+use crate::mechanism::params::{layout, ParamLayout};
+use crate::mechanism::MechanismParam;
+use crate::object::Attributes;
+use crate::session::Written;
+use cryptoki_sys::*;
+use std::mem::size_of;
+
+/// An input byte string; NULL is allowed when the length is 0.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `len` readable bytes that outlive the returned slice.
+pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return fail(CKR_ARGUMENTS_BAD);
+    }
+    Ok(std::slice::from_raw_parts(ptr, len as usize))
+}
+
+/// A mandatory output location.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of `T`.
+pub unsafe fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
+    ptr.as_mut()
+        .ok_or(crate::error::Error::new(CKR_ARGUMENTS_BAD))
+}
+
+/// The output-buffer protocol of the spec (section 5.2): `len` is mandatory; a NULL buffer
+/// is a length query; otherwise the buffer holds `*len` bytes.
+///
+/// # Safety
+/// `len` must be NULL or valid; `buf` NULL or valid for `*len` bytes of writes.
+pub unsafe fn buffer_out<'a>(
+    buf: *mut u8,
+    len: *mut CK_ULONG,
+) -> Result<(Option<&'a mut [u8]>, &'a mut CK_ULONG)> {
+    let len = out(len)?;
+    let buf = if buf.is_null() {
+        None
+    } else {
+        Some(std::slice::from_raw_parts_mut(buf, *len as usize))
+    };
+    Ok((buf, len))
+}
+
+/// Reports the outcome of an output-producing call: the length is written in every case,
+/// and a too-small buffer is CKR_BUFFER_TOO_SMALL.
+pub fn written(len: &mut CK_ULONG, w: Written) -> Result<()> {
+    match w {
+        Written::Done(n) => {
+            *len = n as CK_ULONG;
+            Ok(())
+        }
+        Written::TooSmall(n) => {
+            *len = n as CK_ULONG;
+            fail(CKR_BUFFER_TOO_SMALL)
+        }
+    }
+}
+
+/// An input template. Attribute values are copied; a NULL value with a non-zero length is
+/// CKR_ARGUMENTS_BAD.
+///
+/// # Safety
+/// `ptr` must be NULL or point to `count` valid `CK_ATTRIBUTE`s whose values are readable.
+pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attributes> {
+    let attrs = if count == 0 {
+        &[][..]
+    } else if ptr.is_null() {
+        return fail(CKR_ARGUMENTS_BAD);
+    } else {
+        std::slice::from_raw_parts(ptr, count as usize)
+    };
+    let mut out = Attributes::new();
+    for a in attrs {
+        if a.ulValueLen == CK_UNAVAILABLE_INFORMATION {
+            return fail(CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        let value = bytes_in(a.pValue as *const u8, a.ulValueLen)?;
+        out.set(a.type_, value.to_vec());
+    }
+    Ok(out)
+}
+
+/// The template of C_GetAttributeValue: the types asked for and each buffer (None when
+/// pValue is NULL, a length query).
+///
+/// # Safety
+/// As `template_in`, with writable values.
+pub unsafe fn template_out<'a>(
+    ptr: *mut CK_ATTRIBUTE,
+    count: CK_ULONG,
+) -> Result<&'a mut [CK_ATTRIBUTE]> {
+    if count == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return fail(CKR_ARGUMENTS_BAD);
+    }
+    Ok(std::slice::from_raw_parts_mut(ptr, count as usize))
+}
+
+/// Reads a `CK_MECHANISM` into its type and safe parameter.
+///
+/// # Safety
+/// `ptr` must be NULL or point to a valid `CK_MECHANISM` whose parameter is readable.
+pub unsafe fn mechanism_in(
+    ptr: *const CK_MECHANISM,
+) -> Result<(CK_MECHANISM_TYPE, MechanismParam)> {
+    let m = ptr
+        .as_ref()
+        .ok_or(crate::error::Error::new(CKR_ARGUMENTS_BAD))?;
+    let raw = m.pParameter as *const u8;
+    let len = m.ulParameterLen;
+    let param = if len == 0 {
+        MechanismParam::None
+    } else if raw.is_null() {
+        return fail(CKR_MECHANISM_PARAM_INVALID);
+    } else {
+        match layout(m.mechanism) {
+            ParamLayout::Opaque => MechanismParam::Bytes(bytes_in(raw, len)?.to_vec()),
+            ParamLayout::Oaep => {
+                if len as usize != size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_RSA_PKCS_OAEP_PARAMS).read_unaligned();
+                let source_data = if p.ulSourceDataLen == 0 {
+                    Vec::new()
+                } else if p.pSourceData.is_null() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                } else {
+                    bytes_in(p.pSourceData as *const u8, p.ulSourceDataLen)?.to_vec()
+                };
+                MechanismParam::Oaep {
+                    hash_alg: p.hashAlg,
+                    mgf: p.mgf,
+                    source: p.source,
+                    source_data,
+                }
+            }
+            ParamLayout::Pss => {
+                if len as usize != size_of::<CK_RSA_PKCS_PSS_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_RSA_PKCS_PSS_PARAMS).read_unaligned();
+                MechanismParam::Pss {
+                    hash_alg: p.hashAlg,
+                    mgf: p.mgf,
+                    salt_len: p.sLen,
+                }
+            }
+        }
+    };
+    Ok((m.mechanism, param))
+}
+
+/// Copies `src` into a fixed-size, blank-padded PKCS#11 string field.
+pub fn padded<const N: usize>(src: &str) -> [u8; N] {
+    let mut out = [b' '; N];
+    let bytes = src.as_bytes();
+    let n = bytes.len().min(N);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// The list protocol of C_GetSlotList and C_GetMechanismList: NULL list = count query,
+/// a short list = CKR_BUFFER_TOO_SMALL with the count written.
+///
+/// # Safety
+/// `count` NULL or valid; `list` NULL or valid for `*count` writes.
+pub unsafe fn list_out<T: Copy>(list: *mut T, count: *mut CK_ULONG, items: &[T]) -> Result<()> {
+    let count = out(count)?;
+    let n = items.len();
+    if !list.is_null() {
+        if (*count as usize) < n {
+            *count = n as CK_ULONG;
+            return fail(CKR_BUFFER_TOO_SMALL);
+        }
+        std::slice::from_raw_parts_mut(list, n).copy_from_slice(items);
+    }
+    *count = n as CK_ULONG;
+    Ok(())
+}
+
+/// An input copied out of caller memory: the spec allows in-place operation (input and
+/// output buffers the same), which must not alias a Rust `&mut [u8]`.
+///
+/// # Safety
+/// As `bytes_in`.
+pub unsafe fn bytes_copied(ptr: *const u8, len: CK_ULONG) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    Ok(zeroize::Zeroizing::new(bytes_in(ptr, len)?.to_vec()))
+}
+
+/// Writes `value` to a mandatory output location.
+///
+/// # Safety
+/// As `out`.
+pub unsafe fn write<T>(ptr: *mut T, value: T) -> Result<()> {
+    *out(ptr)? = value;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Key management functions.
+
+use super::args::{bytes_in, mechanism_in, out, template_in};
+use super::guard::with_library;
+use crate::api::keygen as api;
+use cryptoki_sys::*;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    pPublicKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPublicKeyAttributeCount: CK_ULONG,
+    pPrivateKeyTemplate: CK_ATTRIBUTE_PTR,
+    ulPrivateKeyAttributeCount: CK_ULONG,
+    phPublicKey: CK_OBJECT_HANDLE_PTR,
+    phPrivateKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    with_library("C_GenerateKeyPair", |lib| {
+        let public = out(phPublicKey)?;
+        let private = out(phPrivateKey)?;
+        (*public, *private) = api::generate_key_pair(
+            lib,
+            hSession,
+            mechanism_in(pMechanism)?,
+            template_in(pPublicKeyTemplate, ulPublicKeyAttributeCount)?,
+            template_in(pPrivateKeyTemplate, ulPrivateKeyAttributeCount)?,
+        )?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    with_library("C_GenerateKey", |lib| {
+        let key = out(phKey)?;
+        template_in(pTemplate, ulCount)?;
+        *key = api::generate_key(lib, hSession, mechanism_in(pMechanism)?.0)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hWrappingKey: CK_OBJECT_HANDLE,
+    hKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    pulWrappedKeyLen: CK_ULONG_PTR,
+) -> CK_RV {
+    let _ = (hWrappingKey, hKey, pWrappedKey);
+    with_library("C_WrapKey", |lib| {
+        out(pulWrappedKeyLen)?;
+        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hUnwrappingKey: CK_OBJECT_HANDLE,
+    pWrappedKey: CK_BYTE_PTR,
+    ulWrappedKeyLen: CK_ULONG,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    let _ = hUnwrappingKey;
+    with_library("C_UnwrapKey", |lib| {
+        out(phKey)?;
+        bytes_in(pWrappedKey, ulWrappedKeyLen)?;
+        template_in(pTemplate, ulAttributeCount)?;
+        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    hSession: CK_SESSION_HANDLE,
+    pMechanism: CK_MECHANISM_PTR,
+    hBaseKey: CK_OBJECT_HANDLE,
+    pTemplate: CK_ATTRIBUTE_PTR,
+    ulAttributeCount: CK_ULONG,
+    phKey: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    let _ = hBaseKey;
+    with_library("C_DeriveKey", |lib| {
+        out(phKey)?;
+        template_in(pTemplate, ulAttributeCount)?;
+        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+    })
+}

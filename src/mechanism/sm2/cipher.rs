@@ -1,0 +1,134 @@
+//! `CKM_SM2_RAW` and `CKM_SM2_CIPHER_DER`: SM2 encryption with the public key, decryption
+//! with the private key, single- and multi-part (update buffers, finish runs: SM2 cannot
+//! stream because C3 covers the whole plaintext and C1 comes first).
+
+use super::format::FormatCode;
+use super::keys::{private_key, public_key};
+use super::{info, CIPHER_FLAGS};
+use crate::crypto::sm2::{
+    ciphertext_len_bound, plaintext_len, CiphertextForm, Sm2PrivateKey, Sm2PublicKey,
+};
+use crate::error::Result;
+use crate::mechanism::{CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Fixed overhead of the smallest raw form (no prefix): C1 64 bytes + C3 32 bytes.
+const MIN_RAW_OVERHEAD: usize = 96;
+
+pub struct Sm2Cipher {
+    /// What Encrypt writes when the format code does not say.
+    pub default_form: CiphertextForm,
+}
+
+impl Mechanism for Sm2Cipher {
+    fn info(&self) -> MechanismInfo {
+        info(CIPHER_FLAGS)
+    }
+
+    fn encrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        let form = FormatCode::from_param(param)?.encrypt_form(self.default_form)?;
+        Ok(Box::new(Encrypt {
+            key: public_key(key)?,
+            form,
+            buffer: Zeroizing::new(Vec::new()),
+        }))
+    }
+
+    fn decrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        let form = FormatCode::from_param(param)?.decrypt_form()?;
+        Ok(Box::new(Decrypt {
+            key: private_key(key)?,
+            form,
+            buffer: Vec::new(),
+        }))
+    }
+}
+
+struct Encrypt {
+    key: Arc<Sm2PublicKey>,
+    form: CiphertextForm,
+    /// Plaintext collected by `update`.
+    buffer: Zeroizing<Vec<u8>>,
+}
+
+impl CipherOperation for Encrypt {
+    fn output_len(&self, input_len: usize) -> Result<usize> {
+        Ok(ciphertext_len_bound(input_len, self.form))
+    }
+
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.key.encrypt(input, self.form).map(Zeroizing::new)
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.buffer.extend_from_slice(input);
+        Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn finish_len(&self) -> Result<usize> {
+        Ok(ciphertext_len_bound(self.buffer.len(), self.form))
+    }
+
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let plaintext = std::mem::take(&mut self.buffer);
+        self.key.encrypt(&plaintext, self.form).map(Zeroizing::new)
+    }
+}
+
+struct Decrypt {
+    key: Arc<Sm2PrivateKey>,
+    /// `None`: auto-detection.
+    form: Option<CiphertextForm>,
+    /// Ciphertext collected by `update`.
+    buffer: Vec<u8>,
+}
+
+impl Decrypt {
+    /// |C2| of a ciphertext from its length alone: exact for the raw forms; for DER and
+    /// auto-detection `len - 96`, an upper bound unless x1 and y1 of a DER ciphertext
+    /// together lose more than 10 leading zero bytes (probability < 2^-80 for honest input).
+    /// `exact_len` reads the bytes for the exact value.
+    fn len_bound(&self, input_len: usize) -> usize {
+        match self.form {
+            Some(CiphertextForm::Raw { prefix, .. }) => {
+                input_len.saturating_sub(MIN_RAW_OVERHEAD + usize::from(prefix))
+            }
+            _ => input_len.saturating_sub(MIN_RAW_OVERHEAD),
+        }
+    }
+
+    /// |C2| read from the ciphertext itself; the bound when it is no valid ciphertext (the
+    /// decryption proper then reports `CKR_ENCRYPTED_DATA_INVALID`).
+    fn exact_len(&self, input: &[u8]) -> usize {
+        plaintext_len(input, self.form).unwrap_or_else(|_| self.len_bound(input.len()))
+    }
+}
+
+impl CipherOperation for Decrypt {
+    fn output_len(&self, input_len: usize) -> Result<usize> {
+        Ok(self.len_bound(input_len))
+    }
+
+    fn output_len_for(&self, input: &[u8]) -> Result<usize> {
+        Ok(self.exact_len(input))
+    }
+
+    fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.key.decrypt(input, self.form)
+    }
+
+    fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.buffer.extend_from_slice(input);
+        Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn finish_len(&self) -> Result<usize> {
+        Ok(self.exact_len(&self.buffer))
+    }
+
+    fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
+        let ciphertext = std::mem::take(&mut self.buffer);
+        self.key.decrypt(&ciphertext, self.form)
+    }
+}

@@ -1,0 +1,185 @@
+//! The in-memory object index of one token: every object by handle, plus a lookup by the
+//! values of the attributes searches name most (CKA_LABEL, CKA_ID, CKA_CLASS), so finding
+//! one object among many touches only the candidates with a matching value. The other
+//! attributes of a template filter those candidates. Nothing here decrypts or reads disk.
+//!
+//! `M` is the owner's per-object bookkeeping (store id, sealed values, ...).
+
+use crate::object::Attributes;
+use crate::token::Object;
+use cryptoki_sys::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// The attribute types with a value lookup.
+pub const INDEXED_TYPES: [CK_ATTRIBUTE_TYPE; 3] = [CKA_LABEL, CKA_ID, CKA_CLASS];
+
+pub struct Entry<M> {
+    pub object: Arc<Object>,
+    pub meta: M,
+}
+
+pub struct ObjectIndex<M> {
+    entries: HashMap<CK_OBJECT_HANDLE, Entry<M>>,
+    by_value: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), HashSet<CK_OBJECT_HANDLE>>,
+}
+
+impl<M> Default for ObjectIndex<M> {
+    fn default() -> Self {
+        ObjectIndex {
+            entries: HashMap::new(),
+            by_value: HashMap::new(),
+        }
+    }
+}
+
+impl<M> ObjectIndex<M> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, handle: CK_OBJECT_HANDLE) -> Option<&Entry<M>> {
+        self.entries.get(&handle)
+    }
+
+    /// Adds the object, replacing any entry with the same handle.
+    pub fn insert(&mut self, object: Arc<Object>, meta: M) {
+        let handle = object.handle;
+        self.remove(handle);
+        for ty in INDEXED_TYPES {
+            if let Some(value) = object.attrs.get(ty) {
+                self.by_value
+                    .entry((ty, value.to_vec()))
+                    .or_default()
+                    .insert(handle);
+            }
+        }
+        self.entries.insert(handle, Entry { object, meta });
+    }
+
+    pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Entry<M>> {
+        let entry = self.entries.remove(&handle)?;
+        for ty in INDEXED_TYPES {
+            if let Some(value) = entry.object.attrs.get(ty) {
+                let key = (ty, value.to_vec());
+                if let Some(set) = self.by_value.get_mut(&key) {
+                    set.remove(&handle);
+                    if set.is_empty() {
+                        self.by_value.remove(&key);
+                    }
+                }
+            }
+        }
+        Some(entry)
+    }
+
+    /// Removes every entry for which `drop` is true; returns the removed handles.
+    pub fn remove_where(
+        &mut self,
+        mut drop: impl FnMut(&Entry<M>) -> bool,
+    ) -> Vec<CK_OBJECT_HANDLE> {
+        let gone: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| drop(e))
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in &gone {
+            self.remove(*handle);
+        }
+        gone
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<M>> {
+        self.entries.values()
+    }
+
+    /// The entries whose attributes match every attribute of `template`. When the
+    /// template names an indexed type, only the smallest matching value set is walked.
+    pub fn matching<'a>(
+        &'a self,
+        template: &'a Attributes,
+    ) -> Box<dyn Iterator<Item = &'a Entry<M>> + 'a> {
+        let mut smallest: Option<&HashSet<CK_OBJECT_HANDLE>> = None;
+        for ty in INDEXED_TYPES {
+            if let Some(value) = template.get(ty) {
+                match self.by_value.get(&(ty, value.to_vec())) {
+                    None => return Box::new(std::iter::empty()),
+                    Some(set) => {
+                        if smallest.map_or(true, |s| set.len() < s.len()) {
+                            smallest = Some(set);
+                        }
+                    }
+                }
+            }
+        }
+        match smallest {
+            Some(set) => Box::new(
+                set.iter()
+                    .filter_map(|h| self.entries.get(h))
+                    .filter(move |e| e.object.attrs.matches(template)),
+            ),
+            None => Box::new(
+                self.entries
+                    .values()
+                    .filter(move |e| e.object.attrs.matches(template)),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(handle: CK_OBJECT_HANDLE, label: &str, class: CK_OBJECT_CLASS) -> Arc<Object> {
+        let mut attrs = Attributes::new();
+        attrs.set(CKA_LABEL, label.as_bytes());
+        attrs.set_ulong(CKA_CLASS, class);
+        attrs.set_bool(CKA_TOKEN, true);
+        Arc::new(Object {
+            handle,
+            attrs,
+            session: None,
+            locked: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn finds_by_indexed_and_other_attributes() {
+        let mut index = ObjectIndex::new();
+        for h in 1..=100 {
+            index.insert(object(h, &format!("k{h}"), CKO_DATA), ());
+        }
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, b"k42".to_vec());
+        let found: Vec<_> = index.matching(&t).map(|e| e.object.handle).collect();
+        assert_eq!(found, vec![42]);
+
+        t.set_ulong(CKA_CLASS, CKO_CERTIFICATE);
+        assert_eq!(index.matching(&t).count(), 0);
+
+        let mut t = Attributes::new();
+        t.set_bool(CKA_TOKEN, true);
+        assert_eq!(index.matching(&t).count(), 100);
+
+        index.remove(42);
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, b"k42".to_vec());
+        assert_eq!(index.matching(&t).count(), 0);
+        // Replacing an entry re-indexes it under its new label.
+        index.insert(object(7, "renamed", CKO_DATA), ());
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, b"k7".to_vec());
+        assert_eq!(index.matching(&t).count(), 0);
+        assert_eq!(index.len(), 99);
+    }
+}

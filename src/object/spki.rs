@@ -1,0 +1,36 @@
+//! Public keys as DER SubjectPublicKeyInfo and PEM `PUBLIC KEY`, built from a public key
+//! object's attributes (how a KMS hands a public key to senders).
+
+use crate::error::{fail, Error, Result};
+use crate::object::Attributes;
+use cryptoki_sys::*;
+use rsa::pkcs8::{EncodePublicKey, LineEnding};
+
+fn attr<'a>(attrs: &'a Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&'a [u8]> {
+    attrs.get(ty).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))
+}
+
+/// DER SubjectPublicKeyInfo of an RSA or SM2 public key object.
+pub fn public_key_der(attrs: &Attributes) -> Result<Vec<u8>> {
+    match attrs.get_ulong(CKA_KEY_TYPE)? {
+        Some(CKK_RSA) => {
+            let key = rsa::PublicKey::new(
+                rsa::BoxedUint::from_be_slice_vartime(attr(attrs, CKA_MODULUS)?),
+                rsa::BoxedUint::from_be_slice_vartime(attr(attrs, CKA_PUBLIC_EXPONENT)?),
+            )
+            .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            let doc = key
+                .to_public_key_der()
+                .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
+            Ok(doc.as_bytes().to_vec())
+        }
+        _ => fail(CKR_KEY_TYPE_INCONSISTENT),
+    }
+}
+
+/// PEM `PUBLIC KEY` of an RSA or SM2 public key object.
+pub fn public_key_pem(attrs: &Attributes) -> Result<String> {
+    let der = public_key_der(attrs)?;
+    pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der)
+        .map_err(|_| Error::new(CKR_GENERAL_ERROR))
+}

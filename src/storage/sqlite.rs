@@ -1,0 +1,470 @@
+//! The SQLite backend: one database file per token, WAL mode (readers never block the
+//! writer, a crash never leaves a torn object), a busy timeout so concurrent processes wait
+//! instead of failing, and `BEGIN IMMEDIATE` for writes so a write never has to upgrade a
+//! read lock (the one case SQLite reports as SQLITE_BUSY without waiting).
+//!
+//! Integers are stored as SQLite's signed 64-bit values; `u64` ids and attribute types
+//! round-trip bit for bit through `as` casts. Attribute values are stored in PKCS#11 wire
+//! form (native-endian CK_ULONG), so a store is tied to the byte order of its machine.
+
+use super::{
+    ObjectId, PinRecord, StoredObject, StoredValue, TokenRecord, TokenStore, FORMAT_VERSION,
+};
+use crate::error::{Error, Result};
+use crate::storage::KdfParams;
+use crate::token::UserType;
+use cryptoki_sys::*;
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a call waits for another process's write before giving up with
+/// CKR_DEVICE_ERROR. Writes are short transactions, so reaching it means a stuck writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const SCHEMA: &str = "
+CREATE TABLE token (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
+    slot_id INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    change_counter INTEGER NOT NULL
+);
+CREATE TABLE pins (
+    user_type INTEGER PRIMARY KEY,
+    kdf_memory_kib INTEGER NOT NULL,
+    kdf_iterations INTEGER NOT NULL,
+    kdf_parallelism INTEGER NOT NULL,
+    salt BLOB NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    failures INTEGER NOT NULL
+);
+CREATE TABLE objects (
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+CREATE TABLE attributes (
+    object_id INTEGER NOT NULL,
+    type INTEGER NOT NULL,
+    sealed INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (object_id, type)
+) WITHOUT ROWID;
+";
+
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    data_version: Option<i64>,
+}
+
+fn user_key(user: UserType) -> i64 {
+    match user {
+        UserType::So => 0,
+        UserType::User => 1,
+    }
+}
+
+impl SqliteStore {
+    /// Writes a new token database at `path` (which must not exist yet). The caller
+    /// creates it under a temporary name and renames it into place, so other processes
+    /// never see a half-made token.
+    pub fn create(path: &Path, record: &TokenRecord) -> Result<()> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_error(path, e))?;
+        let tx = conn.transaction().map_err(|e| db_error(path, e))?;
+        tx.execute_batch(SCHEMA).map_err(|e| db_error(path, e))?;
+        tx.execute(
+            "INSERT INTO token (singleton, slot_id, label, serial, epoch, change_counter)
+             VALUES (0, ?1, ?2, ?3, ?4, ?5)",
+            params![
+                record.slot_id as i64,
+                record.label,
+                record.serial,
+                record.epoch as i64,
+                record.change_counter as i64
+            ],
+        )
+        .map_err(|e| db_error(path, e))?;
+        for (user, pin) in [
+            (UserType::So, &record.so_pin),
+            (UserType::User, &record.user_pin),
+        ] {
+            if let Some(pin) = pin {
+                write_pin(&tx, user, pin).map_err(|e| db_error(path, e))?;
+            }
+        }
+        tx.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(|e| db_error(path, e))?;
+        tx.commit().map_err(|e| db_error(path, e))?;
+        conn.close().map_err(|(_, e)| db_error(path, e))
+    }
+
+    /// Opens an existing token database; a file that is not one (or of a newer format)
+    /// is CKR_TOKEN_NOT_RECOGNIZED with the reason.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_error(path, e))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| not_recognized(path, e.to_string()))?;
+        if version == 0 {
+            return Err(not_recognized(path, "not a ferrohsm token store".into()));
+        }
+        if version > FORMAT_VERSION {
+            return Err(not_recognized(
+                path,
+                format!(
+                    "store format {version} is newer than this ferrohsm supports ({FORMAT_VERSION}); upgrade ferrohsm"
+                ),
+            ));
+        }
+        // Persistent in the file; a no-op once set.
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(|e| db_error(path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!(
+                    "token store {}: cannot switch to WAL mode ({mode})",
+                    path.display()
+                ),
+            ));
+        }
+        // FULL: a commit that returned is on disk, also across a power loss.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| db_error(path, e))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            data_version: None,
+        };
+        store.load_token()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        db_error(&self.path, e)
+    }
+
+    fn write_tx(&mut self) -> Result<Transaction<'_>> {
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&path, e))
+    }
+}
+
+fn not_recognized(path: &Path, reason: String) -> Error {
+    Error::with(
+        CKR_TOKEN_NOT_RECOGNIZED,
+        format!("token store {}: {reason}", path.display()),
+    )
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    let reason = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            format!("still locked by another process after {BUSY_TIMEOUT:?}")
+        }
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "not a database (damaged or foreign file)".into()
+        }
+        _ => e.to_string(),
+    };
+    Error::with(
+        CKR_DEVICE_ERROR,
+        format!("token store {}: {reason}", path.display()),
+    )
+}
+
+fn write_pin(tx: &Transaction<'_>, user: UserType, pin: &PinRecord) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR REPLACE INTO pins
+         (user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, wrapped_key, failures)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            user_key(user),
+            pin.kdf.memory_kib,
+            pin.kdf.iterations,
+            pin.kdf.parallelism,
+            pin.salt,
+            pin.wrapped_key,
+            pin.failures
+        ],
+    )
+}
+
+/// The sealed-data writes check that the token was not re-initialised since the caller
+/// unwrapped its token key.
+fn check_epoch(tx: &Transaction<'_>, path: &Path, epoch: u64) -> Result<()> {
+    let stored: i64 = tx
+        .query_row("SELECT epoch FROM token", [], |row| row.get(0))
+        .map_err(|e| db_error(path, e))?;
+    if stored as u64 != epoch {
+        return Err(Error::with(
+            CKR_DEVICE_REMOVED,
+            format!(
+                "token {} was re-initialised by another process",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn bump_counter(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
+    tx.query_row(
+        "UPDATE token SET change_counter = change_counter + 1 RETURNING change_counter",
+        [],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|c| c as u64)
+}
+
+impl TokenStore for SqliteStore {
+    fn load_token(&mut self) -> Result<TokenRecord> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
+        let read = || -> rusqlite::Result<TokenRecord> {
+            let mut record = tx.query_row(
+                "SELECT slot_id, label, serial, epoch, change_counter FROM token",
+                [],
+                |row| {
+                    Ok(TokenRecord {
+                        slot_id: row.get::<_, i64>(0)? as CK_SLOT_ID,
+                        label: row.get(1)?,
+                        serial: row.get(2)?,
+                        epoch: row.get::<_, i64>(3)? as u64,
+                        change_counter: row.get::<_, i64>(4)? as u64,
+                        so_pin: None,
+                        user_pin: None,
+                    })
+                },
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt,
+                        wrapped_key, failures FROM pins",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let pin = PinRecord {
+                    kdf: KdfParams {
+                        memory_kib: row.get(1)?,
+                        iterations: row.get(2)?,
+                        parallelism: row.get(3)?,
+                    },
+                    salt: row.get(4)?,
+                    wrapped_key: row.get(5)?,
+                    failures: row.get(6)?,
+                };
+                match row.get::<_, i64>(0)? {
+                    0 => record.so_pin = Some(pin),
+                    1 => record.user_pin = Some(pin),
+                    _ => {}
+                }
+            }
+            Ok(record)
+        };
+        let record = read().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))?;
+        Ok(record)
+    }
+
+    fn data_changed(&mut self) -> Result<bool> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))
+            .map_err(|e| self.err(e))?;
+        let changed = self.data_version != Some(version);
+        self.data_version = Some(version);
+        Ok(changed)
+    }
+
+    fn record_pin_failure(&mut self, user: UserType) -> Result<u32> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        let count: Option<u32> = tx
+            .query_row(
+                "UPDATE pins SET failures = failures + 1 WHERE user_type = ?1 RETURNING failures",
+                [user_key(user)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))?;
+        Ok(count.unwrap_or(0))
+    }
+
+    fn reset_pin_failures(&mut self, user: UserType) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        tx.execute(
+            "UPDATE pins SET failures = 0 WHERE user_type = ?1",
+            [user_key(user)],
+        )
+        .map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn store_pin(&mut self, epoch: u64, user: UserType, pin: &PinRecord) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, epoch)?;
+        write_pin(&tx, user, pin).map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn reinitialise(&mut self, label: &str, epoch: u64, so_pin: &PinRecord) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        let run = || -> rusqlite::Result<()> {
+            tx.execute("DELETE FROM attributes", [])?;
+            tx.execute("DELETE FROM objects", [])?;
+            tx.execute("DELETE FROM pins", [])?;
+            bump_counter(&tx)?;
+            tx.execute(
+                "UPDATE token SET label = ?1, epoch = ?2",
+                params![label, epoch as i64],
+            )?;
+            write_pin(&tx, UserType::So, so_pin)?;
+            Ok(())
+        };
+        run().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn object_generations(&mut self) -> Result<Vec<(ObjectId, u64)>> {
+        let path = self.path.clone();
+        let run = || -> rusqlite::Result<Vec<(ObjectId, u64)>> {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, generation FROM objects")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? as u64))
+            })?;
+            rows.collect()
+        };
+        run().map_err(|e| db_error(&path, e))
+    }
+
+    fn load_objects(&mut self, ids: Option<&[ObjectId]>) -> Result<Vec<StoredObject>> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
+        let run = || -> rusqlite::Result<Vec<StoredObject>> {
+            let mut objects: Vec<StoredObject> = Vec::new();
+            let mut push_row = |row: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+                let id: i64 = row.get(0)?;
+                let generation = row.get::<_, i64>(1)? as u64;
+                let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
+                let sealed: bool = row.get(3)?;
+                let value: Vec<u8> = row.get(4)?;
+                let value = if sealed {
+                    StoredValue::Sealed(value)
+                } else {
+                    StoredValue::Clear(value)
+                };
+                match objects.last_mut() {
+                    Some(last) if last.id == id => last.attributes.push((ty, value)),
+                    _ => objects.push(StoredObject {
+                        id,
+                        generation,
+                        attributes: vec![(ty, value)],
+                    }),
+                }
+                Ok(())
+            };
+            const SELECT: &str = "SELECT o.id, o.generation, a.type, a.sealed, a.value
+                 FROM objects o JOIN attributes a ON a.object_id = o.id";
+            match ids {
+                None => {
+                    let mut stmt = tx.prepare_cached(&format!("{SELECT} ORDER BY o.id"))?;
+                    let mut rows = stmt.query([])?;
+                    while let Some(row) = rows.next()? {
+                        push_row(row)?;
+                    }
+                }
+                Some(ids) => {
+                    let mut stmt = tx.prepare_cached(&format!("{SELECT} WHERE o.id = ?1"))?;
+                    for id in ids {
+                        let mut rows = stmt.query([id])?;
+                        while let Some(row) = rows.next()? {
+                            push_row(row)?;
+                        }
+                    }
+                }
+            }
+            Ok(objects)
+        };
+        let objects = run().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))?;
+        Ok(objects)
+    }
+
+    fn put_object(
+        &mut self,
+        epoch: u64,
+        id: ObjectId,
+        attributes: &[(CK_ATTRIBUTE_TYPE, StoredValue)],
+    ) -> Result<u64> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, epoch)?;
+        let run = || -> rusqlite::Result<u64> {
+            let generation = bump_counter(&tx)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO objects (id, generation) VALUES (?1, ?2)",
+                params![id, generation as i64],
+            )?;
+            tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO attributes (object_id, type, sealed, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (ty, value) in attributes {
+                let (sealed, bytes) = match value {
+                    StoredValue::Clear(v) => (false, v),
+                    StoredValue::Sealed(v) => (true, v),
+                };
+                stmt.execute(params![id, *ty as i64, sealed, bytes])?;
+            }
+            Ok(generation)
+        };
+        let generation = run().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))?;
+        Ok(generation)
+    }
+
+    fn delete_object(&mut self, epoch: u64, id: ObjectId) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, epoch)?;
+        let run = || -> rusqlite::Result<()> {
+            bump_counter(&tx)?;
+            tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
+            tx.execute("DELETE FROM objects WHERE id = ?1", [id])?;
+            Ok(())
+        };
+        run().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+}

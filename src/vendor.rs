@@ -1,0 +1,71 @@
+//! Vendor-defined PKCS#11 values for SM2 and SM3 (see ../shared/design/sm2.md).
+//!
+//! No PKCS#11 version defines SM2, SM3 or SM4, so every value here is vendor-defined. ferrohsm
+//! uses the values shared by the most common Chinese HSM vendors (Sansec, TASS; also mapped
+//! by the xipki wrapper), so code written for those tokens works unchanged.
+//!
+//! Plain C types only: build.rs exports this module to `include/ferrohsm.h` with cbindgen.
+//! `c_ulong` is `CK_ULONG` on every platform PKCS#11 supports.
+
+use std::os::raw::c_ulong;
+
+/// Key type alias for SM2 keys (`CKK_VENDOR_DEFINED | 4`). Accepted in templates of
+/// `C_GenerateKeyPair`, `C_CreateObject` and `C_FindObjectsInit`; it means the same key as
+/// `CKK_EC` with `CKA_EC_PARAMS` = the SM2 OID, and stored objects report `CKK_EC`.
+pub const CKK_SM2: c_ulong = 0x8000_0004;
+
+/// SM2 signature over a caller-supplied 32-byte digest e (already SM3(Z||M)); no parameter;
+/// signature raw `r||s` (64 bytes).
+pub const CKM_SM2: c_ulong = 0x8000_8000;
+
+/// SM2 key pair generation; `CKA_EC_PARAMS` optional (defaults to the SM2 OID).
+pub const CKM_SM2_KEY_PAIR_GEN: c_ulong = 0x8000_8001;
+
+/// SM2 signature with SM3: e = SM3(Z||M) computed inside. Optional parameter: the raw signer
+/// ID bytes (NULL means [`SM2_DEFAULT_SIGNER_ID`]). Signature raw `r||s` (64 bytes).
+pub const CKM_SM3_SM2: c_ulong = 0x8000_8100;
+
+/// As [`CKM_SM3_SM2`], with the signature DER `SEQUENCE { r INTEGER, s INTEGER }`.
+pub const CKM_SM3_SM2_DER: c_ulong = 0x8000_8101;
+
+/// SM2 public-key encryption (SM3 for KDF and C3). Encrypt writes raw `04||x1||y1||C3||C2`;
+/// decrypt auto-detects the input form. Optional parameter: a `CK_ULONG` format code
+/// (`SM2_CIPHER_FORMAT_*`).
+pub const CKM_SM2_RAW: c_ulong = 0x8000_8200;
+
+/// As [`CKM_SM2_RAW`], but Encrypt writes the GM/T 0009 DER form
+/// `SEQUENCE { x INTEGER, y INTEGER, hash OCTET STRING (32), ciphertext OCTET STRING }`
+/// (what OpenSSL 3 `pkeyutl` writes and reads).
+pub const CKM_SM2_CIPHER_DER: c_ulong = 0x8000_8201;
+
+/// SM3 digest (32 bytes).
+pub const CKM_SM3: c_ulong = 0x8000_9001;
+
+/// SM2 ciphertext format code: decrypt auto-detects (DER, then raw C1C3C2 with the 04
+/// prefix, then raw C1C3C2 without it); encrypt writes the mechanism's own form.
+pub const SM2_CIPHER_FORMAT_AUTO: c_ulong = 0;
+
+/// SM2 ciphertext format code: DER (GM/T 0009) only.
+pub const SM2_CIPHER_FORMAT_DER: c_ulong = 1;
+
+/// SM2 ciphertext format code: raw `C1||C3||C2` only (GB/T 32918-2016 order).
+pub const SM2_CIPHER_FORMAT_C1C3C2: c_ulong = 2;
+
+/// SM2 ciphertext format code: raw `C1||C2||C3` only (the legacy 2010 draft order).
+pub const SM2_CIPHER_FORMAT_C1C2C3: c_ulong = 3;
+
+/// Flag OR-ed into a raw format code: C1 is `x1||y1` without the 0x04 prefix byte.
+pub const SM2_CIPHER_FORMAT_NO_PREFIX: c_ulong = 0x100;
+
+/// DER of the SM2 curve OID 1.2.156.10197.1.301 (sm2p256v1): the value of `CKA_EC_PARAMS`
+/// on SM2 public and private key objects.
+pub const SM2_OID_DER: [u8; 10] = [0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D];
+
+/// Signer ID used by `CKM_SM3_SM2` and `CKM_SM3_SM2_DER` when no parameter is given
+/// (GM/T 0009). OpenSSL 3 needs `-pkeyopt distid:1234567812345678` to match.
+pub const SM2_DEFAULT_SIGNER_ID: [u8; 16] = [
+    0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38,
+];
+
+/// Key size, in bits, reported by `C_GetMechanismInfo` for every SM2 mechanism.
+pub const SM2_KEY_BITS: c_ulong = 256;
