@@ -45,13 +45,7 @@ isolated_test! {
         let token = Token::new();
         let raw = token.raw();
         let slot = token.slot.id();
-        let list: Vec<CK_MECHANISM_TYPE> = token
-            .p11
-            .get_mechanism_list(token.slot)
-            .expect("C_GetMechanismList")
-            .into_iter()
-            .map(|m| *m)
-            .collect();
+        let list = raw.mechanism_list(token.slot);
         for mechanism in RSA_SET.iter().chain([CKM_SHA512].iter()) {
             assert!(list.contains(mechanism), "mechanism {mechanism:#x} missing from {list:x?}");
         }
