@@ -32,70 +32,6 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 
 
 /**
- * Smallest modulus any operation accepts (bits); imported keys below it are refused.
- */
-#define MIN_MODULUS_BITS 1024
-
-/**
- * Largest modulus any operation accepts (bits).
- */
-#define MAX_MODULUS_BITS 8192
-
-/**
- * Length of the uncompressed point `04||X||Y`.
- */
-#define POINT_LEN 65
-
-/**
- * Length of a coordinate or of the private scalar.
- */
-#define FIELD_LEN 32
-
-/**
- * Raw signature length: r||s.
- */
-#define SIGNATURE_LEN (2 * FIELD_LEN)
-
-/**
- * Longest DER signature: SEQUENCE of two 33-byte INTEGERs.
- */
-#define SIGNATURE_DER_MAX_LEN (2 + (2 * ((2 + FIELD_LEN) + 1)))
-
-#define DEFAULT_MODULUS_BITS 2048
-
-#define MIN_GENERATED_BITS 2048
-
-#define MAX_GENERATED_BITS 4096
-
-/**
- * Length of `CKA_EC_POINT`: `04 41` then the 65-byte point.
- */
-#define EC_POINT_DER_LEN (POINT_LEN + 2)
-
-/**
- * The on-disk format this build writes and reads. A newer store is refused with a clear
- * message rather than misread.
- */
-#define FORMAT_VERSION 1
-
-#define KEY_LEN 32
-
-#define SALT_LEN 16
-
-/**
- * PIN lengths accepted by C_InitToken, C_InitPIN, C_SetPIN and C_Login (ulMinPinLen,
- * ulMaxPinLen of CK_TOKEN_INFO); anything else is CKR_PIN_LEN_RANGE.
- */
-#define MIN_PIN_LEN 4
-
-#define MAX_PIN_LEN 255
-
-/**
- * Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
- */
-#define MAX_PIN_FAILURES 10
-
-/**
  * Key type alias for SM2 keys (`CKK_VENDOR_DEFINED | 4`). Accepted in templates of
  * `C_GenerateKeyPair`, `C_CreateObject` and `C_FindObjectsInit`; it means the same key as
  * `CKK_EC` with `CKA_EC_PARAMS` = the SM2 OID, and stored objects report `CKK_EC`.
@@ -175,82 +111,6 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 #define SM2_KEY_BITS 256
 
 /**
- * Argon2id cost; stored with each wrapped key so old tokens keep opening when the
- * default changes.
- */
-typedef struct KdfParams KdfParams;
-
-/**
- * Footnote flags, one bit each.
- */
-typedef uint16_t Flags;
-
-/**
- * The attribute types with a value lookup.
- */
-#define INDEXED_TYPES { CKA_LABEL, CKA_ID, CKA_CLASS, }
-
-/**
- * Footnote 1: must be given to C_CreateObject (else CKR_TEMPLATE_INCOMPLETE).
- */
-#define REQUIRED_ON_CREATE (1 << 0)
-
-/**
- * Footnote 2: must not be given to C_CreateObject; the token derives it from the rest.
- */
-#define FORBIDDEN_ON_CREATE (1 << 1)
-
-/**
- * Footnote 3: must be given when generated (the mechanism's output counts).
- */
-#define REQUIRED_ON_GENERATE (1 << 2)
-
-/**
- * Footnote 4: must not be given when generated: it is key material the mechanism makes.
- */
-#define FORBIDDEN_ON_GENERATE (1 << 3)
-
-/**
- * Footnote 7: unreadable when CKA_SENSITIVE is true or CKA_EXTRACTABLE is false.
- */
-#define SENSITIVE (1 << 4)
-
-/**
- * Footnote 8: may be changed by C_SetAttributeValue and C_CopyObject.
- */
-#define MODIFIABLE (1 << 5)
-
-/**
- * §4.4: CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE "can be changed in the process of copying
- * an object", and only then.
- */
-#define CHANGE_ON_COPY (1 << 6)
-
-/**
- * Footnote 10: only the SO may set it to true. The policy layer does not know who is
- * logged in, so true is refused (CKR_ATTRIBUTE_READ_ONLY) and false is the only value.
- */
-#define SO_ONLY_TRUE (1 << 7)
-
-/**
- * Footnote 11: once true it becomes read-only (may only go false -> true).
- */
-#define ONLY_TO_TRUE (1 << 8)
-
-/**
- * Footnote 12: once false it becomes read-only (may only go true -> false).
- */
-#define ONLY_TO_FALSE (1 << 9)
-
-/**
- * Footnotes 2,4,6 together: set by the token only (CKA_LOCAL, CKA_UNIQUE_ID, ...); a
- * caller who gives one gets CKR_ATTRIBUTE_READ_ONLY.
- */
-#define TOKEN_COMPUTED (1 << 10)
-
-
-
-/**
  * DER of the SM2 curve OID 1.2.156.10197.1.301 (sm2p256v1): the value of `CKA_EC_PARAMS`
  * on SM2 public and private key objects.
  */
@@ -265,6 +125,132 @@ typedef uint16_t Flags;
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+CK_RV C_Initialize(CK_VOID_PTR pInitArgs);
+
+CK_RV C_Finalize(CK_VOID_PTR pReserved);
+
+CK_RV C_GetInfo(CK_INFO_PTR pInfo);
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList);
+
+CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount);
+
+CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName,
+                     CK_VERSION_PTR pVersion,
+                     CK_INTERFACE_PTR_PTR ppInterface,
+                     CK_FLAGS flags);
+
+CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount);
+
+CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo);
+
+CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo);
+
+CK_RV C_GetMechanismList(CK_SLOT_ID slotID,
+                         CK_MECHANISM_TYPE_PTR pMechanismList,
+                         CK_ULONG_PTR pulCount);
+
+CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type_, CK_MECHANISM_INFO_PTR pInfo);
+
+CK_RV C_InitToken(CK_SLOT_ID slotID,
+                  CK_UTF8CHAR_PTR pPin,
+                  CK_ULONG ulPinLen,
+                  CK_UTF8CHAR_PTR pLabel);
+
+CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved);
+
+CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen);
+
+CK_RV C_SetPIN(CK_SESSION_HANDLE hSession,
+               CK_UTF8CHAR_PTR pOldPin,
+               CK_ULONG ulOldLen,
+               CK_UTF8CHAR_PTR pNewPin,
+               CK_ULONG ulNewLen);
+
+CK_RV C_OpenSession(CK_SLOT_ID slotID,
+                    CK_FLAGS flags,
+                    CK_VOID_PTR pApplication,
+                    CK_NOTIFY Notify,
+                    CK_SESSION_HANDLE_PTR phSession);
+
+CK_RV C_CloseSession(CK_SESSION_HANDLE hSession);
+
+CK_RV C_CloseAllSessions(CK_SLOT_ID slotID);
+
+CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo);
+
+CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession,
+                          CK_BYTE_PTR pOperationState,
+                          CK_ULONG_PTR pulOperationStateLen);
+
+CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession,
+                          CK_BYTE_PTR pOperationState,
+                          CK_ULONG ulOperationStateLen,
+                          CK_OBJECT_HANDLE hEncryptionKey,
+                          CK_OBJECT_HANDLE hAuthenticationKey);
+
+CK_RV C_Login(CK_SESSION_HANDLE hSession,
+              CK_USER_TYPE userType,
+              CK_UTF8CHAR_PTR pPin,
+              CK_ULONG ulPinLen);
+
+CK_RV C_LoginUser(CK_SESSION_HANDLE hSession,
+                  CK_USER_TYPE userType,
+                  CK_UTF8CHAR_PTR pPin,
+                  CK_ULONG ulPinLen,
+                  CK_UTF8CHAR_PTR pUsername,
+                  CK_ULONG ulUsernameLen);
+
+CK_RV C_Logout(CK_SESSION_HANDLE hSession);
+
+CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags);
+
+CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen);
+
+CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen);
+
+CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession);
+
+CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession);
+
+CK_RV C_CreateObject(CK_SESSION_HANDLE hSession,
+                     CK_ATTRIBUTE_PTR pTemplate,
+                     CK_ULONG ulCount,
+                     CK_OBJECT_HANDLE_PTR phObject);
+
+CK_RV C_CopyObject(CK_SESSION_HANDLE hSession,
+                   CK_OBJECT_HANDLE hObject,
+                   CK_ATTRIBUTE_PTR pTemplate,
+                   CK_ULONG ulCount,
+                   CK_OBJECT_HANDLE_PTR phNewObject);
+
+CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject);
+
+CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize);
+
+/**
+ * Every attribute of the template is processed; the call's code reports the worst case
+ * (sensitive or invalid attributes over short buffers), as section 5.7 of the spec says.
+ */
+CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession,
+                          CK_OBJECT_HANDLE hObject,
+                          CK_ATTRIBUTE_PTR pTemplate,
+                          CK_ULONG ulCount);
+
+CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession,
+                          CK_OBJECT_HANDLE hObject,
+                          CK_ATTRIBUTE_PTR pTemplate,
+                          CK_ULONG ulCount);
+
+CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount);
+
+CK_RV C_FindObjects(CK_SESSION_HANDLE hSession,
+                    CK_OBJECT_HANDLE_PTR phObject,
+                    CK_ULONG ulMaxObjectCount,
+                    CK_ULONG_PTR pulObjectCount);
+
+CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession);
 
 CK_RV C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey);
 
@@ -340,21 +326,6 @@ CK_RV C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature, CK_ULONG
 
 CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey);
 
-CK_RV C_Initialize(CK_VOID_PTR pInitArgs);
-
-CK_RV C_Finalize(CK_VOID_PTR pReserved);
-
-CK_RV C_GetInfo(CK_INFO_PTR pInfo);
-
-CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList);
-
-CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount);
-
-CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName,
-                     CK_VERSION_PTR pVersion,
-                     CK_INTERFACE_PTR_PTR ppInterface,
-                     CK_FLAGS flags);
-
 CK_RV C_GenerateKeyPair(CK_SESSION_HANDLE hSession,
                         CK_MECHANISM_PTR pMechanism,
                         CK_ATTRIBUTE_PTR pPublicKeyTemplate,
@@ -392,117 +363,6 @@ CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession,
                   CK_ATTRIBUTE_PTR pTemplate,
                   CK_ULONG ulAttributeCount,
                   CK_OBJECT_HANDLE_PTR phKey);
-
-CK_RV C_CreateObject(CK_SESSION_HANDLE hSession,
-                     CK_ATTRIBUTE_PTR pTemplate,
-                     CK_ULONG ulCount,
-                     CK_OBJECT_HANDLE_PTR phObject);
-
-CK_RV C_CopyObject(CK_SESSION_HANDLE hSession,
-                   CK_OBJECT_HANDLE hObject,
-                   CK_ATTRIBUTE_PTR pTemplate,
-                   CK_ULONG ulCount,
-                   CK_OBJECT_HANDLE_PTR phNewObject);
-
-CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject);
-
-CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject, CK_ULONG_PTR pulSize);
-
-/**
- * Every attribute of the template is processed; the call's code reports the worst case
- * (sensitive or invalid attributes over short buffers), as section 5.7 of the spec says.
- */
-CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession,
-                          CK_OBJECT_HANDLE hObject,
-                          CK_ATTRIBUTE_PTR pTemplate,
-                          CK_ULONG ulCount);
-
-CK_RV C_SetAttributeValue(CK_SESSION_HANDLE hSession,
-                          CK_OBJECT_HANDLE hObject,
-                          CK_ATTRIBUTE_PTR pTemplate,
-                          CK_ULONG ulCount);
-
-CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount);
-
-CK_RV C_FindObjects(CK_SESSION_HANDLE hSession,
-                    CK_OBJECT_HANDLE_PTR phObject,
-                    CK_ULONG ulMaxObjectCount,
-                    CK_ULONG_PTR pulObjectCount);
-
-CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession);
-
-CK_RV C_InitPIN(CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pPin, CK_ULONG ulPinLen);
-
-CK_RV C_SetPIN(CK_SESSION_HANDLE hSession,
-               CK_UTF8CHAR_PTR pOldPin,
-               CK_ULONG ulOldLen,
-               CK_UTF8CHAR_PTR pNewPin,
-               CK_ULONG ulNewLen);
-
-CK_RV C_OpenSession(CK_SLOT_ID slotID,
-                    CK_FLAGS flags,
-                    CK_VOID_PTR pApplication,
-                    CK_NOTIFY Notify,
-                    CK_SESSION_HANDLE_PTR phSession);
-
-CK_RV C_CloseSession(CK_SESSION_HANDLE hSession);
-
-CK_RV C_CloseAllSessions(CK_SLOT_ID slotID);
-
-CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo);
-
-CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession,
-                          CK_BYTE_PTR pOperationState,
-                          CK_ULONG_PTR pulOperationStateLen);
-
-CK_RV C_SetOperationState(CK_SESSION_HANDLE hSession,
-                          CK_BYTE_PTR pOperationState,
-                          CK_ULONG ulOperationStateLen,
-                          CK_OBJECT_HANDLE hEncryptionKey,
-                          CK_OBJECT_HANDLE hAuthenticationKey);
-
-CK_RV C_Login(CK_SESSION_HANDLE hSession,
-              CK_USER_TYPE userType,
-              CK_UTF8CHAR_PTR pPin,
-              CK_ULONG ulPinLen);
-
-CK_RV C_LoginUser(CK_SESSION_HANDLE hSession,
-                  CK_USER_TYPE userType,
-                  CK_UTF8CHAR_PTR pPin,
-                  CK_ULONG ulPinLen,
-                  CK_UTF8CHAR_PTR pUsername,
-                  CK_ULONG ulUsernameLen);
-
-CK_RV C_Logout(CK_SESSION_HANDLE hSession);
-
-CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags);
-
-CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen);
-
-CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen);
-
-CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession);
-
-CK_RV C_CancelFunction(CK_SESSION_HANDLE hSession);
-
-CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PTR pulCount);
-
-CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo);
-
-CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo);
-
-CK_RV C_GetMechanismList(CK_SLOT_ID slotID,
-                         CK_MECHANISM_TYPE_PTR pMechanismList,
-                         CK_ULONG_PTR pulCount);
-
-CK_RV C_GetMechanismInfo(CK_SLOT_ID slotID, CK_MECHANISM_TYPE type_, CK_MECHANISM_INFO_PTR pInfo);
-
-CK_RV C_InitToken(CK_SLOT_ID slotID,
-                  CK_UTF8CHAR_PTR pPin,
-                  CK_ULONG ulPinLen,
-                  CK_UTF8CHAR_PTR pLabel);
-
-CK_RV C_WaitForSlotEvent(CK_FLAGS flags, CK_SLOT_ID_PTR pSlot, CK_VOID_PTR pReserved);
 
 #ifdef __cplusplus
 }  // extern "C"

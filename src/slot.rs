@@ -8,9 +8,10 @@
 //! never make the same slot; a new token is written under a temporary name and renamed
 //! into place, so no process ever opens a half-made one.
 //!
-//! Locks: `Slots` is the library registry level of the lock order registry -> token ->
-//! session. Its lock is held only to read or update the slot map, never during Argon2
-//! (C_InitToken derives keys holding only the directory's init lock file).
+//! Locks: `Slots` is the registry level of the library's lock order. Its lock is held only
+//! to read or update the slot map (the only other lock taken under it is a newly opened
+//! token's), never during Argon2: C_InitToken derives keys holding only the directory's
+//! init lock file.
 
 use crate::config::Config;
 use crate::error::{fail, Error, Result};
@@ -304,6 +305,14 @@ mod tests {
         t
     }
 
+    /// The library singleton shares these across threads.
+    #[test]
+    fn slots_and_tokens_are_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Slots>();
+        shared::<crate::token::Token>();
+    }
+
     #[test]
     fn init_token_adds_a_token_and_a_new_spare_slot_last() {
         let dir = tempfile::tempdir().unwrap();
@@ -466,5 +475,55 @@ mod tests {
         assert_eq!(seen_elsewhere.info().label, "after");
         // The SO PIN still works, also in the other instance.
         seen_elsewhere.login(UserType::So, SO_PIN).unwrap();
+    }
+
+    /// Two instances (as two processes would) with two threads each write at once: no
+    /// call fails with a busy database and every object is there afterwards.
+    #[test]
+    fn concurrent_writers_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).init_token(0, SO_PIN, "busy").unwrap();
+        let instances: Vec<_> = (0..2).map(|_| Arc::new(open(dir.path()))).collect();
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let slots = instances[w % 2].clone();
+                std::thread::spawn(move || {
+                    let token = slots.token(0).unwrap().unwrap();
+                    for i in 0..25 {
+                        let label = format!("w{w} o{i}");
+                        token
+                            .create_object(data_object(&label, true, false), 1)
+                            .unwrap();
+                        assert_eq!(token.find(&label_template(&label)).unwrap().len(), 1);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        let fresh = open(dir.path());
+        let token = fresh.token(0).unwrap().unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap().len(), 100);
+        for instance in &instances {
+            let token = instance.token(0).unwrap().unwrap();
+            assert_eq!(token.find(&Attributes::new()).unwrap().len(), 100);
+        }
+    }
+
+    #[test]
+    fn a_newer_store_format_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        open(dir.path()).init_token(0, SO_PIN, "future").unwrap();
+        let path = dir.path().join("token-0.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", crate::storage::FORMAT_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).err().unwrap();
+        assert_eq!(err.rv, CKR_TOKEN_NOT_RECOGNIZED);
+        assert!(err.context.contains("newer"), "{}", err.context);
+        let slots = open(dir.path());
+        assert_eq!(slots.slot_ids(), vec![1], "not listed, its id not reused");
     }
 }

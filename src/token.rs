@@ -1,12 +1,14 @@
 //! One initialised token: its info, login state, PIN retry counters, and its objects
 //! (persistent token objects and this process's session objects) with the in-memory index.
 //!
-//! Locks: the lock order of the library is registry (`Slots`) -> token -> session. A token
-//! has one `parking_lot::Mutex` over its state and store connection; it is never held while
-//! Argon2 runs (PIN checks derive outside it and re-lock to record the result) nor while a
-//! key is parsed (`loaded_key` parses outside it and caches the result if nothing changed
-//! meanwhile). Every call first syncs with the store: one `PRAGMA data_version` when no
-//! other connection committed, a diff by generation when one did.
+//! Locks: a token has one `parking_lot::Mutex` over its state and store connection, and it
+//! is a leaf: while it is held nothing else is locked (no session, no registry), so a
+//! caller may hold the registry or a session lock when calling in without any risk of a
+//! lock-order cycle. It is never held while Argon2 runs (PIN checks derive outside it and
+//! re-lock to record the result) nor while a key is parsed (`loaded_key` parses outside it
+//! and caches the result if nothing changed meanwhile). Every call first syncs with the
+//! store: one `PRAGMA data_version` when no other connection committed, a diff by
+//! generation when one did.
 //!
 //! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
@@ -321,6 +323,12 @@ impl Token {
         inner.objects_stale = true;
         inner.record = inner.store.load_token()?;
         inner.sync()
+    }
+
+    /// An online, consistent copy of this token's store at `dest` (a new file); see
+    /// `SqliteStore::backup_to` for restoring it. Holds the token lock while copying.
+    pub fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
+        self.inner.lock().store.backup_to(dest)
     }
 
     /// Stores a complete, policy-checked object: persisted (secrets sealed) when CKA_TOKEN
@@ -1183,6 +1191,59 @@ mod tests {
         class.set_ulong(CKA_CLASS, CKO_DATA);
         class.set_bool(CKA_TOKEN, true);
         assert_eq!(token.find(&class).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn backup_restores_to_a_working_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.create_object(private_key("backed-up"), 1).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        token
+            .backup_to(&elsewhere.path().join("token-0.db"))
+            .unwrap();
+        assert_eq!(
+            rv(token.backup_to(&elsewhere.path().join("token-0.db"))),
+            CKR_ARGUMENTS_BAD
+        );
+        // Changes after the backup are not in it.
+        token.create_object(private_key("later"), 1).unwrap();
+
+        let (_restored_slots, restored) = reopen(elsewhere.path());
+        assert_eq!(restored.info().serial, token.info().serial);
+        restored.login(UserType::User, USER_PIN).unwrap();
+        let found = restored.find(&by_label("backed-up")).unwrap();
+        assert_eq!(found.len(), 1);
+        let object = restored.object(found[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_PRIVATE_EXPONENT), Some(SECRET));
+        assert!(restored.find(&by_label("later")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_tampered_sealed_value_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        token.create_object(private_key("victim"), 1).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE attributes SET value = substr(value, 1, length(value) - 1) || x'00'
+                 WHERE sealed = 1",
+                [],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        drop(conn);
+        // A fresh instance (a restart) reads the damaged value and reports it, loudly.
+        let (_other_slots, other) = reopen(dir.path());
+        other.login(UserType::User, USER_PIN).unwrap();
+        let found = other.find(&by_label("victim")).unwrap();
+        assert_eq!(found.len(), 1, "searches never open sealed values");
+        assert_eq!(rv(other.object(found[0])), CKR_DEVICE_ERROR);
+        assert_eq!(rv(other.loaded_key(found[0])), CKR_DEVICE_ERROR);
+        drop(token);
     }
 
     /// The scale figures of issue 4 (debug build of our code, optimised dependencies):

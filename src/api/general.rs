@@ -6,10 +6,7 @@ use crate::mechanism;
 use crate::state::Library;
 use cryptoki_sys::*;
 
-pub const MANUFACTURER: &str = "ferrohsm";
-pub const MODEL: &str = "software HSM";
-pub(crate) const MIN_PIN_LEN: CK_ULONG = 4;
-pub(crate) const MAX_PIN_LEN: CK_ULONG = 255;
+use crate::token::{MANUFACTURER, MAX_PIN_LEN, MIN_PIN_LEN, MODEL};
 
 fn version() -> CK_VERSION {
     CK_VERSION {
@@ -59,8 +56,8 @@ pub fn token_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
         ulSessionCount: sessions.len() as CK_ULONG,
         ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
         ulRwSessionCount: rw as CK_ULONG,
-        ulMaxPinLen: MAX_PIN_LEN,
-        ulMinPinLen: MIN_PIN_LEN,
+        ulMaxPinLen: MAX_PIN_LEN as CK_ULONG,
+        ulMinPinLen: MIN_PIN_LEN as CK_ULONG,
         ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,
@@ -91,22 +88,12 @@ pub fn mechanism_info(
     })
 }
 
-pub fn check_pin_len(pin: &[u8]) -> Result<()> {
-    let n = pin.len() as CK_ULONG;
-    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&n) {
-        Ok(())
-    } else {
-        fail(CKR_PIN_LEN_RANGE)
-    }
-}
-
 /// C_InitToken: the label is the 32-byte blank-padded field.
 pub fn init_token(lib: &Library, slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Result<()> {
     lib.slots.token_info(slot)?;
     if !lib.sessions_on(Some(slot)).is_empty() {
         return fail(CKR_SESSION_EXISTS);
     }
-    check_pin_len(so_pin)?;
     let label = String::from_utf8_lossy(label)
         .trim_end_matches([' ', '\0'])
         .to_string();

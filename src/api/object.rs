@@ -63,6 +63,10 @@ pub fn copy(
     let s = lib.session(session)?;
     let s = s.lock();
     let original = s.token.object(handle)?;
+    if !original.locked.is_empty() {
+        // Its sealed secrets cannot be read without login: a copy would lose them.
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
     if !original.attrs.flag(CKA_COPYABLE, true) {
         return fail(CKR_ACTION_PROHIBITED);
     }
@@ -109,6 +113,8 @@ pub fn get_attributes(
     Ok(types
         .iter()
         .map(|ty| match policy::read(&object.attrs, *ty) {
+            // A sealed secret that cannot be unsealed without login is never revealed.
+            _ if object.locked.contains(ty) => AttributeRead::Sensitive,
             Readable::Value(v) => AttributeRead::Value(zeroize::Zeroizing::new(v.to_vec())),
             Readable::Sensitive => AttributeRead::Sensitive,
             Readable::Invalid => AttributeRead::Invalid,

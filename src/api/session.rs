@@ -1,6 +1,5 @@
 //! Session management, login and PIN functions.
 
-use super::general::check_pin_len;
 use crate::error::{fail, Result};
 use crate::session::{Operations, Session};
 use crate::state::Library;
@@ -106,7 +105,6 @@ pub fn init_pin(lib: &Library, session: CK_SESSION_HANDLE, pin: &[u8]) -> Result
     if s.state() != CKS_RW_SO_FUNCTIONS {
         return fail(CKR_USER_NOT_LOGGED_IN);
     }
-    check_pin_len(pin)?;
     s.token.init_pin(pin)
 }
 
@@ -114,7 +112,6 @@ pub fn set_pin(lib: &Library, session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]
     let s = lib.session(session)?;
     let s = s.lock();
     s.require_rw()?;
-    check_pin_len(new)?;
     let user = s.token.logged_in().unwrap_or(UserType::User);
     s.token.set_pin(user, old, new)
 }

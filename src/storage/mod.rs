@@ -111,4 +111,7 @@ pub trait TokenStore: Send {
     ) -> Result<u64>;
 
     fn delete_object(&mut self, epoch: u64, id: ObjectId) -> Result<()>;
+
+    /// An online, consistent copy of the store at `dest` (a new file).
+    fn backup_to(&mut self, dest: &std::path::Path) -> Result<()>;
 }

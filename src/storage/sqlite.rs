@@ -163,6 +163,43 @@ impl SqliteStore {
         &self.path
     }
 
+    /// An online, consistent copy of the whole store at `dest` (which must not exist),
+    /// taken in one read transaction with SQLite's backup API, so writers in other
+    /// processes go on meanwhile. The copy is a complete token store: restoring it is
+    /// placing it in a token directory as `token-<slot id>.db` (its slot id is inside).
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        use rusqlite::backup::{Backup, StepResult};
+        if dest.exists() {
+            return Err(Error::with(
+                CKR_ARGUMENTS_BAD,
+                format!("backup target {} exists", dest.display()),
+            ));
+        }
+        let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let backup = Backup::new(&self.conn, &mut target).map_err(|e| self.err(e))?;
+            // -1: every page in one step, i.e. one read snapshot of the source.
+            match backup.step(-1).map_err(|e| self.err(e))? {
+                StepResult::Done => break,
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    return Err(Error::with(
+                        CKR_DEVICE_ERROR,
+                        format!("backup of {}: store stayed busy", self.path.display()),
+                    ))
+                }
+            }
+        }
+        // The copy is a plain rollback-journal file until a token opens it.
+        target
+            .pragma_update(None, "journal_mode", "DELETE")
+            .map_err(|e| db_error(dest, e))?;
+        target.close().map_err(|(_, e)| db_error(dest, e))
+    }
+
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.path, e)
     }
@@ -291,6 +328,10 @@ impl TokenStore for SqliteStore {
         Ok(record)
     }
 
+    fn backup_to(&mut self, dest: &Path) -> Result<()> {
+        SqliteStore::backup_to(self, dest)
+    }
+
     fn data_changed(&mut self) -> Result<bool> {
         let version: i64 = self
             .conn
@@ -378,7 +419,20 @@ impl TokenStore for SqliteStore {
                 let generation = row.get::<_, i64>(1)? as u64;
                 let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
                 let sealed: bool = row.get(3)?;
-                let value: Vec<u8> = row.get(4)?;
+                // A value SQLite turned into TEXT (by hand edits) still reads as its bytes;
+                // a damaged sealed value is then caught when it is opened.
+                let value: Vec<u8> = match row.get_ref(4)? {
+                    rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                        b.to_vec()
+                    }
+                    other => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            4,
+                            "value".into(),
+                            other.data_type(),
+                        ))
+                    }
+                };
                 let value = if sealed {
                     StoredValue::Sealed(value)
                 } else {
