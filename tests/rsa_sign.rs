@@ -92,7 +92,7 @@ fn parts() -> [&'static [u8]; 3] {
 /// EMSA-PKCS1-v1_5 encoding of `digest_info` for a k-byte modulus.
 fn pkcs1_encoded(digest_info: &[u8], k: usize) -> Vec<u8> {
     let mut em = vec![0x00, 0x01];
-    em.extend(std::iter::repeat(0xff).take(k - 3 - digest_info.len()));
+    em.resize(k - 1 - digest_info.len(), 0xff);
     em.push(0x00);
     em.extend_from_slice(digest_info);
     em
