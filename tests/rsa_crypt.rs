@@ -8,6 +8,7 @@ mod common;
 use std::ffi::c_void;
 use std::ptr;
 
+use common::encoding;
 use common::*;
 use cryptoki::error::RvError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
@@ -106,6 +107,21 @@ fn oaep_params(
     }
 }
 
+/// The raw k-byte RSA private-key operation on `ciphertext` (CKM_RSA_X_509), left-padded.
+fn raw_block(
+    raw: &Raw,
+    h: CK_SESSION_HANDLE,
+    private: CK_OBJECT_HANDLE,
+    ciphertext: &[u8],
+) -> Vec<u8> {
+    let block = raw
+        .decrypt(h, &mech(CKM_RSA_X_509), private, ciphertext)
+        .unwrap_or_else(|rv| panic!("CKM_RSA_X_509 decrypt: {}", rv_name(rv)));
+    let mut padded = vec![0u8; ciphertext.len().saturating_sub(block.len())];
+    padded.extend(block);
+    padded
+}
+
 isolated_test! {
     fn rsa_pkcs_and_oaep_round_trips() {
         let token = Token::new();
@@ -142,6 +158,10 @@ isolated_test! {
                     let plaintext = raw.decrypt(h, &mechanism, pair.private.handle(), &ciphertext)
                         .unwrap_or_else(|rv| panic!("{what}: decrypt {}", rv_name(rv)));
                     assert_eq!(plaintext, message, "{what}");
+                    // Decode the block here: the module must honour hash, MGF1 hash and
+                    // label as RFC 8017 defines them, not just agree with itself.
+                    let block = raw_block(&raw, h, pair.private.handle(), &ciphertext);
+                    assert_eq!(encoding::oaep_decode(&block, hash, mgf, label), message, "{what}: encoding");
                 }
             }
             // The longest message OAEP allows with this hash, and one byte more.

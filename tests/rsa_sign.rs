@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+use common::encoding;
 use common::*;
 use cryptoki::mechanism::Mechanism;
 use cryptoki_sys::*;
@@ -194,6 +195,11 @@ isolated_test! {
             let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, &single).expect("raw public op");
             assert_eq!(em[255], 0xbc, "{}: PSS trailer byte", hash.name);
             assert_eq!(em[0] & 0x80, 0, "{}: top bit clear", hash.name);
+            for signature in [&single, &multi] {
+                let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, signature).expect("raw public op");
+                let salt = encoding::pss_check(&em, 2048, &(hash.compute)(MESSAGE), hash.digest, hash.mgf);
+                assert_eq!(salt, hash_len, "{}: salt length sLen", hash.name);
+            }
 
             // CKM_RSA_PKCS_PSS over our own hash verifies the same signature: the module
             // hashed what we hashed.
@@ -217,6 +223,9 @@ isolated_test! {
             let params = CK_RSA_PKCS_PSS_PARAMS { hashAlg: CKM_SHA256, mgf: CKG_MGF1_SHA256, sLen: salt as CK_ULONG };
             let mechanism = mech_with(CKM_SHA256_RSA_PKCS_PSS, &params);
             let signature = raw.sign(h, &mechanism, private, MESSAGE).expect("sign with salt");
+            let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, &signature).expect("raw public op");
+            let found = encoding::pss_check(&em, 2048, &sha2::Sha256::digest(MESSAGE), CKM_SHA256, CKG_MGF1_SHA256);
+            assert_eq!(found, salt, "salt length honoured");
             assert_rv(raw.verify(h, &mechanism, public, MESSAGE, &signature), CKR_OK, "verify with the same salt length");
             if salt == 0 {
                 assert_eq!(raw.sign(h, &mechanism, private, MESSAGE).expect("sign"), signature, "no salt: deterministic");
@@ -233,11 +242,17 @@ isolated_test! {
         let params = CK_RSA_PKCS_PSS_PARAMS { hashAlg: CKM_SHA256, mgf: CKG_MGF1_SHA1, sLen: 32 };
         let mechanism = mech_with(CKM_SHA256_RSA_PKCS_PSS, &params);
         match raw.sign(h, &mechanism, private, MESSAGE) {
-            Ok(signature) => assert_rv(
-                raw.verify(h, &mechanism, public, MESSAGE, &signature),
-                CKR_OK,
-                "verify with MGF1-SHA1",
-            ),
+            Ok(signature) => {
+                assert_rv(
+                    raw.verify(h, &mechanism, public, MESSAGE, &signature),
+                    CKR_OK,
+                    "verify with MGF1-SHA1",
+                );
+                let em = raw
+                    .encrypt(h, &mech(CKM_RSA_X_509), public, &signature)
+                    .expect("raw public op");
+                encoding::pss_check(&em, 2048, &sha2::Sha256::digest(MESSAGE), CKM_SHA256, CKG_MGF1_SHA1);
+            }
             Err(rv) => assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "PSS with MGF1-SHA1 refused"),
         }
     }

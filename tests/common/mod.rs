@@ -26,6 +26,8 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
 
+pub mod encoding;
+
 /// `<test name>/<phase>` of the test body this process must run.
 pub const CHILD_ENV: &str = "FERROHSM_TEST_CHILD";
 /// The sandbox directory shared by the phases of one test.
