@@ -245,7 +245,7 @@ isolated_test! {
         assert_rv(raw.initialize(), CKR_OK, "C_Initialize(NULL)");
         assert_rv(raw.initialize(), CKR_CRYPTOKI_ALREADY_INITIALIZED, "second C_Initialize");
         assert_rv(raw!(raw, C_GetInfo(&mut info)), CKR_OK, "C_GetInfo after init");
-        assert_eq!(info.cryptokiVersion.major >= 2, true);
+        assert!(info.cryptokiVersion.major >= 2);
         if is_ferrohsm() {
             let manufacturer = String::from_utf8_lossy(&info.manufacturerID);
             assert_eq!(manufacturer.trim_end(), "ferrohsm", "C_GetInfo manufacturer");
@@ -637,5 +637,43 @@ isolated_test! {
             .sign(&Mechanism::Sha256RsaPkcs, pair.private, message)
             .expect("parent sign after fork");
         assert_eq!(again, parent_signature);
+    }
+}
+
+isolated_test! {
+    fn unloading_after_use_on_a_thread_is_safe() {
+        // p11-kit and PyKCS11 dlclose a module after C_Finalize, and the threads that used
+        // it live on. Nothing the module left behind (thread-local destructors, atexit
+        // handlers) may point into the unloaded library.
+        fn use_and_unload(round: u32) {
+            let p11 = cryptoki::context::Pkcs11::new(module_path()).expect("load");
+            p11.initialize(cryptoki::context::CInitializeArgs::new(
+                cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+            ))
+            .expect("C_Initialize");
+            let label = format!("unload-{round}");
+            let slot = init_token_with(&p11, &label, Some(USER_PIN));
+            let session = p11.open_rw_session(slot).expect("session");
+            session.login(UserType::User, Some(&pin(USER_PIN))).expect("login");
+            let pair = gen_rsa(&session, 2048, "unload", false);
+            let signature = session
+                .sign(&Mechanism::Sha256RsaPkcs, pair.private, b"before unload")
+                .expect("sign");
+            session
+                .verify(&Mechanism::Sha256RsaPkcs, pair.public, b"before unload", &signature)
+                .expect("verify");
+            let ciphertext = session.encrypt(&Mechanism::RsaPkcs, pair.public, b"x").expect("encrypt");
+            session.decrypt(&Mechanism::RsaPkcs, pair.private, &ciphertext).expect("decrypt");
+            session.digest(&Mechanism::Sha256, b"x").expect("digest");
+            session.generate_random_vec(32).expect("random");
+            drop(session);
+            p11.finalize().expect("C_Finalize");
+            // The last handle is gone: the library is dlclosed here.
+        }
+        for round in 0..2 {
+            std::thread::spawn(move || use_and_unload(round))
+                .join()
+                .expect("a thread that used the module and unloaded it exits cleanly");
+        }
     }
 }

@@ -221,10 +221,12 @@ isolated_test! {
         template.push(Attribute::Modifiable(false));
         template.push(Attribute::Copyable(false));
         let fixed = session.create_object(&template).expect("create");
-        common::expect_rv(
+        // The spec names no single code for a change to a CKA_MODIFIABLE=FALSE object.
+        common::expect_rv_in(
             session.update_attributes(fixed, &[Attribute::Label(b"x".to_vec())]),
-            RvError::ActionProhibited,
+            &[RvError::ActionProhibited, RvError::AttributeReadOnly],
         );
+        assert_eq!(bytes_attr(&session, fixed, AttributeType::Label), b"fixed");
         common::expect_rv(session.copy_object(fixed, &[]), RvError::ActionProhibited);
 
         let mut template = data_object("permanent", b"v", false, false);

@@ -172,13 +172,32 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Fails if any file of the token directory contains one of `needles` (name, bytes).
+fn assert_absent_from_store(needles: &[(String, Vec<u8>)]) {
+    let token_dir = sandbox_dir().join("tokens");
+    let files = files_under(&token_dir);
+    assert!(!files.is_empty(), "the token directory holds the store");
+    for file in files {
+        let bytes = std::fs::read(&file).expect("read store file");
+        for (name, needle) in needles {
+            assert!(
+                !contains(&bytes, needle),
+                "{name} found unsealed in {}",
+                file.display()
+            );
+        }
+    }
+}
+
 #[test]
-fn secrets_are_never_written_unsealed() {
-    const TEST: &str = "secrets_are_never_written_unsealed";
+fn key_material_and_pins_are_never_written_unsealed() {
+    const TEST: &str = "key_material_and_pins_are_never_written_unsealed";
     match common::child_phase(TEST).as_deref() {
         Some("create") => {
             let token = Token::new();
             let session = token.user();
+            // Extractable and not sensitive, so the test can learn the values; they are
+            // still secret attributes of a private key and must be sealed at rest.
             let (public, mut private) = rsa_templates(2048, "sealed", true);
             for attribute in private.iter_mut() {
                 match attribute {
@@ -200,47 +219,68 @@ fn secrets_are_never_written_unsealed() {
                     ],
                 )
                 .expect("components");
-            for (index, part) in parts.into_iter().enumerate() {
-                let bytes = match part {
-                    Attribute::PrivateExponent(v) | Attribute::Prime1(v) | Attribute::Prime2(v) => {
-                        v
-                    }
+            assert_eq!(parts.len(), 3, "components readable: {parts:?}");
+            for part in parts {
+                let (name, bytes) = match part {
+                    Attribute::PrivateExponent(v) => ("private-exponent", v),
+                    Attribute::Prime1(v) => ("prime-1", v),
+                    Attribute::Prime2(v) => ("prime-2", v),
                     other => panic!("unexpected {other:?}"),
                 };
-                save(&format!("secret-{index}"), &bytes);
+                save(name, &bytes);
             }
+        }
+        Some("scan") => {
+            let mut needles = Vec::new();
+            for name in ["private-exponent", "prime-1", "prime-2"] {
+                let mut secret = load(name);
+                assert!(secret.len() >= 64);
+                // A 16-byte window is enough to spot the value in any file.
+                secret.truncate(16);
+                needles.push((name.to_string(), secret));
+            }
+            needles.push(("the user PIN".to_string(), USER_PIN.as_bytes().to_vec()));
+            needles.push(("the SO PIN".to_string(), SO_PIN.as_bytes().to_vec()));
+            assert_absent_from_store(&needles);
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "create");
+            sandbox.run(TEST, "scan");
+        }
+    }
+}
+
+const PRIVATE_VALUE: &[u8] = b"PRIVATE-DATA-OBJECT-VALUE-0123456789";
+
+/// A private object is readable only after login, so its value must not lie on disk in
+/// clear either (SoftHSMv2 encrypts every attribute of private objects).
+#[test]
+fn private_data_object_values_are_sealed_at_rest() {
+    const TEST: &str = "private_data_object_values_are_sealed_at_rest";
+    match common::child_phase(TEST).as_deref() {
+        Some("create") => {
+            let token = Token::new();
+            let session = token.user();
             session
-                .create_object(&data_object(
-                    "secret-data",
-                    b"PRIVATE-DATA-OBJECT-VALUE-0123456789",
-                    true,
-                    true,
-                ))
+                .create_object(&data_object("secret-data", PRIVATE_VALUE, true, true))
                 .expect("private data object");
         }
         Some("scan") => {
-            let token_dir = sandbox_dir().join("tokens");
-            let mut secrets: Vec<Vec<u8>> = (0..3).map(|i| load(&format!("secret-{i}"))).collect();
-            // A 16-byte window of each secret is enough to spot it in any file.
-            for secret in secrets.iter_mut() {
-                assert!(secret.len() >= 64);
-                secret.truncate(16);
-            }
-            secrets.push(b"PRIVATE-DATA-OBJECT-VALUE".to_vec());
-            secrets.push(USER_PIN.as_bytes().to_vec());
-            secrets.push(SO_PIN.as_bytes().to_vec());
-            let files = files_under(&token_dir);
-            assert!(!files.is_empty(), "the token directory holds the store");
-            for file in files {
-                let bytes = std::fs::read(&file).expect("read store file");
-                for (index, secret) in secrets.iter().enumerate() {
-                    assert!(
-                        !contains(&bytes, secret),
-                        "secret #{index} found unsealed in {}",
-                        file.display()
-                    );
-                }
-            }
+            assert_absent_from_store(&[(
+                "a private data object's CKA_VALUE".to_string(),
+                PRIVATE_VALUE[..25].to_vec(),
+            )]);
+            // And it is still there for the user.
+            let token = Token::existing();
+            let session = token.user();
+            let found = find_by_label(&session, "secret-data");
+            assert_eq!(found.len(), 1);
+            assert_eq!(
+                bytes_attr(&session, found[0], AttributeType::Value),
+                PRIVATE_VALUE
+            );
         }
         Some(other) => panic!("unknown phase {other}"),
         None => {

@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+use common::encoding;
 use common::*;
 use cryptoki::mechanism::Mechanism;
 use cryptoki_sys::*;
@@ -92,7 +93,7 @@ fn parts() -> [&'static [u8]; 3] {
 /// EMSA-PKCS1-v1_5 encoding of `digest_info` for a k-byte modulus.
 fn pkcs1_encoded(digest_info: &[u8], k: usize) -> Vec<u8> {
     let mut em = vec![0x00, 0x01];
-    em.extend(std::iter::repeat(0xff).take(k - 3 - digest_info.len()));
+    em.resize(k - 1 - digest_info.len(), 0xff);
     em.push(0x00);
     em.extend_from_slice(digest_info);
     em
@@ -157,6 +158,10 @@ isolated_test! {
         assert_rv(raw!(raw, C_SignUpdate(h, MESSAGE.as_ptr() as *mut u8, 4)), CKR_OK, "C_SignUpdate");
         let (rv, _, _) = raw.output_call(OutputCall::Sign, h, MESSAGE, Some(256));
         assert_rv(rv, CKR_OPERATION_ACTIVE, "C_Sign after C_SignUpdate");
+        // C_Sign "always terminates the active signing operation" unless it returns
+        // CKR_BUFFER_TOO_SMALL or answers a length query.
+        let (rv, _, _) = raw.output_call(OutputCall::SignFinal, h, &[], Some(256));
+        assert_rv(rv, CKR_OPERATION_NOT_INITIALIZED, "the refused C_Sign ended the operation");
 
         // Through cryptoki, as a Rust client would.
         let signature = session.sign(&Mechanism::Sha256RsaPkcs, pair.private, MESSAGE).expect("sign");
@@ -190,6 +195,11 @@ isolated_test! {
             let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, &single).expect("raw public op");
             assert_eq!(em[255], 0xbc, "{}: PSS trailer byte", hash.name);
             assert_eq!(em[0] & 0x80, 0, "{}: top bit clear", hash.name);
+            for signature in [&single, &multi] {
+                let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, signature).expect("raw public op");
+                let salt = encoding::pss_check(&em, 2048, &(hash.compute)(MESSAGE), hash.digest, hash.mgf);
+                assert_eq!(salt, hash_len, "{}: salt length sLen", hash.name);
+            }
 
             // CKM_RSA_PKCS_PSS over our own hash verifies the same signature: the module
             // hashed what we hashed.
@@ -213,6 +223,9 @@ isolated_test! {
             let params = CK_RSA_PKCS_PSS_PARAMS { hashAlg: CKM_SHA256, mgf: CKG_MGF1_SHA256, sLen: salt as CK_ULONG };
             let mechanism = mech_with(CKM_SHA256_RSA_PKCS_PSS, &params);
             let signature = raw.sign(h, &mechanism, private, MESSAGE).expect("sign with salt");
+            let em = raw.encrypt(h, &mech(CKM_RSA_X_509), public, &signature).expect("raw public op");
+            let found = encoding::pss_check(&em, 2048, &sha2::Sha256::digest(MESSAGE), CKM_SHA256, CKG_MGF1_SHA256);
+            assert_eq!(found, salt, "salt length honoured");
             assert_rv(raw.verify(h, &mechanism, public, MESSAGE, &signature), CKR_OK, "verify with the same salt length");
             if salt == 0 {
                 assert_eq!(raw.sign(h, &mechanism, private, MESSAGE).expect("sign"), signature, "no salt: deterministic");
@@ -224,10 +237,23 @@ isolated_test! {
                 "verify with another salt length",
             );
         }
-        // MGF1 hash different from the message hash.
+        // An MGF1 hash different from the message hash: a module may refuse it as a bad
+        // parameter, but what it signs must verify.
         let params = CK_RSA_PKCS_PSS_PARAMS { hashAlg: CKM_SHA256, mgf: CKG_MGF1_SHA1, sLen: 32 };
         let mechanism = mech_with(CKM_SHA256_RSA_PKCS_PSS, &params);
-        let signature = raw.sign(h, &mechanism, private, MESSAGE).expect("sign with MGF1-SHA1");
-        assert_rv(raw.verify(h, &mechanism, public, MESSAGE, &signature), CKR_OK, "verify with MGF1-SHA1");
+        match raw.sign(h, &mechanism, private, MESSAGE) {
+            Ok(signature) => {
+                assert_rv(
+                    raw.verify(h, &mechanism, public, MESSAGE, &signature),
+                    CKR_OK,
+                    "verify with MGF1-SHA1",
+                );
+                let em = raw
+                    .encrypt(h, &mech(CKM_RSA_X_509), public, &signature)
+                    .expect("raw public op");
+                encoding::pss_check(&em, 2048, &sha2::Sha256::digest(MESSAGE), CKM_SHA256, CKG_MGF1_SHA1);
+            }
+            Err(rv) => assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "PSS with MGF1-SHA1 refused"),
+        }
     }
 }

@@ -219,7 +219,7 @@ isolated_test! {
             assert_rv(raw.decrypt_init(h, &mechanism, pair.private.handle()), CKR_OK, "C_DecryptInit");
             let (rv, len, _) = raw.output_call(OutputCall::Decrypt, h, &ciphertext, None);
             assert_rv(rv, CKR_OK, "length query");
-            assert_eq!(len as usize, message.len());
+            assert_eq!(len as usize, message.len(), "{mechanism_type:#x}: length query gives |C2|");
             let (rv, _, plaintext) = raw.output_call(OutputCall::Decrypt, h, &ciphertext, Some(message.len()));
             assert_rv(rv, CKR_OK, "decrypt");
             assert_eq!(plaintext, message);
@@ -406,13 +406,7 @@ isolated_test! {
         let token = Token::new();
         let raw = token.raw();
         let slot = token.slot.id();
-        let list: Vec<CK_MECHANISM_TYPE> = token
-            .p11
-            .get_mechanism_list(token.slot)
-            .expect("list")
-            .into_iter()
-            .map(|m| *m)
-            .collect();
+        let list = raw.mechanism_list(token.slot);
         let ec_flags = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
         for (mechanism, functions) in [
             (CKM_SM2_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR),

@@ -26,6 +26,8 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
 
+pub mod encoding;
+
 /// `<test name>/<phase>` of the test body this process must run.
 pub const CHILD_ENV: &str = "FERROHSM_TEST_CHILD";
 /// The sandbox directory shared by the phases of one test.
@@ -59,12 +61,16 @@ pub fn module_path() -> PathBuf {
     if let Some(path) = std::env::var_os("FERROHSM_MODULE") {
         return PathBuf::from(path);
     }
-    // Integration test binaries live in <target>/<profile>/deps/; the cdylib one level up.
+    // Integration test binaries live in <target>/<profile>/deps/. Cargo builds the cdylib
+    // for them in that same deps/ directory; the copy one level up is only refreshed by
+    // `cargo build` and may be stale, so it is the second choice.
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
-            let candidate = profile_dir.join("libferrohsm.so");
-            if candidate.exists() {
-                return candidate;
+        if let Some(deps_dir) = exe.parent() {
+            for dir in [Some(deps_dir), deps_dir.parent()].into_iter().flatten() {
+                let candidate = dir.join("libferrohsm.so");
+                if candidate.exists() {
+                    return candidate;
+                }
             }
         }
     }
@@ -239,8 +245,14 @@ pub fn pin(s: &str) -> AuthPin {
 }
 
 /// Loads the module and calls `C_Initialize` with OS locking.
+///
+/// The module stays loaded for the rest of the process: dropping the last `Pkcs11` would
+/// dlclose it. Unloading after use is tested on its own
+/// (c_abi::unloading_after_use_on_a_thread_is_safe) so that a crash there does not take
+/// every other test down with it.
 pub fn initialized() -> Pkcs11 {
     let p11 = Pkcs11::new(module_path()).expect("load module");
+    std::mem::forget(p11.clone());
     p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .expect("C_Initialize");
     p11
@@ -481,6 +493,25 @@ impl Raw {
             lib,
             f: unsafe { &*list },
         }
+    }
+
+    /// C_GetMechanismList as a C client sees it (cryptoki drops types it has no name for,
+    /// such as CKM_SHA224 and every vendor mechanism).
+    pub fn mechanism_list(&self, slot: Slot) -> Vec<CK_MECHANISM_TYPE> {
+        let mut count: CK_ULONG = 0;
+        let rv = raw!(
+            self,
+            C_GetMechanismList(slot.id(), ptr::null_mut(), &mut count)
+        );
+        assert_rv(rv, CKR_OK, "C_GetMechanismList length query");
+        let mut list = vec![0 as CK_MECHANISM_TYPE; count as usize];
+        let rv = raw!(
+            self,
+            C_GetMechanismList(slot.id(), list.as_mut_ptr(), &mut count)
+        );
+        assert_rv(rv, CKR_OK, "C_GetMechanismList");
+        list.truncate(count as usize);
+        list
     }
 
     pub fn initialize(&self) -> CK_RV {
