@@ -52,10 +52,7 @@ impl Config {
         })?;
         let token_dir = match file.token_dir {
             // A relative token_dir is relative to the config file, not to the caller's cwd.
-            Some(dir) if dir.is_relative() => path
-                .parent()
-                .map(|p| p.join(&dir))
-                .unwrap_or(dir),
+            Some(dir) if dir.is_relative() => path.parent().map(|p| p.join(&dir)).unwrap_or(dir),
             Some(dir) => dir,
             None => default_token_dir(),
         };

@@ -44,10 +44,7 @@ impl DigestOperation for RunningDigest {
     }
 
     fn finish(&mut self) -> Vec<u8> {
-        self.hasher
-            .take()
-            .map(Hasher::finish)
-            .unwrap_or_default()
+        self.hasher.take().map(Hasher::finish).unwrap_or_default()
     }
 }
 

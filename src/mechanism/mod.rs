@@ -104,16 +104,28 @@ pub trait DigestOperation: Send {
 pub trait Mechanism: Send + Sync {
     fn info(&self) -> MechanismInfo;
 
-    fn encrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+    fn encrypt(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn CipherOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
-    fn decrypt(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+    fn decrypt(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn CipherOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
     fn sign(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
-    fn verify(&self, _param: &MechanismParam, _key: &LoadedKey) -> Result<Box<dyn VerifyOperation>> {
+    fn verify(
+        &self,
+        _param: &MechanismParam,
+        _key: &LoadedKey,
+    ) -> Result<Box<dyn VerifyOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
     fn digest(&self, _param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {

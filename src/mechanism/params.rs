@@ -17,10 +17,12 @@ pub enum ParamLayout {
 pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
     match mechanism {
         CKM_RSA_PKCS_OAEP => ParamLayout::Oaep,
-        CKM_RSA_PKCS_PSS | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS
-        | CKM_SHA256_RSA_PKCS_PSS | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS => {
-            ParamLayout::Pss
-        }
+        CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS => ParamLayout::Pss,
         _ => ParamLayout::Opaque,
     }
 }

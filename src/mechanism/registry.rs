@@ -19,7 +19,10 @@ static REGISTRY: Lazy<Registry> = Lazy::new(|| {
         (CKM_SHA384, HashAlg::Sha384),
         (CKM_SHA512, HashAlg::Sha512),
     ] {
-        all.insert(ty, Box::new(super::digest::Digest(alg)) as Box<dyn Mechanism>);
+        all.insert(
+            ty,
+            Box::new(super::digest::Digest(alg)) as Box<dyn Mechanism>,
+        );
     }
     all.extend(super::rsa::mechanisms());
     all.extend(super::sm2::mechanisms());
