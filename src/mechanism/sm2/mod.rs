@@ -8,6 +8,8 @@ mod keys;
 mod signature;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 pub use keygen::key_pair_attributes;

@@ -215,6 +215,10 @@ fn key_loading() {
         assert_eq!(rv(&public_attrs(point, Some(&SM2_OID_DER))), None);
         assert_eq!(rv(&public_attrs(point, None)), None);
     }
+    // The CKK_SM2 alias reaches the same parser.
+    let mut alias = public_attrs(&der_point, Some(&SM2_OID_DER));
+    alias.set_ulong(CKA_KEY_TYPE, CKK_SM2);
+    assert_eq!(rv(&alias), None);
     assert_eq!(
         rv(&public_attrs(&der_point, Some(&P256_OID))),
         Some(CKR_KEY_TYPE_INCONSISTENT)
