@@ -781,16 +781,9 @@ fn exported_public_key_reads_in_openssl() {
     let LoadedKey::Sm2Public(pk) = &public else {
         unreachable!()
     };
-    std::fs::write(
-        d.join("ours.pem"),
-        crate::crypto::sm2::public_key_pem(pk).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("ours.der"),
-        crate::crypto::sm2::public_key_spki_der(pk).unwrap(),
-    )
-    .unwrap();
+    let (der, pem) = export_public_key(&ec_point_der(pk.point())).unwrap();
+    std::fs::write(d.join("ours.pem"), pem).unwrap();
+    std::fs::write(d.join("ours.der"), der).unwrap();
     let text = openssl(d, &["pkey", "-pubin", "-in", "ours.pem", "-text", "-noout"]);
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("SM2"), "{text}");
