@@ -6,6 +6,37 @@
 //!
 //! Plain C types only: build.rs exports this module to `include/ferrohsm.h` with cbindgen.
 //! `c_ulong` is `CK_ULONG` on every platform PKCS#11 supports.
+//!
+//! Worked example (C, error checks left out): generate an SM2 key pair, decrypt what
+//! `openssl pkeyutl -encrypt -pubin -inkey pub.pem` wrote, sign with the default signer ID.
+//!
+//! ```c
+//! CK_BYTE sm2_oid[] = SM2_OID_DER;
+//! CK_BBOOL yes = CK_TRUE;
+//! CK_ATTRIBUTE pub_tpl[] = {{CKA_EC_PARAMS, sm2_oid, sizeof sm2_oid},
+//!                           {CKA_ENCRYPT, &yes, 1}, {CKA_VERIFY, &yes, 1}};
+//! CK_ATTRIBUTE priv_tpl[] = {{CKA_DECRYPT, &yes, 1}, {CKA_SIGN, &yes, 1},
+//!                            {CKA_SENSITIVE, &yes, 1}};
+//! CK_MECHANISM gen = {CKM_SM2_KEY_PAIR_GEN, NULL, 0};  /* or CKM_EC_KEY_PAIR_GEN */
+//! C_GenerateKeyPair(s, &gen, pub_tpl, 3, priv_tpl, 3, &pub, &priv);
+//!
+//! /* Decrypt: no parameter = auto-detect DER / raw C1C3C2 (with or without 04). */
+//! CK_MECHANISM dec = {CKM_SM2_CIPHER_DER, NULL, 0};
+//! C_DecryptInit(s, &dec, priv);
+//! C_Decrypt(s, ct, ct_len, NULL, &pt_len);          /* length query: |C2| */
+//! C_Decrypt(s, ct, ct_len, pt, &pt_len);
+//!
+//! /* Legacy C1C2C3 input needs its format code. */
+//! CK_ULONG fmt = SM2_CIPHER_FORMAT_C1C2C3;
+//! CK_MECHANISM legacy = {CKM_SM2_RAW, &fmt, sizeof fmt};
+//!
+//! /* Sign: e = SM3(Z || M) inside, ID 1234567812345678, DER signature. */
+//! CK_MECHANISM sig = {CKM_SM3_SM2_DER, NULL, 0};
+//! C_SignInit(s, &sig, priv);
+//! C_Sign(s, msg, msg_len, signature, &sig_len);
+//! /* openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678 \
+//!      -pubin -inkey pub.pem -in msg -sigfile signature   ->  Signature Verified Successfully */
+//! ```
 
 use std::os::raw::c_ulong;
 

@@ -41,7 +41,7 @@ pub enum LoadedKey {
 pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(CKK_RSA) => rsa::load_key(attrs),
-        Some(CKK_EC) => sm2::load_key(attrs),
+        Some(CKK_EC) | Some(crate::vendor::CKK_SM2) => sm2::load_key(attrs),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
     }
 }

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use sm2::dsa::signature::hazmat::{PrehashVerifier, RandomizedPrehashSigner};
 use sm2::dsa::Signature;
-use sm2::elliptic_curve::common::getrandom::SysRng;
 use sm3::{Digest, Sm3};
 
 /// Raw signature length: r||s.
@@ -59,8 +58,10 @@ pub(super) fn compute_z(signer_id: &[u8], point: &[u8; POINT_LEN]) -> Result<[u8
 }
 
 impl Sm2PrivateKey {
-    /// Signs the 32-byte digest e, returns r||s. k comes from RFC 6979 hedged with fresh OS
-    /// randomness (the crate's randomized prehash signer).
+    /// Signs the 32-byte digest e, returns r||s. k comes from RFC 6979 (d, e) hedged with 32
+    /// random bytes (the crate's randomized prehash signer). The hedge comes from the
+    /// thread's userspace CSPRNG, not a syscall per signature: k stays secret and unique
+    /// even if that generator repeated (after a fork), because RFC 6979 alone already is.
     pub fn sign_prehash(&self, e: &[u8]) -> Result<[u8; SIGNATURE_LEN]> {
         if e.len() != FIELD_LEN {
             return Err(Error::with(
@@ -72,7 +73,7 @@ impl Sm2PrivateKey {
         // happens with probability ~2^-256; fresh randomness makes a retry a new k.
         for _ in 0..4 {
             let signed: std::result::Result<Signature, _> =
-                self.signing().sign_prehash_with_rng(&mut SysRng, e);
+                self.signing().sign_prehash_with_rng(&mut rand::rng(), e);
             if let Ok(signature) = signed {
                 let mut out = [0u8; SIGNATURE_LEN];
                 out.copy_from_slice(&signature.to_bytes());

@@ -215,6 +215,10 @@ fn key_loading() {
         assert_eq!(rv(&public_attrs(point, Some(&SM2_OID_DER))), None);
         assert_eq!(rv(&public_attrs(point, None)), None);
     }
+    // The CKK_SM2 alias reaches the same parser.
+    let mut alias = public_attrs(&der_point, Some(&SM2_OID_DER));
+    alias.set_ulong(CKA_KEY_TYPE, CKK_SM2);
+    assert_eq!(rv(&alias), None);
     assert_eq!(
         rv(&public_attrs(&der_point, Some(&P256_OID))),
         Some(CKR_KEY_TYPE_INCONSISTENT)
@@ -777,16 +781,9 @@ fn exported_public_key_reads_in_openssl() {
     let LoadedKey::Sm2Public(pk) = &public else {
         unreachable!()
     };
-    std::fs::write(
-        d.join("ours.pem"),
-        crate::crypto::sm2::public_key_pem(pk).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("ours.der"),
-        crate::crypto::sm2::public_key_spki_der(pk).unwrap(),
-    )
-    .unwrap();
+    let (der, pem) = export_public_key(&ec_point_der(pk.point())).unwrap();
+    std::fs::write(d.join("ours.pem"), pem).unwrap();
+    std::fs::write(d.join("ours.der"), der).unwrap();
     let text = openssl(d, &["pkey", "-pubin", "-in", "ours.pem", "-text", "-noout"]);
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("SM2"), "{text}");
