@@ -152,8 +152,63 @@ fn main() -> Result<(), Box<dyn Error>> {
         Attribute::Label(b"demo-rsa".to_vec()),
     ])?;
     println!(
-        "7. the token holds {} private key labelled demo-rsa; done",
+        "9. the token holds {} private key labelled demo-rsa; done",
         found.len()
     );
+    Ok(())
+}
+
+fn vendor_mechanism(value: u64) -> Result<Mechanism<'static>, Box<dyn Error>> {
+    let ty = MechanismType::new_vendor_defined(value)?;
+    Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        ty, None,
+    )))
+}
+
+/// ASYMMETRIC_DECRYPT_SM2: the same flow with an SM2 key pair and the vendor mechanisms.
+fn sm2_round_trip(session: &cryptoki::session::Session) -> Result<(), Box<dyn Error>> {
+    let (public, private) = session.generate_key_pair(
+        &vendor_mechanism(CKM_SM2_KEY_PAIR_GEN)?,
+        &[
+            Attribute::Token(true),
+            Attribute::Label(b"demo-sm2".to_vec()),
+            Attribute::Encrypt(true),
+            Attribute::Verify(false),
+        ],
+        &[
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Label(b"demo-sm2".to_vec()),
+            Attribute::Decrypt(true),
+            Attribute::Sign(false),
+        ],
+    )?;
+    println!("7. generated an SM2 key pair \"demo-sm2\" (CKM_SM2_KEY_PAIR_GEN)");
+
+    // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point 04||X||Y.
+    let point = match session
+        .get_attributes(public, &[AttributeType::EcPoint])?
+        .pop()
+    {
+        Some(Attribute::EcPoint(der)) if der.len() == 67 => der[2..].to_vec(),
+        _ => return Err("unexpected CKA_EC_POINT".into()),
+    };
+    let sender = sm2::pke::EncryptingKey::new_with_mode(
+        sm2::PublicKey::from_sec1_bytes(&point)?,
+        sm2::pke::Mode::C1C3C2,
+    );
+    let message = b"the eagle has landed";
+    let ciphertext = sender.encrypt(&mut rand::rng(), message)?;
+    let plaintext = session.decrypt(&vendor_mechanism(CKM_SM2_RAW)?, private, &ciphertext)?;
+    println!(
+        "8. SM2: encrypted {} bytes outside the token (C1C3C2), decrypted through the module: {:?}",
+        ciphertext.len(),
+        String::from_utf8_lossy(&plaintext)
+    );
+    if plaintext != message {
+        return Err("SM2 round trip mismatch".into());
+    }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub fn public_key_der(attrs: &Attributes) -> Result<Vec<u8>> {
                 .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
             Ok(doc.as_bytes().to_vec())
         }
+        Some(CKK_EC) => Ok(crate::mechanism::sm2::export_public_key(attr(attrs, CKA_EC_POINT)?)?.0),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
     }
 }
