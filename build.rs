@@ -70,9 +70,7 @@ fn main() {
     ] {
         builder = builder.with_src(crate_dir.join("src").join(file));
     }
-    match builder
-        .generate()
-    {
+    match builder.generate() {
         Ok(bindings) => {
             bindings.write_to_file(&out);
         }

@@ -201,6 +201,11 @@ fn bench_module(module: &Path, label: &str) {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs this binary too (without --bench): nothing to measure.
+    if !std::env::args().any(|a| a == "--bench" || a.ends_with(".so")) {
+        println!("throughput: run with `cargo bench --bench throughput`");
+        return;
+    }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--release", "--lib"])

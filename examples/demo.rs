@@ -1,17 +1,20 @@
-//! The ferrohsm demo: what a KMS's ASYMMETRIC_DECRYPT_RSA_2048 key does, locally.
+//! The ferrohsm demo: what a KMS's ASYMMETRIC_DECRYPT_RSA_2048 and _SM2 keys do, locally.
 //!
 //! Creates a token in a fresh directory, generates an RSA-2048 decryption key pair in it,
 //! encrypts a message with the public key outside the token (the rsa crate, as a sender
-//! would), and decrypts it through the PKCS#11 module, which never lets the private key out.
+//! would), and decrypts it through the PKCS#11 module, which never lets the private key out;
+//! then the same with an SM2 key pair and the vendor mechanisms (`ferrohsm::vendor`).
 //!
 //! Run: `cargo build --release && cargo run --release --example demo [TOKEN_DIR]`
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
+use ferrohsm::vendor::{CKM_SM2_KEY_PAIR_GEN, CKM_SM2_RAW};
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -141,6 +144,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             Err(e) => format!("refused ({e})"),
         }
     );
+
+    sm2_round_trip(&session)?;
 
     let found = session.find_objects(&[
         Attribute::Class(ObjectClass::PRIVATE_KEY),

@@ -584,11 +584,13 @@ fn wrap_for_pin(
     })
 }
 
+/// The spec's COUNT_LOW means "a wrong PIN since the last success", so it stays set
+/// alongside FINAL_TRY and LOCKED.
 fn failure_flags(failures: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_FLAGS) -> CK_FLAGS {
     match failures {
         0 => 0,
-        f if f >= MAX_PIN_FAILURES => locked,
-        f if f == MAX_PIN_FAILURES - 1 => final_try,
+        f if f >= MAX_PIN_FAILURES => low | locked,
+        f if f == MAX_PIN_FAILURES - 1 => low | final_try,
         _ => low,
     }
 }
@@ -1003,17 +1005,26 @@ mod tests {
                 "{attempt}"
             );
         }
-        assert_eq!(user_flags(&token), CKF_USER_PIN_FINAL_TRY);
+        assert_eq!(
+            user_flags(&token),
+            CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY
+        );
         assert_eq!(
             rv(token.login(UserType::User, b"wrong-pin")),
             CKR_PIN_INCORRECT
         );
-        assert_eq!(user_flags(&token), CKF_USER_PIN_LOCKED);
+        assert_eq!(
+            user_flags(&token),
+            CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_LOCKED
+        );
         assert_eq!(rv(token.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
         // Another instance (another process) sees the lock.
         let (_other_slots, other) = reopen(dir.path());
         assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_LOCKED);
-        assert_eq!(user_flags(&other), CKF_USER_PIN_LOCKED);
+        assert_eq!(
+            user_flags(&other),
+            CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_LOCKED
+        );
 
         // The SO unlocks by setting a new user PIN.
         token.login(UserType::So, SO_PIN).unwrap();

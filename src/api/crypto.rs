@@ -33,6 +33,7 @@ fn start<T: ?Sized>(
     lib: &Library,
     session: CK_SESSION_HANDLE,
     (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    function: CK_FLAGS,
     key: Option<(CK_OBJECT_HANDLE, CK_ATTRIBUTE_TYPE)>,
     slot: fn(&mut Operations) -> &mut Option<Active<T>>,
     make: impl FnOnce(&dyn Mechanism, &MechanismParam, Option<&LoadedKey>) -> Result<Box<T>>,
@@ -43,6 +44,10 @@ fn start<T: ?Sized>(
         return fail(CKR_OPERATION_ACTIVE);
     }
     let m = mechanism::lookup(ty)?;
+    // A mechanism used for a function it does not offer is refused before any key check.
+    if m.info().flags & function == 0 {
+        return fail(CKR_MECHANISM_INVALID);
+    }
     let key = match key {
         Some((handle, usage)) => Some(usable_key(&s, handle, usage, ty)?),
         None => None,
@@ -127,6 +132,7 @@ pub fn encrypt_init(
         lib,
         s,
         m,
+        CKF_ENCRYPT,
         Some((k, CKA_ENCRYPT)),
         encrypt_slot,
         |m, p, k| m.encrypt(p, key(k)?),
@@ -143,6 +149,7 @@ pub fn decrypt_init(
         lib,
         s,
         m,
+        CKF_DECRYPT,
         Some((k, CKA_DECRYPT)),
         decrypt_slot,
         |m, p, k| m.decrypt(p, key(k)?),
@@ -159,7 +166,7 @@ fn cipher_single(
         slot,
         out,
         true,
-        |op| op.output_len(input.len()),
+        |op| op.output_len_for(input),
         |op| op.run(input),
     )
 }
@@ -241,9 +248,15 @@ pub fn decrypt_final(
 // ---- sign / verify -------------------------------------------------------------------
 
 pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HANDLE) -> Result<()> {
-    start(lib, s, m, Some((k, CKA_SIGN)), sign_slot, |m, p, k| {
-        m.sign(p, key(k)?)
-    })
+    start(
+        lib,
+        s,
+        m,
+        CKF_SIGN,
+        Some((k, CKA_SIGN)),
+        sign_slot,
+        |m, p, k| m.sign(p, key(k)?),
+    )
 }
 
 pub fn sign(
@@ -295,9 +308,15 @@ pub fn verify_init(
     m: Mech,
     k: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    start(lib, s, m, Some((k, CKA_VERIFY)), verify_slot, |m, p, k| {
-        m.verify(p, key(k)?)
-    })
+    start(
+        lib,
+        s,
+        m,
+        CKF_VERIFY,
+        Some((k, CKA_VERIFY)),
+        verify_slot,
+        |m, p, k| m.verify(p, key(k)?),
+    )
 }
 
 pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
@@ -334,7 +353,9 @@ pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Re
 // ---- digest ----------------------------------------------------------------------------
 
 pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
-    start(lib, s, m, None, digest_slot, |m, p, _| m.digest(p))
+    start(lib, s, m, CKF_DIGEST, None, digest_slot, |m, p, _| {
+        m.digest(p)
+    })
 }
 
 pub fn digest(

@@ -134,6 +134,11 @@ pub fn set_attributes(
     if object.attrs.flag(CKA_TOKEN, false) && !s.read_write {
         return fail(CKR_SESSION_READ_ONLY);
     }
+    // CKR_ACTION_PROHIBITED is the spec's code for an object whose policy attribute
+    // (here CKA_MODIFIABLE) forbids the action.
+    if !object.attrs.flag(CKA_MODIFIABLE, true) {
+        return fail(CKR_ACTION_PROHIBITED);
+    }
     let attrs = policy::change(&object.attrs, &changes, false)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.update_object(handle, attrs)

@@ -276,7 +276,12 @@ pub fn is_secret(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
     match ty {
         CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2
         | CKA_COEFFICIENT => true,
-        CKA_VALUE => matches!(class, Some(CKO_PRIVATE_KEY) | Some(CKO_SECRET_KEY)),
+        CKA_VALUE => match class {
+            Some(CKO_PRIVATE_KEY) | Some(CKO_SECRET_KEY) => true,
+            // A private data object's value is the application's secret: sealed too.
+            Some(CKO_DATA) => object.flag(CKA_PRIVATE, false),
+            _ => false,
+        },
         _ => false,
     }
 }

@@ -3,7 +3,7 @@
 //! SHA-256/384/512 digests) and for 2048/3072/4096-bit keygen with e = 65537. Everything else
 //! goes to the `rsa` crate (`rustcrypto`), whose parsed key is made once, on first need.
 
-use super::rustcrypto::{self, RustCryptoPrivateKey, RustCryptoPublicKey};
+use super::rustcrypto::{self, RustCryptoPrivateKey};
 use super::{
     split_digest_info, RsaBackend, RsaEncryption, RsaPrivateComponents, RsaPrivateKey,
     RsaPublicComponents, RsaPublicKey, RsaSignature,
@@ -46,8 +46,7 @@ impl RsaBackend for AwsLcBackend {
     }
 
     fn load_public(&self, key: &RsaPublicComponents) -> Result<Arc<dyn RsaPublicKey>> {
-        // Public operations are cheap with e = 65537; one implementation serves both backends.
-        Ok(Arc::new(RustCryptoPublicKey::new(key)?))
+        Ok(Arc::new(super::awslc_public::AwsLcPublicKey::new(key)?))
     }
 }
 
@@ -151,7 +150,7 @@ impl AwsLcPrivateKey {
     }
 }
 
-fn oaep_algorithm(hash: HashAlg, mgf1: HashAlg) -> Option<&'static OaepAlgorithm> {
+pub(super) fn oaep_algorithm(hash: HashAlg, mgf1: HashAlg) -> Option<&'static OaepAlgorithm> {
     use aws_lc_rs::rsa::{
         OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OAEP_SHA512_MGF1SHA512,
     };
@@ -167,7 +166,7 @@ fn oaep_algorithm(hash: HashAlg, mgf1: HashAlg) -> Option<&'static OaepAlgorithm
     }
 }
 
-fn digest_algorithm(hash: HashAlg) -> Option<&'static digest::Algorithm> {
+pub(super) fn digest_algorithm(hash: HashAlg) -> Option<&'static digest::Algorithm> {
     match hash {
         HashAlg::Sha256 => Some(&digest::SHA256),
         HashAlg::Sha384 => Some(&digest::SHA384),

@@ -87,6 +87,8 @@ pub trait RsaBackend: Send + Sync {
 
 #[cfg(feature = "aws-lc")]
 pub mod awslc;
+#[cfg(feature = "aws-lc")]
+mod awslc_public;
 pub mod rustcrypto;
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,63 @@ fn private_keys() -> &'static [(&'static str, Arc<dyn RsaPrivateKey>)] {
     })
 }
 
+/// The public key as every compiled backend parses it.
+fn public_keys() -> Vec<(&'static str, Arc<dyn RsaPublicKey>)> {
+    #[allow(unused_mut)]
+    let mut keys: Vec<(&'static str, Arc<dyn RsaPublicKey>)> = vec![(
+        "rustcrypto",
+        RustCryptoBackend.load_public(&components().public).unwrap(),
+    )];
+    #[cfg(feature = "aws-lc")]
+    keys.push((
+        "aws-lc",
+        awslc::AwsLcBackend
+            .load_public(&components().public)
+            .unwrap(),
+    ));
+    keys
+}
+
+/// Every public backend against every private backend: what one encrypts the other
+/// decrypts, what one signs the other verifies.
+#[test]
+fn backend_matrix_interoperates() {
+    let mut enc = vec![RsaEncryption::Pkcs1v15, RsaEncryption::Raw];
+    for hash in HASHES {
+        enc.push(oaep(hash, hash, b""));
+        enc.push(oaep(hash, hash, b"label"));
+    }
+    enc.push(oaep(HashAlg::Sha256, HashAlg::Sha1, b"mixed"));
+    for (pub_name, public) in public_keys() {
+        for scheme in &enc {
+            let ct = public.encrypt(scheme, b"matrix").unwrap();
+            assert_eq!(ct.len(), 256);
+            for (priv_name, key) in private_keys() {
+                let pt = key.decrypt(scheme, &ct).unwrap();
+                assert!(
+                    pt.ends_with(b"matrix"),
+                    "{pub_name} -> {priv_name} {scheme:?}"
+                );
+            }
+        }
+        for (scheme, input) in all_signature_schemes() {
+            for (priv_name, key) in private_keys() {
+                let sig = key.sign(&scheme, &input).unwrap();
+                public
+                    .verify(&scheme, &input, &sig)
+                    .unwrap_or_else(|e| panic!("{priv_name} -> {pub_name} {scheme:?}: {e}"));
+                let mut bad = sig.clone();
+                bad[0] ^= 0x40;
+                assert_ne!(rv(public.verify(&scheme, &input, &bad)), CKR_OK);
+                assert_eq!(
+                    rv(public.verify(&scheme, &input, &sig[1..])),
+                    CKR_SIGNATURE_LEN_RANGE
+                );
+            }
+        }
+    }
+}
+
 fn public_key() -> Arc<dyn RsaPublicKey> {
     backend()
         .load_public(&components().public)
@@ -499,6 +556,56 @@ fn malformed_input_fuzz() {
     }
 }
 
+/// Random full-length ciphertexts: almost all are bad padding, a few are >= n; both must be
+/// CKR_ENCRYPTED_DATA_INVALID on every backend (never another code, never a panic).
+#[test]
+fn random_ciphertexts_are_encrypted_data_invalid() {
+    let schemes = [
+        RsaEncryption::Pkcs1v15,
+        oaep(HashAlg::Sha256, HashAlg::Sha256, b""),
+        oaep(HashAlg::Sha1, HashAlg::Sha384, b"x"),
+    ];
+    for (name, key) in private_keys() {
+        for scheme in &schemes {
+            for _ in 0..40 {
+                let ct = random(256);
+                assert_eq!(
+                    rv(key.decrypt(scheme, &ct)),
+                    CKR_ENCRYPTED_DATA_INVALID,
+                    "{name} {scheme:?}"
+                );
+            }
+        }
+    }
+}
+
+/// One parsed key shared by threads: the aws-lc handles are used concurrently and the lazy
+/// fallback is initialised under a race.
+#[test]
+fn a_key_is_shared_across_threads() {
+    let full = components();
+    let fresh = backend().load_private(full).unwrap();
+    let public = public_key();
+    let ct = public
+        .encrypt(&RsaEncryption::Pkcs1v15, b"threads")
+        .unwrap();
+    let raw_ct = public.encrypt(&RsaEncryption::Raw, b"raw").unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            let key = fresh.clone();
+            let (ct, raw_ct) = (&ct, &raw_ct);
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    let pt = key.decrypt(&RsaEncryption::Pkcs1v15, ct).unwrap();
+                    assert_eq!(pt.as_slice(), b"threads");
+                    let pt = key.decrypt(&RsaEncryption::Raw, raw_ct).unwrap();
+                    assert!(pt.ends_with(b"raw"));
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn imported_key_without_crt_values_works() {
     let full = components();
@@ -618,6 +725,27 @@ fn rsa_decrypt_throughput() {
     let oaep_ct = public.encrypt(&oaep_scheme, b"benchmark").unwrap();
     let digest = HashAlg::Sha256.digest(b"m");
     let sign_scheme = RsaSignature::Pkcs1v15Digest(HashAlg::Sha256);
+    let sig = private_keys()[0].1.sign(&sign_scheme, &digest).unwrap();
+    let encrypt = || {
+        public
+            .encrypt(&RsaEncryption::Pkcs1v15, b"benchmark")
+            .unwrap();
+    };
+    let verify = || public.verify(&sign_scheme, &digest, &sig).unwrap();
+    let public_ops: [(&str, &dyn Fn()); 2] = [
+        ("PKCS#1 v1.5 encrypt", &encrypt),
+        ("PKCS#1 v1.5 SHA-256 verify", &verify),
+    ];
+    for (what, op) in public_ops {
+        let start = std::time::Instant::now();
+        let mut count = 0u32;
+        while start.elapsed().as_secs_f64() < 1.0 {
+            op();
+            count += 1;
+        }
+        let rate = f64::from(count) / start.elapsed().as_secs_f64();
+        println!("    public RSA-2048 {what}: {rate:.0} ops/s");
+    }
     for (name, key) in private_keys() {
         let measure = |what: &str, op: &dyn Fn()| {
             let start = std::time::Instant::now();
@@ -638,5 +766,92 @@ fn rsa_decrypt_throughput() {
         measure("PKCS#1 v1.5 SHA-256 sign", &|| {
             key.sign(&sign_scheme, &digest).unwrap();
         });
+    }
+}
+
+/// The other direction of the cross-check: aws-lc's own public-key code encrypts for, and
+/// verifies signatures of, the rsa crate's private key.
+#[cfg(feature = "aws-lc")]
+#[test]
+fn aws_lc_public_side_interoperates_with_the_rsa_crate() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{
+        KeyPair, KeyPairComponents, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
+        PrivateDecryptingKey, PublicKeyComponents, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256,
+    };
+    use aws_lc_rs::signature;
+
+    let c = components();
+    let part = |v: &Option<Zeroizing<Vec<u8>>>| v.as_ref().unwrap().to_vec();
+    let pair = KeyPair::from_components(&KeyPairComponents {
+        public_key: PublicKeyComponents {
+            n: c.public.modulus.clone(),
+            e: c.public.public_exponent.clone(),
+        },
+        d: c.private_exponent.to_vec(),
+        p: part(&c.prime_1),
+        q: part(&c.prime_2),
+        dP: part(&c.exponent_1),
+        dQ: part(&c.exponent_2),
+        qInv: part(&c.coefficient),
+    })
+    .unwrap();
+    let pkcs8 = pair.as_der().unwrap();
+    let aws_public = PrivateDecryptingKey::from_pkcs8(pkcs8.as_ref())
+        .unwrap()
+        .public_key();
+    let rustcrypto = RustCryptoBackend.load_private(c).unwrap();
+
+    let mut out = vec![0u8; 256];
+    let pkcs1 = Pkcs1PublicEncryptingKey::new(aws_public.clone()).unwrap();
+    let ct = pkcs1.encrypt(b"from aws-lc", &mut out).unwrap().to_vec();
+    let pt = rustcrypto.decrypt(&RsaEncryption::Pkcs1v15, &ct).unwrap();
+    assert_eq!(pt.as_slice(), b"from aws-lc");
+
+    let oaep_key = OaepPublicEncryptingKey::new(aws_public).unwrap();
+    for (alg, hash) in [
+        (&OAEP_SHA1_MGF1SHA1, HashAlg::Sha1),
+        (&OAEP_SHA256_MGF1SHA256, HashAlg::Sha256),
+    ] {
+        for label in [None, Some(&b"label"[..])] {
+            let ct = oaep_key
+                .encrypt(alg, b"oaep from aws-lc", &mut out, label)
+                .unwrap()
+                .to_vec();
+            let scheme = oaep(hash, hash, label.unwrap_or_default());
+            let pt = rustcrypto.decrypt(&scheme, &ct).unwrap();
+            assert_eq!(pt.as_slice(), b"oaep from aws-lc");
+        }
+    }
+
+    let aws_verifier = signature::RsaPublicKeyComponents {
+        n: c.public.modulus.as_slice(),
+        e: c.public.public_exponent.as_slice(),
+    };
+    let message = b"signed by the rsa crate";
+    for (hash, pkcs1_params, pss_params) in [
+        (
+            HashAlg::Sha256,
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            &signature::RSA_PSS_2048_8192_SHA256,
+        ),
+        (
+            HashAlg::Sha512,
+            &signature::RSA_PKCS1_2048_8192_SHA512,
+            &signature::RSA_PSS_2048_8192_SHA512,
+        ),
+    ] {
+        let digest = hash.digest(message);
+        let sig = rustcrypto
+            .sign(&RsaSignature::Pkcs1v15Digest(hash), &digest)
+            .unwrap();
+        aws_verifier.verify(pkcs1_params, message, &sig).unwrap();
+        let pss = RsaSignature::Pss {
+            hash,
+            mgf1: hash,
+            salt_len: hash.output_len(),
+        };
+        let sig = rustcrypto.sign(&pss, &digest).unwrap();
+        aws_verifier.verify(pss_params, message, &sig).unwrap();
     }
 }
