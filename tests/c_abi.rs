@@ -677,3 +677,61 @@ isolated_test! {
         }
     }
 }
+
+/// The PKCS#11 3.0 function list, from C_GetInterface("PKCS 11", 3.0).
+fn function_list_3_0(raw: &Raw) -> &'static CK_FUNCTION_LIST_3_0 {
+    let mut name = *b"PKCS 11\0";
+    let mut version = CK_VERSION { major: 3, minor: 0 };
+    let mut interface: *mut CK_INTERFACE = ptr::null_mut();
+    let rv = unsafe {
+        raw.lib
+            .C_GetInterface(name.as_mut_ptr(), &mut version, &mut interface, 0)
+    };
+    assert_rv(rv, CKR_OK, "C_GetInterface(PKCS 11, 3.0)");
+    unsafe { &*((*interface).pFunctionList as *const CK_FUNCTION_LIST_3_0) }
+}
+
+isolated_test! {
+    fn login_user_and_session_cancel_from_3_0() {
+        let token = Token::new();
+        let raw = token.raw();
+        let list = function_list_3_0(&raw);
+        let login_user = list.C_LoginUser.expect("C_LoginUser");
+        let session_cancel = list.C_SessionCancel.expect("C_SessionCancel");
+        let h = raw.open_session(token.slot, true);
+        // ferrohsm has one user per role: no user name (NULL, 0).
+
+        let mut wrong = *b"not-the-pin";
+        let rv = unsafe { login_user(h, CKU_USER, wrong.as_mut_ptr(), wrong.len() as CK_ULONG, ptr::null_mut(), 0) };
+        assert_rv(rv, CKR_PIN_INCORRECT, "C_LoginUser with a wrong PIN");
+        let mut good = USER_PIN.as_bytes().to_vec();
+        let rv = unsafe { login_user(h, CKU_USER, good.as_mut_ptr(), good.len() as CK_ULONG, ptr::null_mut(), 0) };
+        assert_rv(rv, CKR_OK, "C_LoginUser");
+        let mut info = CK_SESSION_INFO::default();
+        assert_rv(raw!(raw, C_GetSessionInfo(h, &mut info)), CKR_OK, "C_GetSessionInfo");
+        assert_eq!(info.state, CKS_RW_USER_FUNCTIONS);
+
+        // C_SessionCancel ends the named operation; a new one can start.
+        let mut sha256 = mech(CKM_SHA256);
+        assert_rv(raw!(raw, C_DigestInit(h, &mut sha256)), CKR_OK, "C_DigestInit");
+        assert_rv(unsafe { session_cancel(h, CKF_DIGEST) }, CKR_OK, "C_SessionCancel(CKF_DIGEST)");
+        let (rv, _, _) = raw.output_call(OutputCall::Digest, h, b"abc", Some(32));
+        assert_rv(rv, CKR_OPERATION_NOT_INITIALIZED, "C_Digest after C_SessionCancel");
+        assert_rv(raw!(raw, C_DigestInit(h, &mut sha256)), CKR_OK, "C_DigestInit after cancel");
+        let (rv, _, digest) = raw.output_call(OutputCall::Digest, h, b"abc", Some(32));
+        assert_rv(rv, CKR_OK, "C_Digest");
+        assert_eq!(digest.len(), 32);
+
+        let mut class = CKO_DATA;
+        let mut template = [CK_ATTRIBUTE {
+            type_: CKA_CLASS,
+            pValue: &mut class as *mut CK_ULONG as *mut c_void,
+            ulValueLen: std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+        }];
+        assert_rv(raw!(raw, C_FindObjectsInit(h, template.as_mut_ptr(), 1)), CKR_OK, "C_FindObjectsInit");
+        assert_rv(unsafe { session_cancel(h, CKF_FIND_OBJECTS) }, CKR_OK, "C_SessionCancel(CKF_FIND_OBJECTS)");
+        assert_rv(raw!(raw, C_FindObjectsFinal(h)), CKR_OPERATION_NOT_INITIALIZED, "find cancelled");
+        assert_rv(raw!(raw, C_FindObjectsInit(h, template.as_mut_ptr(), 1)), CKR_OK, "C_FindObjectsInit after cancel");
+        assert_rv(raw!(raw, C_FindObjectsFinal(h)), CKR_OK, "C_FindObjectsFinal");
+    }
+}

@@ -145,3 +145,42 @@ isolated_test! {
         common::expect_rv(session.logout(), RvError::UserNotLoggedIn);
     }
 }
+
+isolated_test! {
+    fn sessions_on_many_threads_work_at_once() {
+        let token = Token::new();
+        let setup = token.user();
+        let pair = gen_rsa(&setup, 2048, "threads", false);
+        let message = b"signed from many threads";
+        let expected = setup
+            .sign(&cryptoki::mechanism::Mechanism::Sha256RsaPkcs, pair.private, message)
+            .expect("sign");
+        let slot = token.slot;
+        let handles: Vec<_> = (0..4)
+            .map(|thread| {
+                let p11 = token.p11.clone();
+                let expected = expected.clone();
+                std::thread::spawn(move || {
+                    let session = p11.open_ro_session(slot).expect("session per thread");
+                    for round in 0..10 {
+                        let signature = session
+                            .sign(&cryptoki::mechanism::Mechanism::Sha256RsaPkcs, pair.private, message)
+                            .unwrap_or_else(|e| panic!("thread {thread} round {round}: {e}"));
+                        assert_eq!(signature, expected, "deterministic signature");
+                        let ciphertext = session
+                            .encrypt(&cryptoki::mechanism::Mechanism::RsaPkcs, pair.public, message)
+                            .expect("encrypt");
+                        let plaintext = session
+                            .decrypt(&cryptoki::mechanism::Mechanism::RsaPkcs, pair.private, &ciphertext)
+                            .expect("decrypt");
+                        assert_eq!(plaintext, message);
+                        session.generate_random_vec(16).expect("random");
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("thread");
+        }
+    }
+}

@@ -6,8 +6,10 @@ mod common;
 
 use common::*;
 use cryptoki::error::RvError;
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
+use cryptoki_sys::*;
 
 fn record(name: &str, value: u64) {
     std::fs::write(sandbox_dir().join(name), value.to_string()).expect("write record");
@@ -62,6 +64,12 @@ fn init_token_on_spare_slot_is_listed_first_with_a_stable_id() {
         }
         Some("check") => {
             let p11 = initialized();
+            // Java SunPKCS11 asks for a slot it knows before listing slots.
+            let known = cryptoki::slot::Slot::try_from(recorded("first")).expect("slot id");
+            let info = p11
+                .get_token_info(known)
+                .expect("C_GetTokenInfo before C_GetSlotList");
+            assert_eq!(info.label(), "first");
             let with_token = p11.get_slots_with_token().expect("slots");
             let first = with_token[0];
             assert_eq!(
@@ -367,5 +375,53 @@ isolated_test! {
             .find_objects(&[Attribute::Class(ObjectClass::DATA)])
             .expect("find");
         assert!(all.is_empty());
+    }
+}
+
+isolated_test! {
+    fn always_authenticate_key_needs_context_specific_login() {
+        let token = Token::new();
+        let session = token.user();
+        let (public, mut private) = rsa_templates(2048, "always-auth", false);
+        private.push(Attribute::AlwaysAuthenticate(true));
+        let (public, private) = session
+            .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+            .expect("generate");
+        let raw = token.raw();
+        let sha256_rsa = mech(CKM_SHA256_RSA_PKCS);
+        let message = b"each use needs the PIN";
+        // Each refusal below happens in a session of its own: whether a refused call ends
+        // the operation is not what this test is about.
+        let refused = raw.open_session(token.slot, true);
+        assert_rv(raw.sign_init(refused, &sha256_rsa, private.handle()), CKR_OK, "C_SignInit");
+        let (rv, _, _) = raw.output_call(OutputCall::Sign, refused, message, Some(256));
+        assert_rv(rv, CKR_USER_NOT_LOGGED_IN, "C_Sign without CKU_CONTEXT_SPECIFIC login");
+
+        let wrong = raw.open_session(token.slot, true);
+        assert_rv(raw.sign_init(wrong, &sha256_rsa, private.handle()), CKR_OK, "C_SignInit");
+        assert_rv(
+            raw.login(wrong, CKU_CONTEXT_SPECIFIC, "wrong-pin"),
+            CKR_PIN_INCORRECT,
+            "context-specific login with a wrong PIN",
+        );
+
+        let h = session.handle();
+        assert_rv(raw.sign_init(h, &sha256_rsa, private.handle()), CKR_OK, "C_SignInit");
+        assert_rv(raw.login(h, CKU_CONTEXT_SPECIFIC, USER_PIN), CKR_OK, "context-specific login");
+        let (rv, _, signature) = raw.output_call(OutputCall::Sign, h, message, Some(256));
+        assert_rv(rv, CKR_OK, "C_Sign after CKU_CONTEXT_SPECIFIC login");
+        session
+            .verify(&Mechanism::Sha256RsaPkcs, public, message, &signature)
+            .expect("verify");
+
+        // The authentication covers one operation only.
+        assert_rv(raw.sign_init(h, &sha256_rsa, private.handle()), CKR_OK, "second C_SignInit");
+        let (rv, _, _) = raw.output_call(OutputCall::Sign, h, message, Some(256));
+        assert_rv(rv, CKR_USER_NOT_LOGGED_IN, "second C_Sign without a new login");
+        // The session itself is still logged in.
+        assert_eq!(
+            session.get_session_info().expect("info").session_state(),
+            cryptoki::session::SessionState::RwUser
+        );
     }
 }

@@ -3,7 +3,8 @@
  * directly. Initialises a token on the spare slot, sets the user PIN, generates an
  * RSA-2048 key pair, encrypts with CKM_RSA_PKCS and decrypts. Exit code 0 on success.
  *
- * Built by tests/c_program.rs with -DHAVE_FERROHSM_H when include/ferrohsm.h exists.
+ * Built by tests/c_program.rs with -DHAVE_FERROHSM_H when include/ferrohsm.h exists (and
+ * the module under test is ferrohsm): then it also uses the header's vendor constants.
  */
 #include <stdio.h>
 #include <string.h>
@@ -110,6 +111,38 @@ int main(void)
             return 1;
         }
     }
+
+#ifdef HAVE_FERROHSM_H
+    {
+        /* The vendor constants and 3.0 prototypes of ferrohsm.h, used from C. */
+        static const CK_BYTE sm3_abc[32] = {
+            0x66, 0xc7, 0xf0, 0xf4, 0x62, 0xee, 0xed, 0xd9, 0xd1, 0xf2, 0xd4, 0x6b, 0xdc, 0x10, 0xe4, 0xe2,
+            0x41, 0x67, 0xc4, 0x87, 0x5c, 0xf2, 0xf7, 0xa2, 0x29, 0x7d, 0xa0, 0x2b, 0x8f, 0x4b, 0xa8, 0xe0};
+        static const CK_BYTE sm2_oid[] = SM2_OID_DER;
+        CK_MECHANISM sm3 = {CKM_SM3, NULL, 0};
+        CK_BYTE abc[] = {'a', 'b', 'c'};
+        CK_BYTE digest[32];
+        CK_ULONG digest_len = sizeof(digest);
+        CK_ULONG interface_count = 0;
+
+        CHECK(C_DigestInit(session, &sm3));
+        CHECK(C_Digest(session, abc, sizeof(abc), digest, &digest_len));
+        if (digest_len != 32 || memcmp(digest, sm3_abc, 32) != 0) {
+            fprintf(stderr, "CKM_SM3 digest of \"abc\" is wrong\n");
+            return 1;
+        }
+        if (sizeof(sm2_oid) != 10) {
+            fprintf(stderr, "SM2_OID_DER has %zu bytes\n", sizeof(sm2_oid));
+            return 1;
+        }
+        CHECK(C_GetInterfaceList(NULL, &interface_count));
+        if (interface_count < 2) {
+            fprintf(stderr, "C_GetInterfaceList gave %lu interfaces\n", (unsigned long)interface_count);
+            return 1;
+        }
+        printf("C client: SM3 digest and interface list OK\n");
+    }
+#endif
 
     CHECK(C_Logout(session));
     CHECK(C_CloseSession(session));
