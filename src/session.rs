@@ -26,6 +26,8 @@ pub struct Active<T: ?Sized> {
     pub pending: Option<Zeroizing<Vec<u8>>>,
     /// Set once a multi-part call was made: single-part calls are then refused.
     pub multi_part: bool,
+    /// The key has CKA_ALWAYS_AUTHENTICATE: a CKU_CONTEXT_SPECIFIC login must come first.
+    pub needs_login: bool,
 }
 
 impl<T: ?Sized> Active<T> {
@@ -34,6 +36,7 @@ impl<T: ?Sized> Active<T> {
             op,
             pending: None,
             multi_part: false,
+            needs_login: false,
         }
     }
 }

@@ -15,7 +15,7 @@ fn usable_key(
     handle: CK_OBJECT_HANDLE,
     usage: CK_ATTRIBUTE_TYPE,
     mechanism: CK_MECHANISM_TYPE,
-) -> Result<LoadedKey> {
+) -> Result<(LoadedKey, bool)> {
     let object = s.token.object(handle).map_err(|e| match e.rv {
         CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
         _ => e,
@@ -25,7 +25,8 @@ fn usable_key(
         _ => return fail(CKR_KEY_HANDLE_INVALID),
     }
     policy::check_usage(&object.attrs, usage, mechanism)?;
-    s.token.loaded_key(handle)
+    let always_authenticate = object.attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
+    Ok((s.token.loaded_key(handle)?, always_authenticate))
 }
 
 /// Starts an operation of one kind: `slot` picks the session's slot for that kind.
@@ -48,12 +49,17 @@ fn start<T: ?Sized>(
     if m.info().flags & function == 0 {
         return fail(CKR_MECHANISM_INVALID);
     }
-    let key = match key {
-        Some((handle, usage)) => Some(usable_key(&s, handle, usage, ty)?),
-        None => None,
+    let (key, needs_login) = match key {
+        Some((handle, usage)) => {
+            let (key, always_authenticate) = usable_key(&s, handle, usage, ty)?;
+            (Some(key), always_authenticate)
+        }
+        None => (None, false),
     };
     let op = make(m, &param, key.as_ref())?;
-    *slot(&mut s.ops) = Some(Active::new(op));
+    let mut active = Active::new(op);
+    active.needs_login = needs_login;
+    *slot(&mut s.ops) = Some(active);
     Ok(())
 }
 
@@ -70,7 +76,13 @@ fn with_op<T: ?Sized, R>(
 ) -> Result<R> {
     let s = lib.session(session)?;
     let mut s = s.lock();
-    f(slot(&mut s.ops))
+    let slot = slot(&mut s.ops);
+    if slot.as_ref().is_some_and(|a| a.needs_login) {
+        // A key with CKA_ALWAYS_AUTHENTICATE is used only after CKU_CONTEXT_SPECIFIC login.
+        *slot = None;
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
+    f(slot)
 }
 
 /// Refuses a single-part call on an operation that already had multi-part calls; the spec

@@ -69,7 +69,18 @@ pub fn login(
             let who = token
                 .logged_in()
                 .ok_or(crate::error::Error::new(CKR_USER_NOT_LOGGED_IN))?;
-            return token.verify_pin(who, pin);
+            token.verify_pin(who, pin)?;
+            let s = lib.session(session)?;
+            let mut s = s.lock();
+            let ops = &mut s.ops;
+            let pending = [
+                ops.decrypt.as_mut().map(|a| &mut a.needs_login),
+                ops.sign.as_mut().map(|a| &mut a.needs_login),
+            ];
+            for needs_login in pending.into_iter().flatten() {
+                *needs_login = false;
+            }
+            return Ok(());
         }
         _ => return fail(CKR_USER_TYPE_INVALID),
     };
