@@ -114,7 +114,7 @@ impl<M> ObjectIndex<M> {
                 match self.by_value.get(&(ty, value.to_vec())) {
                     None => return Box::new(std::iter::empty()),
                     Some(set) => {
-                        if smallest.map_or(true, |s| set.len() < s.len()) {
+                        if smallest.is_none_or(|s| set.len() < s.len()) {
                             smallest = Some(set);
                         }
                     }

@@ -170,8 +170,8 @@ pub fn new_object(
     }
     // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
     if subtype == Subtype::X509
-        && object.get(CKA_VALUE).map_or(true, <[u8]>::is_empty)
-        && object.get(CKA_URL).map_or(true, <[u8]>::is_empty)
+        && object.get(CKA_VALUE).is_none_or(<[u8]>::is_empty)
+        && object.get(CKA_URL).is_none_or(<[u8]>::is_empty)
     {
         return Err(Error::with(
             CKR_TEMPLATE_INCOMPLETE,
@@ -476,7 +476,7 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
             }
         }
         Kind::Mechanisms => {
-            if value.len() % ulong_len == 0 {
+            if value.len().is_multiple_of(ulong_len) {
                 Ok(value.to_vec())
             } else {
                 Err(value_invalid(ty, "not a CK_MECHANISM_TYPE array"))
@@ -515,7 +515,7 @@ fn strip_zeros(v: &[u8]) -> &[u8] {
 
 fn mechanism_list(value: &[u8]) -> Option<Vec<CK_MECHANISM_TYPE>> {
     let len = std::mem::size_of::<CK_MECHANISM_TYPE>();
-    if value.len() % len != 0 {
+    if !value.len().is_multiple_of(len) {
         return None;
     }
     value

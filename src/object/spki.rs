@@ -6,7 +6,7 @@ use crate::object::Attributes;
 use cryptoki_sys::*;
 use rsa::pkcs8::{EncodePublicKey, LineEnding};
 
-fn attr<'a>(attrs: &'a Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&'a [u8]> {
+fn attr(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
     attrs.get(ty).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))
 }
 
