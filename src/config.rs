@@ -39,15 +39,13 @@ impl Config {
         let file: ConfigFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
+            // One line on stderr: toml's messages may span several.
+            let what = e.message().trim().replace('\n', "; ");
             Error::with(
                 CKR_FUNCTION_FAILED,
-                format!(
-                    "config file {} line {line}: {}",
-                    path.display(),
-                    e.message()
-                ),
+                format!("config file {} line {line}: {what}", path.display()),
             )
         })?;
         let token_dir = match file.token_dir {

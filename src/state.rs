@@ -39,8 +39,9 @@ pub fn initialize() -> Result<()> {
         // to the parent, so the child must neither use nor close them.
         std::mem::forget(current);
     }
-    let config = Config::load().inspect_err(|e| crate::log::error(&e.context))?;
-    let slots = Slots::open(&config).inspect_err(|e| crate::log::error(&e.context))?;
+    // Failures are reported once, by the guard, with their one-line reason.
+    let config = Config::load()?;
+    let slots = Slots::open(&config)?;
     *lib = Some(Arc::new(Library {
         pid: std::process::id(),
         config,
