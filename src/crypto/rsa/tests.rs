@@ -698,6 +698,23 @@ fn generation_with_other_exponent_and_size_ranges() {
     );
 }
 
+/// Our DigestInfo headers are the ones the rsa crate derives from each hash's OID.
+#[test]
+fn digest_info_prefixes_match_the_rsa_crate() {
+    use rsa::Pkcs1v15Sign;
+    let expected = [
+        (HashAlg::Sha1, Pkcs1v15Sign::new::<sha1::Sha1>()),
+        (HashAlg::Sha224, Pkcs1v15Sign::new::<sha2::Sha224>()),
+        (HashAlg::Sha256, Pkcs1v15Sign::new::<sha2::Sha256>()),
+        (HashAlg::Sha384, Pkcs1v15Sign::new::<sha2::Sha384>()),
+        (HashAlg::Sha512, Pkcs1v15Sign::new::<sha2::Sha512>()),
+    ];
+    for (hash, padding) in expected {
+        assert_eq!(digest_info_prefix(hash), Some(&*padding.prefix), "{hash:?}");
+    }
+    assert_eq!(digest_info_prefix(HashAlg::Sm3), None);
+}
+
 #[test]
 fn digest_info_split() {
     let digest = HashAlg::Sha384.digest(b"q");
