@@ -2,8 +2,11 @@
 //! configuration, the slots and the session table.
 //!
 //! Lock order (never take them the other way round): `LIBRARY` -> `Library::sessions` ->
-//! token locks (inside `Token`) -> one session's `Mutex`. No lock in this file is held while
-//! crypto runs: callers clone the `Arc` they need and release.
+//! one session's `Mutex` -> token locks (inside `Token`, which never calls back out). The
+//! registry locks (`LIBRARY`, `sessions`) are held only to clone an `Arc` and are never held
+//! while crypto runs; a session's own lock is held during its operation, so sessions on
+//! different threads never wait for each other's crypto. Nothing here takes a session lock
+//! while holding the session map.
 
 use crate::config::Config;
 use crate::error::{fail, Error, Result};
@@ -21,8 +24,23 @@ pub struct Library {
     pub pid: u32,
     pub config: Config,
     pub slots: Slots,
-    sessions: RwLock<BTreeMap<CK_SESSION_HANDLE, Arc<Mutex<Session>>>>,
+    sessions: RwLock<BTreeMap<CK_SESSION_HANDLE, Arc<SessionEntry>>>,
     next_session: AtomicU64,
+}
+
+/// A session with the facts that never change after C_OpenSession kept outside its lock,
+/// so that counting sessions (C_GetTokenInfo, C_Login's checks) never waits for a session
+/// that is busy with crypto.
+pub struct SessionEntry {
+    pub slot_id: CK_SLOT_ID,
+    pub read_write: bool,
+    session: Mutex<Session>,
+}
+
+impl SessionEntry {
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, Session> {
+        self.session.lock()
+    }
 }
 
 static LIBRARY: Lazy<RwLock<Option<Arc<Library>>>> = Lazy::new(|| RwLock::new(None));
@@ -76,7 +94,7 @@ pub fn library() -> Result<Arc<Library>> {
 }
 
 impl Library {
-    pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<Mutex<Session>>> {
+    pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<SessionEntry>> {
         self.sessions
             .read()
             .get(&handle)
@@ -89,7 +107,12 @@ impl Library {
         make: impl FnOnce(CK_SESSION_HANDLE) -> Session,
     ) -> CK_SESSION_HANDLE {
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
-        let session = Arc::new(Mutex::new(make(handle)));
+        let session = make(handle);
+        let session = Arc::new(SessionEntry {
+            slot_id: session.slot_id,
+            read_write: session.read_write,
+            session: Mutex::new(session),
+        });
         self.sessions.write().insert(handle, session);
         handle
     }
@@ -98,11 +121,9 @@ impl Library {
     pub fn sessions_on(&self, slot: Option<CK_SLOT_ID>) -> Vec<(CK_SESSION_HANDLE, bool)> {
         self.sessions
             .read()
-            .values()
-            .filter_map(|s| {
-                let s = s.lock();
-                (slot.is_none() || slot == Some(s.slot_id)).then_some((s.handle, s.read_write))
-            })
+            .iter()
+            .filter(|(_, s)| slot.is_none_or(|slot| slot == s.slot_id))
+            .map(|(handle, s)| (*handle, s.read_write))
             .collect()
     }
 
@@ -113,10 +134,8 @@ impl Library {
             .write()
             .remove(&handle)
             .ok_or(Error::new(CKR_SESSION_HANDLE_INVALID))?;
-        let (slot, token) = {
-            let s = session.lock();
-            (s.slot_id, s.token.clone())
-        };
+        let slot = session.slot_id;
+        let token = session.lock().token.clone();
         token.close_session(handle);
         if self.sessions_on(Some(slot)).is_empty() && token.logged_in().is_some() {
             // The spec ties login state to the application's sessions: none left, logged out.
