@@ -257,7 +257,7 @@ fn backup_while_writing_then_restore_decrypts_old_ciphertext() {
                         &label,
                         label.as_bytes(),
                         true,
-                        written % 2 == 0,
+                        written.is_multiple_of(2),
                     ))
                     .expect("create while backing up");
                 written += 1;
@@ -346,7 +346,7 @@ fn worker_thread(token: &Token, process: u32, thread: u32) -> Manifest {
             0..=3 => {
                 let value = tag.as_bytes().repeat(1 + rng.below(8) as usize);
                 let handle = session
-                    .create_object(&data_object(&tag, &value, true, op % 2 == 0))
+                    .create_object(&data_object(&tag, &value, true, op.is_multiple_of(2)))
                     .unwrap_or_else(|e| panic!("{tag}: C_CreateObject: {e}"));
                 manifest.data.insert(tag.clone(), value);
                 handles.insert(tag, handle);
