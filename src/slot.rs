@@ -596,4 +596,56 @@ mod tests {
         let slots = open(dir.path());
         assert_eq!(slots.slot_ids(), vec![1], "not listed, its id not reused");
     }
+
+    #[test]
+    fn restore_takes_the_spare_id_when_its_own_is_used_by_another_token() {
+        let source = tempfile::tempdir().unwrap();
+        let backup = source.path().join("backup.db");
+        let serial = {
+            let slots = open(source.path());
+            slots.init_token(0, SO_PIN, "backed up").unwrap();
+            let token = slots.token(0).unwrap().unwrap();
+            token.backup_to(&backup).unwrap();
+            token.info().serial
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let slots = open(dir.path());
+        slots.init_token(0, SO_PIN, "other").unwrap();
+        assert_eq!(slots.restore(&backup, false).unwrap(), 1);
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token_info(1).unwrap().serial, serial);
+        assert_eq!(slots.token_info(1).unwrap().label, "backed up");
+        // Its slot id inside the file follows: another process opens it as slot 1.
+        assert_eq!(open(dir.path()).token_info(1).unwrap().serial, serial);
+        assert_eq!(rv(slots.restore(&backup, false)), CKR_ARGUMENTS_BAD);
+        let not_a_store = dir.path().join("junk");
+        std::fs::write(&not_a_store, b"not a database").unwrap();
+        assert_ne!(rv(slots.restore(&not_a_store, false)), CKR_OK);
+    }
+
+    /// --force overwrites a token that another instance (as another process would) has
+    /// open: it sees the restored objects at its next call.
+    #[test]
+    fn forced_restore_reaches_an_open_token_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup.db");
+        let slots = open(&dir.path().join("tokens"));
+        slots.init_token(0, SO_PIN, "live").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token
+            .create_object(data_object("before", true, false), 1)
+            .unwrap();
+        token.backup_to(&backup).unwrap();
+        token
+            .create_object(data_object("after", true, false), 1)
+            .unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap().len(), 2);
+
+        let restorer = open(&dir.path().join("tokens"));
+        assert_eq!(restorer.restore(&backup, true).unwrap(), 0);
+        assert_eq!(token.find(&label_template("before")).unwrap().len(), 1);
+        assert!(token.find(&label_template("after")).unwrap().is_empty());
+        assert_eq!(slots.slot_ids(), vec![0, 1]);
+    }
 }
