@@ -58,7 +58,7 @@ enum Command {
     /// the slot id it had when no token file in the directory uses that id, else the
     /// spare slot's id. When a token with the same serial number is present, restore
     /// refuses unless --force is given; --force then overwrites that token's store in place
-    /// (one transaction: processes using it see either the old or the restored token, and
+    /// (it keeps that token's slot id; one transaction: processes using it see either the old or the restored token, and
     /// objects made after the backup are gone). The backup file is only read.
     Restore {
         /// The backup file made by `ferrohsm-util backup`.

@@ -24,6 +24,11 @@ use std::time::Duration;
 /// CKR_DEVICE_ERROR. Writes are short transactions, so reaching it means a stuck writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How far a restore moves the change counter past the live store's: more commits than
+/// can happen between two statements, so no process mistakes the restored content for
+/// what it already has indexed.
+const RESTORE_COUNTER_JUMP: i64 = 1 << 32;
+
 const SCHEMA: &str = "
 CREATE TABLE token (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
@@ -236,10 +241,12 @@ impl SqliteStore {
                 }
             }
         }
+        // `before` was read outside the backup's transaction, so other processes may have
+        // committed (and seen counters) a little above it meanwhile: jump far past them.
         target
             .execute(
-                "UPDATE token SET slot_id = ?1, change_counter = max(change_counter, ?2) + 1",
-                params![slot_id as i64, before],
+                "UPDATE token SET slot_id = ?1, change_counter = max(change_counter, ?2) + ?3",
+                params![slot_id as i64, before, RESTORE_COUNTER_JUMP],
             )
             .map_err(|e| db_error(dest, e))?;
         target.close().map_err(|(_, e)| db_error(dest, e))
