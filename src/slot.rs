@@ -202,6 +202,76 @@ impl Slots {
         self.refresh()
     }
 
+    /// Puts a backup made by `Token::backup_to` back into the token directory; returns its
+    /// slot id. Its serial, label, PINs and objects are the backup's. A live token with the
+    /// same serial is refused unless `force`: then its store is overwritten in place (one
+    /// write transaction, so processes using it see the old or the restored token). Else the
+    /// backup's slot id is used when no token file has it, and the spare slot's otherwise.
+    pub fn restore(&self, backup: &Path, force: bool) -> Result<CK_SLOT_ID> {
+        let record = SqliteStore::read_backup(backup)?;
+        let _init_lock = self.lock_init()?;
+        self.refresh()?;
+        let (same_serial, target) = {
+            let map = self.map.read();
+            let same_serial = map
+                .tokens
+                .values()
+                .find(|t| t.info().serial == record.serial)
+                .map(|t| t.slot_id());
+            let taken = map.tokens.contains_key(&record.slot_id)
+                || map.files.values().any(|f| match f {
+                    KnownFile::Token(id) => *id == record.slot_id,
+                    KnownFile::Broken(id) => *id == Some(record.slot_id),
+                })
+                || self.token_path(record.slot_id).exists();
+            let target = if taken || record.slot_id > MAX_SLOT_ID {
+                map.spare()
+            } else {
+                record.slot_id
+            };
+            (same_serial, target)
+        };
+        if let Some(live) = same_serial {
+            if !force {
+                return Err(Error::with(
+                    CKR_ARGUMENTS_BAD,
+                    format!(
+                        "token with serial {} is live in slot {live}; give --force to overwrite it",
+                        record.serial
+                    ),
+                ));
+            }
+            SqliteStore::restore_into(backup, &self.token_path(live), live)?;
+            return Ok(live);
+        }
+        if target > MAX_SLOT_ID {
+            return fail(CKR_SLOT_ID_INVALID);
+        }
+        let final_path = self.token_path(target);
+        let temp_path = self.dir.join(format!(
+            ".{FILE_PREFIX}{target}{FILE_SUFFIX}.{}.restore.tmp",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&temp_path);
+        let made = SqliteStore::restore_into(backup, &temp_path, target).and_then(|()| {
+            std::fs::rename(&temp_path, &final_path)
+                .map_err(|e| io_error("cannot restore token store", &final_path, e))
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&temp_path);
+            return Err(e);
+        }
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        self.refresh()?;
+        Ok(target)
+    }
+
+    fn token_path(&self, slot: CK_SLOT_ID) -> PathBuf {
+        self.dir.join(format!("{FILE_PREFIX}{slot}{FILE_SUFFIX}"))
+    }
+
     fn open_token(&self, path: &Path, map: &SlotMap) -> Result<Token> {
         let store = SqliteStore::open(path)?;
         let token = Token::open(Box::new(store), self.kdf)?;
@@ -525,5 +595,57 @@ mod tests {
         assert!(err.context.contains("newer"), "{}", err.context);
         let slots = open(dir.path());
         assert_eq!(slots.slot_ids(), vec![1], "not listed, its id not reused");
+    }
+
+    #[test]
+    fn restore_takes_the_spare_id_when_its_own_is_used_by_another_token() {
+        let source = tempfile::tempdir().unwrap();
+        let backup = source.path().join("backup.db");
+        let serial = {
+            let slots = open(source.path());
+            slots.init_token(0, SO_PIN, "backed up").unwrap();
+            let token = slots.token(0).unwrap().unwrap();
+            token.backup_to(&backup).unwrap();
+            token.info().serial
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let slots = open(dir.path());
+        slots.init_token(0, SO_PIN, "other").unwrap();
+        assert_eq!(slots.restore(&backup, false).unwrap(), 1);
+        assert_eq!(slots.slot_ids(), vec![0, 1, 2]);
+        assert_eq!(slots.token_info(1).unwrap().serial, serial);
+        assert_eq!(slots.token_info(1).unwrap().label, "backed up");
+        // Its slot id inside the file follows: another process opens it as slot 1.
+        assert_eq!(open(dir.path()).token_info(1).unwrap().serial, serial);
+        assert_eq!(rv(slots.restore(&backup, false)), CKR_ARGUMENTS_BAD);
+        let not_a_store = dir.path().join("junk");
+        std::fs::write(&not_a_store, b"not a database").unwrap();
+        assert_ne!(rv(slots.restore(&not_a_store, false)), CKR_OK);
+    }
+
+    /// --force overwrites a token that another instance (as another process would) has
+    /// open: it sees the restored objects at its next call.
+    #[test]
+    fn forced_restore_reaches_an_open_token_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup.db");
+        let slots = open(&dir.path().join("tokens"));
+        slots.init_token(0, SO_PIN, "live").unwrap();
+        let token = slots.token(0).unwrap().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
+        token
+            .create_object(data_object("before", true, false), 1)
+            .unwrap();
+        token.backup_to(&backup).unwrap();
+        token
+            .create_object(data_object("after", true, false), 1)
+            .unwrap();
+        assert_eq!(token.find(&Attributes::new()).unwrap().len(), 2);
+
+        let restorer = open(&dir.path().join("tokens"));
+        assert_eq!(restorer.restore(&backup, true).unwrap(), 0);
+        assert_eq!(token.find(&label_template("before")).unwrap().len(), 1);
+        assert!(token.find(&label_template("after")).unwrap().is_empty());
+        assert_eq!(slots.slot_ids(), vec![0, 1]);
     }
 }

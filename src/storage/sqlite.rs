@@ -24,6 +24,11 @@ use std::time::Duration;
 /// CKR_DEVICE_ERROR. Writes are short transactions, so reaching it means a stuck writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How far a restore moves the change counter past the live store's: more commits than
+/// can happen between two statements, so no process mistakes the restored content for
+/// what it already has indexed.
+const RESTORE_COUNTER_JUMP: i64 = 1 << 32;
+
 const SCHEMA: &str = "
 CREATE TABLE token (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
@@ -120,20 +125,7 @@ impl SqliteStore {
         .map_err(|e| db_error(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(path, e))?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|e| not_recognized(path, e.to_string()))?;
-        if version == 0 {
-            return Err(not_recognized(path, "not a ferrohsm token store".into()));
-        }
-        if version > FORMAT_VERSION {
-            return Err(not_recognized(
-                path,
-                format!(
-                    "store format {version} is newer than this ferrohsm supports ({FORMAT_VERSION}); upgrade ferrohsm"
-                ),
-            ));
-        }
+        check_format(&conn, path)?;
         // Persistent in the file; a no-op once set.
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -200,6 +192,66 @@ impl SqliteStore {
         target.close().map_err(|(_, e)| db_error(dest, e))
     }
 
+    /// The token row of a backup file, read without changing the file; a file that is not
+    /// a ferrohsm store of a supported format is CKR_TOKEN_NOT_RECOGNIZED.
+    pub fn read_backup(src: &Path) -> Result<TokenRecord> {
+        let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| db_error(src, e))?;
+        check_format(&conn, src)?;
+        let mut store = SqliteStore {
+            conn,
+            path: src.to_path_buf(),
+            data_version: None,
+        };
+        store
+            .load_token()
+            .map_err(|e| Error::with(CKR_TOKEN_NOT_RECOGNIZED, e.context))
+    }
+
+    /// Puts the backup `src` into `dest` with SQLite's backup API, as slot `slot_id`.
+    /// `dest` is a new file or a live store: the copy is one write transaction there, so
+    /// other processes using `dest` see the old or the restored content, never a mix. The
+    /// change counter ends above both the backup's and `dest`'s so that every process
+    /// re-reads its objects.
+    pub fn restore_into(src: &Path, dest: &Path, slot_id: CK_SLOT_ID) -> Result<()> {
+        use rusqlite::backup::{Backup, StepResult};
+        let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| db_error(src, e))?;
+        check_format(&source, src)?;
+        let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
+        target
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| db_error(dest, e))?;
+        let before: i64 = target
+            .query_row("SELECT change_counter FROM token", [], |row| row.get(0))
+            .unwrap_or(0);
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let backup = Backup::new(&source, &mut target).map_err(|e| db_error(dest, e))?;
+            match backup.step(-1).map_err(|e| db_error(dest, e))? {
+                StepResult::Done => break,
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    return Err(Error::with(
+                        CKR_DEVICE_ERROR,
+                        format!("restore into {}: store stayed busy", dest.display()),
+                    ))
+                }
+            }
+        }
+        // `before` was read outside the backup's transaction, so other processes may have
+        // committed (and seen counters) a little above it meanwhile: jump far past them.
+        target
+            .execute(
+                "UPDATE token SET slot_id = ?1, change_counter = max(change_counter, ?2) + ?3",
+                params![slot_id as i64, before, RESTORE_COUNTER_JUMP],
+            )
+            .map_err(|e| db_error(dest, e))?;
+        target.close().map_err(|(_, e)| db_error(dest, e))
+    }
+
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.path, e)
     }
@@ -210,6 +262,25 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_error(&path, e))
     }
+}
+
+/// A ferrohsm store of a format this build reads, or CKR_TOKEN_NOT_RECOGNIZED with why not.
+fn check_format(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| not_recognized(path, e.to_string()))?;
+    if version == 0 {
+        return Err(not_recognized(path, "not a ferrohsm token store".into()));
+    }
+    if version > FORMAT_VERSION {
+        return Err(not_recognized(
+            path,
+            format!(
+                "store format {version} is newer than this ferrohsm supports ({FORMAT_VERSION}); upgrade ferrohsm"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn not_recognized(path: &Path, reason: String) -> Error {

@@ -1,0 +1,663 @@
+//! The token store under faults (issue 4): an online backup taken while another process
+//! writes and restored after the token directory is lost; several processes with several
+//! threads on one token; and processes killed with SIGKILL at random points while they
+//! create and destroy keys. ferrohsm only: these test its store and its admin binary.
+//!
+//! Everything random is drawn from a seeded generator, so a failure replays with the same
+//! seed (`FERROHSM_FAULT_SEED`, printed on failure). `FERROHSM_KILL_ROUNDS` sets the number
+//! of kills (default 100; the issue's figure is 1000).
+
+#[macro_use]
+mod common;
+
+use common::*;
+use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use cryptoki_sys::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = 0x8000_8001;
+const CKM_SM2_RAW: CK_MECHANISM_TYPE = 0x8000_8200;
+const CKM_SM3_SM2: CK_MECHANISM_TYPE = 0x8000_8100;
+
+const MESSAGE: &[u8] = b"encrypted before the backup";
+
+/// xorshift64*: reproducible, and enough for choosing operations and delays.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("FERROHSM_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED)
+}
+
+fn vendor(mechanism: CK_MECHANISM_TYPE) -> Mechanism<'static> {
+    Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+        vendor_mechanism(mechanism),
+        None,
+    ))
+}
+
+/// A token SM2 key pair labelled `label` (both halves).
+fn sm2_token_pair(session: &Session, label: &str) -> (ObjectHandle, ObjectHandle) {
+    let public = [
+        Attribute::Token(true),
+        Attribute::Encrypt(true),
+        Attribute::Verify(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    let private = [
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Decrypt(true),
+        Attribute::Sign(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    session
+        .generate_key_pair(&vendor(CKM_SM2_KEY_PAIR_GEN), &public, &private)
+        .unwrap_or_else(|e| panic!("C_GenerateKeyPair {label}: {e}"))
+}
+
+fn find_one(session: &Session, class: ObjectClass, label: &str) -> ObjectHandle {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap_or_else(|e| panic!("C_FindObjects {label}: {e}"));
+    assert_eq!(
+        found.len(),
+        1,
+        "{class:?} {label:?} found {} times",
+        found.len()
+    );
+    found[0]
+}
+
+/// Signs with the private key and verifies with the public key of the pair `label`.
+fn check_sign_verify(session: &Session, label: &str) {
+    let private = find_one(session, ObjectClass::PRIVATE_KEY, label);
+    let public = find_one(session, ObjectClass::PUBLIC_KEY, label);
+    let signature = session
+        .sign(&vendor(CKM_SM3_SM2), private, label.as_bytes())
+        .unwrap_or_else(|e| panic!("C_Sign {label}: {e}"));
+    session
+        .verify(&vendor(CKM_SM3_SM2), public, label.as_bytes(), &signature)
+        .unwrap_or_else(|e| panic!("C_Verify {label}: {e}"));
+}
+
+fn util(sandbox: &Sandbox) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"));
+    cmd.env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"));
+    cmd
+}
+
+/// Runs ferrohsm-util; returns (success, stdout + stderr).
+fn run_util(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
+    let out = util(sandbox)
+        .args(args)
+        .output()
+        .expect("run ferrohsm-util");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn wait_for_file(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Backup and restore
+// ---------------------------------------------------------------------------------------
+
+const BACKUP_TEST: &str = "backup_while_writing_then_restore_decrypts_old_ciphertext";
+
+#[test]
+fn backup_while_writing_then_restore_decrypts_old_ciphertext() {
+    let phase = child_phase(BACKUP_TEST);
+    if !is_ferrohsm() {
+        eprintln!("skipped: tests ferrohsm's store and ferrohsm-util");
+        return;
+    }
+    match phase.as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(BACKUP_TEST, "create");
+            // A second process keeps writing while the backup is taken.
+            let writer = sandbox
+                .command(BACKUP_TEST, "writer")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn writer");
+            wait_for_file(
+                &sandbox.path().join("writer-started"),
+                Duration::from_secs(60),
+            );
+            let backup = sandbox.path().join("token.backup");
+            let started = Instant::now();
+            let (ok, text) = run_util(
+                &sandbox,
+                &[
+                    "backup",
+                    "--token",
+                    TOKEN_LABEL,
+                    "--out",
+                    backup.to_str().unwrap(),
+                ],
+            );
+            assert!(ok, "backup failed: {text}");
+            eprintln!("backup took {:?}: {text}", started.elapsed());
+            std::fs::write(sandbox.path().join("stop"), b"").unwrap();
+            let out = writer.wait_with_output().expect("writer");
+            assert!(
+                out.status.success(),
+                "writer failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "backup readable by others: {mode:o}");
+            let (ok, text) = run_util(
+                &sandbox,
+                &[
+                    "backup",
+                    "--token",
+                    TOKEN_LABEL,
+                    "--out",
+                    backup.to_str().unwrap(),
+                ],
+            );
+            assert!(!ok, "backup over an existing file must fail: {text}");
+
+            // Lose the token directory, restore, use the keys in a new process.
+            std::fs::remove_dir_all(sandbox.token_dir()).unwrap();
+            std::fs::create_dir_all(sandbox.token_dir()).unwrap();
+            let (ok, text) = run_util(&sandbox, &["restore", "--in", backup.to_str().unwrap()]);
+            assert!(ok, "restore failed: {text}");
+            assert!(text.contains("into slot 0"), "same slot id: {text}");
+            sandbox.run(BACKUP_TEST, "use");
+
+            // The token is live now: a second restore must not overwrite it by accident.
+            let (ok, text) = run_util(&sandbox, &["restore", "--in", backup.to_str().unwrap()]);
+            assert!(
+                !ok && text.contains("--force"),
+                "restore over a live token: {text}"
+            );
+            sandbox.run(BACKUP_TEST, "after-backup-object");
+            let (ok, text) = run_util(
+                &sandbox,
+                &["restore", "--in", backup.to_str().unwrap(), "--force"],
+            );
+            assert!(ok, "restore --force failed: {text}");
+            sandbox.run(BACKUP_TEST, "use");
+            sandbox.run(BACKUP_TEST, "forced-restore-dropped-later-object");
+            let (ok, text) = run_util(&sandbox, &["slots"]);
+            assert!(ok && text.matches("serial").count() == 1, "{text}");
+        }
+        Some("create") => {
+            let token = Token::new();
+            let session = token.user();
+            let pair = gen_rsa(&session, 2048, "backed-up", true);
+            let ciphertext = session
+                .encrypt(&Mechanism::RsaPkcs, pair.public, MESSAGE)
+                .expect("encrypt");
+            std::fs::write(sandbox_dir().join("ciphertext"), ciphertext).unwrap();
+            let serial = token
+                .p11
+                .get_token_info(token.slot)
+                .unwrap()
+                .serial_number()
+                .to_string();
+            std::fs::write(sandbox_dir().join("serial"), serial).unwrap();
+        }
+        Some("writer") => {
+            let token = Token::existing();
+            let session = token.user();
+            let stop = sandbox_dir().join("stop");
+            let mut written = 0u32;
+            // Bounded: the parent stops it long before this.
+            while !stop.exists() && written < 5000 {
+                let label = format!("written-{written}");
+                session
+                    .create_object(&data_object(
+                        &label,
+                        label.as_bytes(),
+                        true,
+                        written.is_multiple_of(2),
+                    ))
+                    .expect("create while backing up");
+                written += 1;
+                if written == 5 {
+                    std::fs::write(sandbox_dir().join("writer-started"), b"").unwrap();
+                }
+            }
+            eprintln!("writer created {written} objects");
+        }
+        Some("use") => {
+            let token = Token::existing();
+            let info = token.p11.get_token_info(token.slot).unwrap();
+            let serial = std::fs::read_to_string(sandbox_dir().join("serial")).unwrap();
+            assert_eq!(
+                info.serial_number(),
+                serial,
+                "restored token keeps its serial"
+            );
+            let session = token.user();
+            let private = find_one(&session, ObjectClass::PRIVATE_KEY, "backed-up");
+            let ciphertext = std::fs::read(sandbox_dir().join("ciphertext")).unwrap();
+            let plaintext = session
+                .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
+                .expect("restored key decrypts");
+            assert_eq!(plaintext, MESSAGE);
+            // The snapshot is consistent: the writer's objects in it are a prefix
+            // written-0..n, each intact.
+            let data = session
+                .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+                .unwrap();
+            let mut numbers = Vec::new();
+            for handle in data {
+                let label = bytes_attr(&session, handle, AttributeType::Label);
+                let value = bytes_attr(&session, handle, AttributeType::Value);
+                assert_eq!(label, value, "data object intact");
+                let label = String::from_utf8(label).unwrap();
+                let n: u32 = label.strip_prefix("written-").unwrap().parse().unwrap();
+                numbers.push(n);
+            }
+            numbers.sort();
+            assert!(numbers.len() >= 5, "backup taken after the writer started");
+            assert_eq!(numbers, (0..numbers.len() as u32).collect::<Vec<_>>());
+            eprintln!("backup holds {} writer objects", numbers.len());
+        }
+        Some("after-backup-object") => {
+            let token = Token::existing();
+            token
+                .user()
+                .create_object(&data_object("after-backup", b"x", true, false))
+                .expect("create");
+        }
+        Some("forced-restore-dropped-later-object") => {
+            let token = Token::existing();
+            assert!(find_by_label(&token.user(), "after-backup").is_empty());
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Many processes, many threads
+// ---------------------------------------------------------------------------------------
+
+const MANY_TEST: &str = "four_processes_two_threads_mixed_operations_all_commit";
+const PROCESSES: u32 = 4;
+const THREADS: u32 = 2;
+const OPS_PER_THREAD: u32 = 400;
+
+/// What one worker thread left on the token: data objects (label -> value) and SM2 key
+/// pairs (labels).
+#[derive(Default)]
+struct Manifest {
+    data: BTreeMap<String, Vec<u8>>,
+    keys: Vec<String>,
+}
+
+fn worker_thread(token: &Token, process: u32, thread: u32) -> Manifest {
+    let session = token.rw();
+    let mut rng = Rng::new(seed() ^ ((process as u64) << 32) ^ thread as u64);
+    let mut manifest = Manifest::default();
+    let mut handles: BTreeMap<String, ObjectHandle> = BTreeMap::new();
+    let mut pairs: Vec<(String, ObjectHandle, Vec<u8>)> = Vec::new();
+    for op in 0..OPS_PER_THREAD {
+        let tag = format!("p{process}t{thread}o{op}");
+        match rng.below(10) {
+            0..=3 => {
+                let value = tag.as_bytes().repeat(1 + rng.below(8) as usize);
+                let handle = session
+                    .create_object(&data_object(&tag, &value, true, op.is_multiple_of(2)))
+                    .unwrap_or_else(|e| panic!("{tag}: C_CreateObject: {e}"));
+                manifest.data.insert(tag.clone(), value);
+                handles.insert(tag, handle);
+            }
+            4 if !handles.is_empty() => {
+                let pick = rng.below(handles.len() as u64) as usize;
+                let label = handles.keys().nth(pick).unwrap().clone();
+                let handle = handles.remove(&label).unwrap();
+                session
+                    .destroy_object(handle)
+                    .unwrap_or_else(|e| panic!("{tag}: C_DestroyObject {label}: {e}"));
+                manifest.data.remove(&label);
+            }
+            5 | 6 if !handles.is_empty() => {
+                let pick = rng.below(handles.len() as u64) as usize;
+                let label = handles.keys().nth(pick).unwrap().clone();
+                let handle = handles.remove(&label).unwrap();
+                let renamed = format!("{tag}-renamed");
+                session
+                    .update_attributes(handle, &[Attribute::Label(renamed.as_bytes().to_vec())])
+                    .unwrap_or_else(|e| panic!("{tag}: C_SetAttributeValue {label}: {e}"));
+                let value = manifest.data.remove(&label).unwrap();
+                manifest.data.insert(renamed.clone(), value);
+                handles.insert(renamed, handle);
+            }
+            7 => {
+                let (public, private) = sm2_token_pair(&session, &tag);
+                let ciphertext = session
+                    .encrypt(&vendor(CKM_SM2_RAW), public, tag.as_bytes())
+                    .unwrap_or_else(|e| panic!("{tag}: C_Encrypt: {e}"));
+                manifest.keys.push(tag.clone());
+                pairs.push((tag, private, ciphertext));
+            }
+            _ if !pairs.is_empty() => {
+                let (label, private, ciphertext) = &pairs[rng.below(pairs.len() as u64) as usize];
+                let plaintext = session
+                    .decrypt(&vendor(CKM_SM2_RAW), *private, ciphertext)
+                    .unwrap_or_else(|e| panic!("{tag}: C_Decrypt with {label}: {e}"));
+                assert_eq!(plaintext, label.as_bytes(), "{tag}: decrypt with {label}");
+            }
+            _ => {
+                // Nothing of ours yet: a search across everything the others committed.
+                session
+                    .find_objects(&[Attribute::Class(ObjectClass::DATA)])
+                    .unwrap_or_else(|e| panic!("{tag}: C_FindObjects: {e}"));
+            }
+        }
+    }
+    manifest
+}
+
+fn manifest_path(process: u32, thread: u32) -> std::path::PathBuf {
+    sandbox_dir().join(format!("manifest-{process}-{thread}"))
+}
+
+fn write_manifest(path: &Path, manifest: &Manifest) {
+    let mut text = String::new();
+    for (label, value) in &manifest.data {
+        text.push_str(&format!("data {label} {}\n", hex_encode(value)));
+    }
+    for label in &manifest.keys {
+        text.push_str(&format!("key {label}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn four_processes_two_threads_mixed_operations_all_commit() {
+    let phase = child_phase(MANY_TEST);
+    if !is_ferrohsm() {
+        eprintln!("skipped: tests ferrohsm's store");
+        return;
+    }
+    match phase.as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(MANY_TEST, "setup");
+            let started = Instant::now();
+            let workers: Vec<_> = (0..PROCESSES)
+                .map(|p| {
+                    sandbox
+                        .command(MANY_TEST, "worker")
+                        .env("FERROHSM_WORKER", p.to_string())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("spawn worker")
+                })
+                .collect();
+            for (p, worker) in workers.into_iter().enumerate() {
+                let out = worker.wait_with_output().expect("worker");
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && stdout.contains("1 passed"),
+                    "worker {p} failed:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            eprintln!(
+                "{PROCESSES} processes x {THREADS} threads x {OPS_PER_THREAD} ops took {:?}",
+                started.elapsed()
+            );
+            sandbox.run(MANY_TEST, "verify");
+        }
+        Some("setup") => {
+            Token::new();
+        }
+        Some("worker") => {
+            let process: u32 = std::env::var("FERROHSM_WORKER").unwrap().parse().unwrap();
+            let token = Token::existing();
+            // The login is per token and process: it stays while this session is open.
+            let login = token.user();
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..THREADS)
+                    .map(|t| {
+                        let token = &token;
+                        scope.spawn(move || (t, worker_thread(token, process, t)))
+                    })
+                    .collect();
+                for thread in threads {
+                    let (t, manifest) = thread.join().expect("worker thread");
+                    write_manifest(&manifest_path(process, t), &manifest);
+                }
+            });
+            drop(login);
+        }
+        Some("verify") => {
+            let token = Token::existing();
+            let session = token.user();
+            let (mut data_count, mut key_count) = (0, 0);
+            for p in 0..PROCESSES {
+                for t in 0..THREADS {
+                    let text = std::fs::read_to_string(manifest_path(p, t)).unwrap();
+                    for line in text.lines() {
+                        let fields: Vec<&str> = line.split(' ').collect();
+                        match fields.as_slice() {
+                            ["data", label, value] => {
+                                let handle = find_one(&session, ObjectClass::DATA, label);
+                                let stored = bytes_attr(&session, handle, AttributeType::Value);
+                                assert_eq!(hex_encode(&stored), *value, "{label} intact");
+                                data_count += 1;
+                            }
+                            ["key", label] => {
+                                check_sign_verify(&session, label);
+                                key_count += 1;
+                            }
+                            _ => panic!("bad manifest line {line:?}"),
+                        }
+                    }
+                }
+            }
+            let all = session.find_objects(&[]).unwrap();
+            assert_eq!(
+                all.len(),
+                data_count + 2 * key_count,
+                "destroyed objects are gone, nothing else appeared"
+            );
+            eprintln!("verified {data_count} data objects and {key_count} key pairs");
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SIGKILL at random points
+// ---------------------------------------------------------------------------------------
+
+const KILL_TEST: &str = "sigkill_during_keygen_and_destroy_loses_no_committed_key";
+
+fn kill_rounds() -> u64 {
+    std::env::var("FERROHSM_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+
+/// One line to the parent, flushed before the next PKCS#11 call.
+fn report(line: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").unwrap();
+    out.flush().unwrap();
+}
+
+#[test]
+fn sigkill_during_keygen_and_destroy_loses_no_committed_key() {
+    let phase = child_phase(KILL_TEST);
+    if !is_ferrohsm() {
+        eprintln!("skipped: tests ferrohsm's store");
+        return;
+    }
+    match phase.as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(KILL_TEST, "setup");
+            let rounds = kill_rounds();
+            let seed = seed();
+            let mut rng = Rng::new(seed);
+            // label -> still expected (false once a destroy of it started).
+            let mut keys: BTreeMap<String, bool> = BTreeMap::new();
+            let started = Instant::now();
+            let mut killed_before_ready = 0;
+            for round in 0..rounds {
+                let mut child = sandbox
+                    .command(KILL_TEST, "churn")
+                    .env("FERROHSM_ROUND", round.to_string())
+                    .env("FERROHSM_FAULT_SEED", (seed ^ round).to_string())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn churn");
+                let stdout = child.stdout.take().unwrap();
+                let (lines_tx, lines_rx) = mpsc::channel::<String>();
+                let reader = std::thread::spawn(move || {
+                    for line in std::io::BufReader::new(stdout).lines() {
+                        let Ok(line) = line else { break };
+                        if lines_tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut lines = Vec::new();
+                // Mostly kill while keys are made and destroyed; sometimes during start-up.
+                if rng.below(8) == 0 {
+                    std::thread::sleep(Duration::from_millis(rng.below(150)));
+                    killed_before_ready += 1;
+                } else {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        match lines_rx.recv_timeout(left) {
+                            // libtest prints its "test ... " prefix without a newline.
+                            Ok(line) if line.ends_with("ready") => break,
+                            Ok(line) => lines.push(line),
+                            Err(e) => {
+                                let _ = child.kill();
+                                panic!("round {round}: churn child never got ready: {e}; it said {lines:?}");
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(rng.below(100)));
+                }
+                child.kill().expect("SIGKILL");
+                let status = child.wait().expect("wait");
+                reader.join().unwrap();
+                lines.extend(lines_rx.try_iter());
+                assert!(
+                    !status.success() || lines.iter().any(|l| l.ends_with("done")),
+                    "round {round}: child neither killed nor done"
+                );
+                for line in lines {
+                    if let Some((_, label)) = line.split_once("generated ") {
+                        keys.insert(label.to_string(), true);
+                    } else if let Some((_, label)) = line.split_once("destroying ") {
+                        keys.insert(label.to_string(), false);
+                    }
+                }
+            }
+            let expected: Vec<&String> = keys.iter().filter(|(_, v)| **v).map(|(k, _)| k).collect();
+            eprintln!(
+                "{rounds} kills ({killed_before_ready} during start-up) took {:?}; {} keys reported, {} must be present (seed {seed})",
+                started.elapsed(),
+                keys.len(),
+                expected.len()
+            );
+            let list: String = expected.iter().map(|k| format!("{k}\n")).collect();
+            std::fs::write(sandbox.path().join("expected-keys"), list).unwrap();
+            sandbox.run(KILL_TEST, "check");
+        }
+        Some("setup") => {
+            Token::new();
+        }
+        Some("churn") => {
+            let round: u64 = std::env::var("FERROHSM_ROUND").unwrap().parse().unwrap();
+            let mut rng = Rng::new(seed());
+            let token = Token::existing();
+            let session = token.user();
+            report("ready");
+            let mut mine: Vec<(String, ObjectHandle, ObjectHandle)> = Vec::new();
+            // Bounded: the parent kills it within a few dozen keys.
+            for i in 0..400 {
+                if !mine.is_empty() && rng.below(3) == 0 {
+                    let (label, public, private) =
+                        mine.swap_remove(rng.below(mine.len() as u64) as usize);
+                    report(&format!("destroying {label}"));
+                    session.destroy_object(private).expect("destroy private");
+                    session.destroy_object(public).expect("destroy public");
+                } else {
+                    let label = format!("r{round}k{i}");
+                    let (public, private) = sm2_token_pair(&session, &label);
+                    report(&format!("generated {label}"));
+                    mine.push((label, public, private));
+                }
+            }
+            report("done");
+        }
+        Some("check") => {
+            // The store opens cleanly: C_Initialize, the token listed, login.
+            let token = Token::existing();
+            let session = token.user();
+            let expected = std::fs::read_to_string(sandbox_dir().join("expected-keys")).unwrap();
+            let mut count = 0;
+            for label in expected.lines() {
+                check_sign_verify(&session, label);
+                count += 1;
+            }
+            eprintln!("all {count} committed keys present and usable");
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
