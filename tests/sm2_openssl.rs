@@ -26,6 +26,9 @@ const CKM_SM2_RAW: CK_MECHANISM_TYPE = 0x8000_8200;
 const CKM_SM2_CIPHER_DER: CK_MECHANISM_TYPE = 0x8000_8201;
 const CKM_SM3_SM2: CK_MECHANISM_TYPE = 0x8000_8100;
 const CKM_SM3_SM2_DER: CK_MECHANISM_TYPE = 0x8000_8101;
+// Format codes of the optional CK_ULONG parameter of the SM2 encryption mechanisms.
+const FORMAT_DER: CK_ULONG = 1;
+const FORMAT_C1C3C2: CK_ULONG = 2;
 
 /// DER OID 1.2.156.10197.1.301 (sm2p256v1).
 const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
@@ -232,6 +235,20 @@ isolated_test! {
                 let plaintext = session.decrypt(&vendor(mechanism), private, &ciphertext)
                     .unwrap_or_else(|e| panic!("cryptoki decrypt {label} {mechanism:#x}: {e}"));
                 assert_eq!(plaintext, message);
+            }
+            // Format codes: DER only (1) takes OpenSSL's form, raw only (2) refuses it.
+            let h = session.handle();
+            let der_only = mech_with(CKM_SM2_RAW, &FORMAT_DER);
+            assert_eq!(raw.decrypt(h, &der_only, private.handle(), &ciphertext), Ok(message.to_vec()), "format code 1");
+            let raw_only = mech_with(CKM_SM2_RAW, &FORMAT_C1C3C2);
+            let rv = raw.decrypt(h, &raw_only, private.handle(), &ciphertext).err().unwrap_or(CKR_OK);
+            assert_rv(rv, CKR_ENCRYPTED_DATA_INVALID, "OpenSSL's DER under format code 2");
+            // OpenSSL's ciphertext truncated or extended is refused, never half-decrypted.
+            let truncated = &ciphertext[..ciphertext.len() - 1];
+            let extended = [&ciphertext[..], &[0]].concat();
+            for (what, bad) in [("truncated", truncated), ("extended", &extended[..])] {
+                let rv = raw.decrypt(h, &mech(CKM_SM2_CIPHER_DER), private.handle(), bad).err().unwrap_or(CKR_OK);
+                assert_rv(rv, CKR_ENCRYPTED_DATA_INVALID, what);
             }
             // The imported public key encrypts for OpenSSL's private key.
             let ours = raw.encrypt(session.handle(), &mech(CKM_SM2_CIPHER_DER), public.handle(), message)
