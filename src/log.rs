@@ -6,7 +6,7 @@ use crate::error::{rv_name, Error};
 use cryptoki_sys::*;
 use once_cell::sync::Lazy;
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Error,
     Warn,
@@ -15,19 +15,28 @@ pub enum Level {
     Trace,
 }
 
-static LEVEL: Lazy<Level> =
+/// `FERROHSM_LOG`, when set, wins over the configuration file.
+static ENV_LEVEL: Lazy<Option<Level>> =
     Lazy::new(
         || match std::env::var("FERROHSM_LOG").unwrap_or_default().as_str() {
-            "error" => Level::Error,
-            "info" => Level::Info,
-            "debug" => Level::Debug,
-            "trace" => Level::Trace,
-            _ => Level::Warn,
+            "error" => Some(Level::Error),
+            "warn" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            "trace" => Some(Level::Trace),
+            _ => None,
         },
     );
 
+static CONFIGURED: parking_lot::RwLock<Option<Level>> = parking_lot::RwLock::new(None);
+
+/// The level a configuration file asks for (softhsm2.conf `log.level`).
+pub fn configure(level: Option<Level>) {
+    *CONFIGURED.write() = level;
+}
+
 pub fn enabled(level: Level) -> bool {
-    level <= *LEVEL
+    level <= ENV_LEVEL.or(*CONFIGURED.read()).unwrap_or(Level::Warn)
 }
 
 pub fn warn(msg: &str) {

@@ -59,6 +59,7 @@ pub fn initialize() -> Result<()> {
     }
     // Failures are reported once, by the guard, with their one-line reason.
     let config = Config::load()?;
+    crate::log::configure(config.log_level);
     let slots = Slots::open(&config)?;
     *lib = Some(Arc::new(Library {
         pid: std::process::id(),
@@ -94,6 +95,18 @@ pub fn library() -> Result<Arc<Library>> {
 }
 
 impl Library {
+    /// The mechanism `ty` if this configuration offers it (softhsm2.conf `slots.mechanisms`),
+    /// else CKR_MECHANISM_INVALID.
+    pub fn mechanism(
+        &self,
+        ty: CK_MECHANISM_TYPE,
+    ) -> Result<&'static dyn crate::mechanism::Mechanism> {
+        if !self.config.mechanisms.allows(ty) {
+            return fail(CKR_MECHANISM_INVALID);
+        }
+        crate::mechanism::lookup(ty)
+    }
+
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<SessionEntry>> {
         self.sessions
             .read()

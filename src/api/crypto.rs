@@ -44,7 +44,7 @@ fn start<T: ?Sized>(
     if slot(&mut s.ops).is_some() {
         return fail(CKR_OPERATION_ACTIVE);
     }
-    let m = mechanism::lookup(ty)?;
+    let m = lib.mechanism(ty)?;
     // A mechanism used for a function it does not offer is refused before any key check.
     if m.info().flags & function == 0 {
         return fail(CKR_MECHANISM_INVALID);

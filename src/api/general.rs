@@ -36,7 +36,12 @@ pub fn slot_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     Ok(CK_SLOT_INFO {
         slotDescription: padded(&format!("ferrohsm slot {slot}")),
         manufacturerID: padded(MANUFACTURER),
-        flags: CKF_TOKEN_PRESENT,
+        flags: CKF_TOKEN_PRESENT
+            | if lib.config.removable {
+                CKF_REMOVABLE_DEVICE
+            } else {
+                0
+            },
         hardwareVersion: version(),
         firmwareVersion: version(),
     })
@@ -71,7 +76,9 @@ pub fn token_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
 
 pub fn mechanism_list(lib: &Library, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
     lib.slots.token_info(slot)?;
-    Ok(mechanism::mechanism_list())
+    let mut list = mechanism::mechanism_list();
+    list.retain(|m| lib.config.mechanisms.allows(*m));
+    Ok(list)
 }
 
 pub fn mechanism_info(
@@ -80,7 +87,7 @@ pub fn mechanism_info(
     ty: CK_MECHANISM_TYPE,
 ) -> Result<CK_MECHANISM_INFO> {
     lib.slots.token_info(slot)?;
-    let info = mechanism::lookup(ty)?.info();
+    let info = lib.mechanism(ty)?.info();
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: info.min_key_size,
         ulMaxKeySize: info.max_key_size,

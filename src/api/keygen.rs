@@ -1,7 +1,7 @@
 //! Key generation.
 
 use crate::error::{fail, Result};
-use crate::mechanism::{self, MechanismParam};
+use crate::mechanism::MechanismParam;
 use crate::object::policy::{self, Origin};
 use crate::object::Attributes;
 use crate::state::Library;
@@ -17,7 +17,7 @@ pub fn generate_key_pair(
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let m = mechanism::lookup(ty)?;
+    let m = lib.mechanism(ty)?;
     // Refuse early what the session cannot store, before the (slow) generation.
     for t in [&public_template, &private_template] {
         if t.flag(CKA_TOKEN, false) && !s.read_write {
@@ -56,7 +56,7 @@ pub fn generate_key(
     ty: CK_MECHANISM_TYPE,
 ) -> Result<CK_OBJECT_HANDLE> {
     lib.session(session)?;
-    mechanism::lookup(ty)?;
+    lib.mechanism(ty)?;
     fail(CKR_MECHANISM_INVALID)
 }
 
@@ -67,6 +67,6 @@ pub fn unsupported_key_mechanism(
     ty: CK_MECHANISM_TYPE,
 ) -> Result<()> {
     lib.session(session)?;
-    mechanism::lookup(ty)?;
+    lib.mechanism(ty)?;
     fail(CKR_MECHANISM_INVALID)
 }

@@ -41,3 +41,54 @@ pub fn lookup(ty: CK_MECHANISM_TYPE) -> Result<&'static dyn Mechanism> {
 pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {
     REGISTRY.keys().copied().collect()
 }
+
+/// The `CKM_*` names of the offered mechanisms, for configuration files
+/// (softhsm2.conf `slots.mechanisms`).
+const NAMES: &[(&str, CK_MECHANISM_TYPE)] = &[
+    ("CKM_RSA_PKCS_KEY_PAIR_GEN", CKM_RSA_PKCS_KEY_PAIR_GEN),
+    ("CKM_RSA_PKCS", CKM_RSA_PKCS),
+    ("CKM_RSA_X_509", CKM_RSA_X_509),
+    ("CKM_RSA_PKCS_OAEP", CKM_RSA_PKCS_OAEP),
+    ("CKM_RSA_PKCS_PSS", CKM_RSA_PKCS_PSS),
+    ("CKM_SHA1_RSA_PKCS", CKM_SHA1_RSA_PKCS),
+    ("CKM_SHA224_RSA_PKCS", CKM_SHA224_RSA_PKCS),
+    ("CKM_SHA256_RSA_PKCS", CKM_SHA256_RSA_PKCS),
+    ("CKM_SHA384_RSA_PKCS", CKM_SHA384_RSA_PKCS),
+    ("CKM_SHA512_RSA_PKCS", CKM_SHA512_RSA_PKCS),
+    ("CKM_SHA1_RSA_PKCS_PSS", CKM_SHA1_RSA_PKCS_PSS),
+    ("CKM_SHA224_RSA_PKCS_PSS", CKM_SHA224_RSA_PKCS_PSS),
+    ("CKM_SHA256_RSA_PKCS_PSS", CKM_SHA256_RSA_PKCS_PSS),
+    ("CKM_SHA384_RSA_PKCS_PSS", CKM_SHA384_RSA_PKCS_PSS),
+    ("CKM_SHA512_RSA_PKCS_PSS", CKM_SHA512_RSA_PKCS_PSS),
+    ("CKM_SHA_1", CKM_SHA_1),
+    ("CKM_SHA224", CKM_SHA224),
+    ("CKM_SHA256", CKM_SHA256),
+    ("CKM_SHA384", CKM_SHA384),
+    ("CKM_SHA512", CKM_SHA512),
+    ("CKM_EC_KEY_PAIR_GEN", CKM_EC_KEY_PAIR_GEN),
+    ("CKM_SM2", crate::vendor::CKM_SM2),
+    ("CKM_SM2_KEY_PAIR_GEN", crate::vendor::CKM_SM2_KEY_PAIR_GEN),
+    ("CKM_SM3_SM2", crate::vendor::CKM_SM3_SM2),
+    ("CKM_SM3_SM2_DER", crate::vendor::CKM_SM3_SM2_DER),
+    ("CKM_SM2_RAW", crate::vendor::CKM_SM2_RAW),
+    ("CKM_SM2_CIPHER_DER", crate::vendor::CKM_SM2_CIPHER_DER),
+    ("CKM_SM3", crate::vendor::CKM_SM3),
+];
+
+/// The mechanism a `CKM_*` name stands for, among those the module offers.
+pub fn mechanism_by_name(name: &str) -> Option<CK_MECHANISM_TYPE> {
+    NAMES.iter().find(|(n, _)| *n == name).map(|(_, ty)| *ty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_mechanism_has_a_name() {
+        for ty in mechanism_list() {
+            assert!(NAMES.iter().any(|(_, t)| *t == ty), "no name for 0x{ty:x}");
+        }
+        assert!(NAMES.iter().all(|(_, ty)| REGISTRY.contains_key(ty)));
+    }
+}

@@ -1,0 +1,138 @@
+//! Configuration: `FERROHSM_CONF` names a TOML file (or a SoftHSMv2 `softhsm2.conf`, read
+//! for the keys that apply); without it an embedded default.
+
+mod softhsm;
+
+use crate::error::{Error, Result};
+use crate::log::Level;
+use cryptoki_sys::*;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The token store's directory.
+    pub token_dir: PathBuf,
+    /// `log.level` of a softhsm2.conf; `FERROHSM_LOG` still wins.
+    pub log_level: Option<Level>,
+    /// `slots.removable`: slots report CKF_REMOVABLE_DEVICE.
+    pub removable: bool,
+    /// `slots.mechanisms`: which mechanisms the slots offer.
+    pub mechanisms: MechanismFilter,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            token_dir: default_token_dir(),
+            log_level: None,
+            removable: false,
+            mechanisms: MechanismFilter::All,
+        }
+    }
+}
+
+/// SoftHSMv2's `slots.mechanisms`: `ALL`, a comma list of `CKM_*` names, or a list of
+/// `-CKM_*` names to leave out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MechanismFilter {
+    All,
+    Only(BTreeSet<CK_MECHANISM_TYPE>),
+    AllExcept(BTreeSet<CK_MECHANISM_TYPE>),
+}
+
+impl MechanismFilter {
+    /// Parses the value; an unknown name is returned as the error.
+    pub fn parse(value: &str) -> std::result::Result<Self, String> {
+        if value.trim().eq_ignore_ascii_case("ALL") {
+            return Ok(MechanismFilter::All);
+        }
+        let (mut only, mut except) = (BTreeSet::new(), BTreeSet::new());
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let (set, name) = match name.strip_prefix('-') {
+                Some(rest) => (&mut except, rest.trim()),
+                None => (&mut only, name),
+            };
+            let ty = crate::mechanism::registry::mechanism_by_name(name)
+                .ok_or_else(|| name.to_string())?;
+            set.insert(ty);
+        }
+        Ok(if only.is_empty() {
+            MechanismFilter::AllExcept(except)
+        } else {
+            only.retain(|m| !except.contains(m));
+            MechanismFilter::Only(only)
+        })
+    }
+
+    pub fn allows(&self, mechanism: CK_MECHANISM_TYPE) -> bool {
+        match self {
+            MechanismFilter::All => true,
+            MechanismFilter::Only(set) => set.contains(&mechanism),
+            MechanismFilter::AllExcept(set) => !set.contains(&mechanism),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    token_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `FERROHSM_CONF` if set, else the default. A bad file is CKR_FUNCTION_FAILED
+    /// with a one-line reason naming the file, the line and what is wrong.
+    pub fn load() -> Result<Config> {
+        match std::env::var_os("FERROHSM_CONF") {
+            Some(path) if !path.is_empty() => Self::from_file(PathBuf::from(path)),
+            _ => Ok(Config::default()),
+        }
+    }
+
+    pub fn from_file(path: PathBuf) -> Result<Config> {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::with(
+                CKR_FUNCTION_FAILED,
+                format!("cannot read config file {}: {e}", path.display()),
+            )
+        })?;
+        if softhsm::looks_like_softhsm(&text) {
+            return softhsm::parse(&path, &text);
+        }
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            // One line on stderr: toml's messages may span several.
+            let what = e.message().trim().replace('\n', "; ");
+            Error::with(
+                CKR_FUNCTION_FAILED,
+                format!("config file {} line {line}: {what}", path.display()),
+            )
+        })?;
+        let token_dir = match file.token_dir {
+            // A relative token_dir is relative to the config file, not to the caller's cwd.
+            Some(dir) if dir.is_relative() => path.parent().map(|p| p.join(&dir)).unwrap_or(dir),
+            Some(dir) => dir,
+            None => default_token_dir(),
+        };
+        Ok(Config {
+            token_dir,
+            ..Config::default()
+        })
+    }
+}
+
+/// `$XDG_DATA_HOME/ferrohsm`, else `~/.local/share/ferrohsm`.
+pub fn default_token_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("ferrohsm");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/ferrohsm")
+}
