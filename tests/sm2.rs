@@ -16,24 +16,10 @@ use sm2::dsa::signature::hazmat::PrehashVerifier;
 use sm2::dsa::signature::Verifier;
 use sm3::Digest;
 
-const CKK_SM2: CK_KEY_TYPE = 0x8000_0004;
-const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = 0x8000_8001;
-const CKM_SM2_RAW: CK_MECHANISM_TYPE = 0x8000_8200;
-const CKM_SM2_CIPHER_DER: CK_MECHANISM_TYPE = 0x8000_8201;
-const CKM_SM3_SM2: CK_MECHANISM_TYPE = 0x8000_8100;
-const CKM_SM3_SM2_DER: CK_MECHANISM_TYPE = 0x8000_8101;
 const CKM_SM2_SIGN: CK_MECHANISM_TYPE = 0x8000_8000;
 const CKM_SM3: CK_MECHANISM_TYPE = 0x8000_9001;
 
-/// DER OID 1.2.156.10197.1.301 (sm2p256v1).
-const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
 const DEFAULT_ID: &str = "1234567812345678";
-
-// Format codes of the optional CK_ULONG parameter of the SM2 encryption mechanisms.
-const FORMAT_DER: CK_ULONG = 1;
-const FORMAT_C1C3C2: CK_ULONG = 2;
-const FORMAT_C1C2C3: CK_ULONG = 3;
-const FORMAT_NO_04: CK_ULONG = 0x100;
 
 struct Sm2Pair {
     public: ObjectHandle,

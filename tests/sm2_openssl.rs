@@ -20,18 +20,6 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use cryptoki_sys::*;
 
-const CKK_SM2: CK_KEY_TYPE = 0x8000_0004;
-const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = 0x8000_8001;
-const CKM_SM2_RAW: CK_MECHANISM_TYPE = 0x8000_8200;
-const CKM_SM2_CIPHER_DER: CK_MECHANISM_TYPE = 0x8000_8201;
-const CKM_SM3_SM2: CK_MECHANISM_TYPE = 0x8000_8100;
-const CKM_SM3_SM2_DER: CK_MECHANISM_TYPE = 0x8000_8101;
-// Format codes of the optional CK_ULONG parameter of the SM2 encryption mechanisms.
-const FORMAT_DER: CK_ULONG = 1;
-const FORMAT_C1C3C2: CK_ULONG = 2;
-
-/// DER OID 1.2.156.10197.1.301 (sm2p256v1).
-const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
 /// The signer ID both sides use (OpenSSL's default is empty, so it is passed explicitly).
 const DIST_ID: &str = "distid:1234567812345678";
 

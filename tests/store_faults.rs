@@ -23,10 +23,6 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const CKM_SM2_KEY_PAIR_GEN: CK_MECHANISM_TYPE = 0x8000_8001;
-const CKM_SM2_RAW: CK_MECHANISM_TYPE = 0x8000_8200;
-const CKM_SM3_SM2: CK_MECHANISM_TYPE = 0x8000_8100;
-
 const MESSAGE: &[u8] = b"encrypted before the backup";
 
 /// A seeded generator (reproducible runs) for choosing operations and delays.

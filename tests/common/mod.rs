@@ -849,3 +849,33 @@ pub fn mech_bytes(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> CK_MECHANISM {
         ulParameterLen: param.len() as CK_ULONG,
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// SM2 vendor values, written out from ../shared/design/sm2.md (not imported from the
+// crate, so that a wrong value in src/vendor.rs fails the tests)
+// ---------------------------------------------------------------------------------------
+
+#[allow(dead_code)]
+pub const CKK_SM2: cryptoki_sys::CK_KEY_TYPE = 0x8000_0004;
+#[allow(dead_code)]
+pub const CKM_SM2_KEY_PAIR_GEN: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8001;
+#[allow(dead_code)]
+pub const CKM_SM2_RAW: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8200;
+#[allow(dead_code)]
+pub const CKM_SM2_CIPHER_DER: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8201;
+#[allow(dead_code)]
+pub const CKM_SM3_SM2: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8100;
+#[allow(dead_code)]
+pub const CKM_SM3_SM2_DER: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8101;
+/// DER OID 1.2.156.10197.1.301 (sm2p256v1).
+#[allow(dead_code)]
+pub const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+// Format codes of the optional CK_ULONG parameter of the SM2 encryption mechanisms.
+#[allow(dead_code)]
+pub const FORMAT_DER: cryptoki_sys::CK_ULONG = 1;
+#[allow(dead_code)]
+pub const FORMAT_C1C3C2: cryptoki_sys::CK_ULONG = 2;
+#[allow(dead_code)]
+pub const FORMAT_C1C2C3: cryptoki_sys::CK_ULONG = 3;
+#[allow(dead_code)]
+pub const FORMAT_NO_04: cryptoki_sys::CK_ULONG = 0x100;
