@@ -29,29 +29,62 @@ fn usable_key(
     Ok((s.token.loaded_key(handle)?, always_authenticate))
 }
 
-/// Starts an operation of one kind: `slot` picks the session's slot for that kind.
+/// One kind of operation: the function flag its mechanism must offer, the key attribute
+/// that must allow it (None for digests, which take no key), and the session's slot for it.
+struct Kind<T: ?Sized> {
+    function: CK_FLAGS,
+    usage: Option<CK_ATTRIBUTE_TYPE>,
+    slot: fn(&mut Operations) -> &mut Option<Active<T>>,
+}
+
+const ENCRYPT: Kind<dyn CipherOperation> = Kind {
+    function: CKF_ENCRYPT,
+    usage: Some(CKA_ENCRYPT),
+    slot: |o| &mut o.encrypt,
+};
+const DECRYPT: Kind<dyn CipherOperation> = Kind {
+    function: CKF_DECRYPT,
+    usage: Some(CKA_DECRYPT),
+    slot: |o| &mut o.decrypt,
+};
+const SIGN: Kind<dyn mechanism::SignOperation> = Kind {
+    function: CKF_SIGN,
+    usage: Some(CKA_SIGN),
+    slot: |o| &mut o.sign,
+};
+const VERIFY: Kind<dyn mechanism::VerifyOperation> = Kind {
+    function: CKF_VERIFY,
+    usage: Some(CKA_VERIFY),
+    slot: |o| &mut o.verify,
+};
+const DIGEST: Kind<dyn mechanism::DigestOperation> = Kind {
+    function: CKF_DIGEST,
+    usage: None,
+    slot: |o| &mut o.digest,
+};
+
+/// Starts an operation of one kind with the key `key` (ignored for keyless kinds).
 fn start<T: ?Sized>(
     lib: &Library,
     session: CK_SESSION_HANDLE,
     (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
-    function: CK_FLAGS,
-    key: Option<(CK_OBJECT_HANDLE, CK_ATTRIBUTE_TYPE)>,
-    slot: fn(&mut Operations) -> &mut Option<Active<T>>,
+    key: CK_OBJECT_HANDLE,
+    kind: &Kind<T>,
     make: impl FnOnce(&dyn Mechanism, &MechanismParam, Option<&LoadedKey>) -> Result<Box<T>>,
 ) -> Result<()> {
     let s = lib.session(session)?;
     let mut s = s.lock();
-    if slot(&mut s.ops).is_some() {
+    if (kind.slot)(&mut s.ops).is_some() {
         return fail(CKR_OPERATION_ACTIVE);
     }
     let m = lib.mechanism(ty)?;
     // A mechanism used for a function it does not offer is refused before any key check.
-    if m.info().flags & function == 0 {
+    if m.info().flags & kind.function == 0 {
         return fail(CKR_MECHANISM_INVALID);
     }
-    let (key, needs_login) = match key {
-        Some((handle, usage)) => {
-            let (key, always_authenticate) = usable_key(&s, handle, usage, ty)?;
+    let (key, needs_login) = match kind.usage {
+        Some(usage) => {
+            let (key, always_authenticate) = usable_key(&s, key, usage, ty)?;
             (Some(key), always_authenticate)
         }
         None => (None, false),
@@ -59,7 +92,7 @@ fn start<T: ?Sized>(
     let op = make(m, &param, key.as_ref())?;
     let mut active = Active::new(op);
     active.needs_login = needs_login;
-    *slot(&mut s.ops) = Some(active);
+    *(kind.slot)(&mut s.ops) = Some(active);
     Ok(())
 }
 
@@ -114,22 +147,6 @@ fn begin_update<T: ?Sized>(
     Ok(slot.as_mut().expect("checked above"))
 }
 
-fn encrypt_slot(o: &mut Operations) -> &mut Option<Active<dyn CipherOperation>> {
-    &mut o.encrypt
-}
-fn decrypt_slot(o: &mut Operations) -> &mut Option<Active<dyn CipherOperation>> {
-    &mut o.decrypt
-}
-fn sign_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::SignOperation>> {
-    &mut o.sign
-}
-fn verify_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::VerifyOperation>> {
-    &mut o.verify
-}
-fn digest_slot(o: &mut Operations) -> &mut Option<Active<dyn mechanism::DigestOperation>> {
-    &mut o.digest
-}
-
 // ---- encrypt / decrypt -------------------------------------------------------------
 
 type Mech = (CK_MECHANISM_TYPE, MechanismParam);
@@ -140,15 +157,7 @@ pub fn encrypt_init(
     m: Mech,
     k: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    start(
-        lib,
-        s,
-        m,
-        CKF_ENCRYPT,
-        Some((k, CKA_ENCRYPT)),
-        encrypt_slot,
-        |m, p, k| m.encrypt(p, key(k)?),
-    )
+    start(lib, s, m, k, &ENCRYPT, |m, p, k| m.encrypt(p, key(k)?))
 }
 
 pub fn decrypt_init(
@@ -157,15 +166,7 @@ pub fn decrypt_init(
     m: Mech,
     k: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    start(
-        lib,
-        s,
-        m,
-        CKF_DECRYPT,
-        Some((k, CKA_DECRYPT)),
-        decrypt_slot,
-        |m, p, k| m.decrypt(p, key(k)?),
-    )
+    start(lib, s, m, k, &DECRYPT, |m, p, k| m.decrypt(p, key(k)?))
 }
 
 fn cipher_single(
@@ -211,7 +212,7 @@ pub fn encrypt(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, encrypt_slot, |slot| cipher_single(slot, input, out))
+    with_op(lib, s, ENCRYPT.slot, |slot| cipher_single(slot, input, out))
 }
 
 pub fn encrypt_update(
@@ -220,7 +221,7 @@ pub fn encrypt_update(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, encrypt_slot, |slot| cipher_update(slot, input, out))
+    with_op(lib, s, ENCRYPT.slot, |slot| cipher_update(slot, input, out))
 }
 
 pub fn encrypt_final(
@@ -228,7 +229,7 @@ pub fn encrypt_final(
     s: CK_SESSION_HANDLE,
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, encrypt_slot, |slot| cipher_final(slot, out))
+    with_op(lib, s, ENCRYPT.slot, |slot| cipher_final(slot, out))
 }
 
 pub fn decrypt(
@@ -237,7 +238,7 @@ pub fn decrypt(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, decrypt_slot, |slot| cipher_single(slot, input, out))
+    with_op(lib, s, DECRYPT.slot, |slot| cipher_single(slot, input, out))
 }
 
 pub fn decrypt_update(
@@ -246,7 +247,7 @@ pub fn decrypt_update(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, decrypt_slot, |slot| cipher_update(slot, input, out))
+    with_op(lib, s, DECRYPT.slot, |slot| cipher_update(slot, input, out))
 }
 
 pub fn decrypt_final(
@@ -254,21 +255,13 @@ pub fn decrypt_final(
     s: CK_SESSION_HANDLE,
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, decrypt_slot, |slot| cipher_final(slot, out))
+    with_op(lib, s, DECRYPT.slot, |slot| cipher_final(slot, out))
 }
 
 // ---- sign / verify -------------------------------------------------------------------
 
 pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HANDLE) -> Result<()> {
-    start(
-        lib,
-        s,
-        m,
-        CKF_SIGN,
-        Some((k, CKA_SIGN)),
-        sign_slot,
-        |m, p, k| m.sign(p, key(k)?),
-    )
+    start(lib, s, m, k, &SIGN, |m, p, k| m.sign(p, key(k)?))
 }
 
 pub fn sign(
@@ -277,7 +270,7 @@ pub fn sign(
     data: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, sign_slot, |slot| {
+    with_op(lib, s, SIGN.slot, |slot| {
         refuse_after_update(slot)?;
         deliver(
             slot,
@@ -293,7 +286,7 @@ pub fn sign(
 }
 
 pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, sign_slot, |slot| {
+    with_op(lib, s, SIGN.slot, |slot| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -303,7 +296,7 @@ pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<(
 }
 
 pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, out: Option<&mut [u8]>) -> Result<Written> {
-    with_op(lib, s, sign_slot, |slot| {
+    with_op(lib, s, SIGN.slot, |slot| {
         deliver(
             slot,
             out,
@@ -320,19 +313,11 @@ pub fn verify_init(
     m: Mech,
     k: CK_OBJECT_HANDLE,
 ) -> Result<()> {
-    start(
-        lib,
-        s,
-        m,
-        CKF_VERIFY,
-        Some((k, CKA_VERIFY)),
-        verify_slot,
-        |m, p, k| m.verify(p, key(k)?),
-    )
+    start(lib, s, m, k, &VERIFY, |m, p, k| m.verify(p, key(k)?))
 }
 
 pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-    with_op(lib, s, verify_slot, |slot| {
+    with_op(lib, s, VERIFY.slot, |slot| {
         refuse_after_update(slot)?;
         // A verification always ends the operation, whatever its outcome.
         let mut active = slot
@@ -344,7 +329,7 @@ pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]
 }
 
 pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, verify_slot, |slot| {
+    with_op(lib, s, VERIFY.slot, |slot| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -354,7 +339,7 @@ pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result
 }
 
 pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-    with_op(lib, s, verify_slot, |slot| {
+    with_op(lib, s, VERIFY.slot, |slot| {
         let mut active = slot
             .take()
             .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -365,9 +350,7 @@ pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Re
 // ---- digest ----------------------------------------------------------------------------
 
 pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
-    start(lib, s, m, CKF_DIGEST, None, digest_slot, |m, p, _| {
-        m.digest(p)
-    })
+    start(lib, s, m, CK_INVALID_HANDLE, &DIGEST, |m, p, _| m.digest(p))
 }
 
 pub fn digest(
@@ -376,7 +359,7 @@ pub fn digest(
     data: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, digest_slot, |slot| {
+    with_op(lib, s, DIGEST.slot, |slot| {
         refuse_after_update(slot)?;
         deliver(
             slot,
@@ -392,7 +375,7 @@ pub fn digest(
 }
 
 pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, digest_slot, |slot| {
+    with_op(lib, s, DIGEST.slot, |slot| {
         begin_update(slot, |_| true)?.op.update(data);
         Ok(())
     })
@@ -403,7 +386,7 @@ pub fn digest_final(
     s: CK_SESSION_HANDLE,
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    with_op(lib, s, digest_slot, |slot| {
+    with_op(lib, s, DIGEST.slot, |slot| {
         deliver(
             slot,
             out,
