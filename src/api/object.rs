@@ -29,7 +29,7 @@ fn check_storage(token: &Token, read_write: bool, attrs: &Attributes) -> Result<
 
 /// Key objects must hold usable key material: parse them once now so that a bad import is
 /// refused at C_CreateObject rather than at first use.
-fn check_key_material(attrs: &Attributes) -> Result<()> {
+pub fn check_key_material(attrs: &Attributes) -> Result<()> {
     match attrs.get_ulong(CKA_CLASS)? {
         Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) => crate::mechanism::load_key(attrs)
             .map(|_| ())

@@ -8,6 +8,7 @@ use ferrohsm::object::Attributes;
 use ferrohsm::state;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +69,41 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy the keys, certificates and data objects of a SoftHSMv2 token into a ferrohsm
+    /// token.
+    ///
+    /// FROM is SoftHSM's token directory (`directories.tokendir` of softhsm2.conf) or one
+    /// token's folder in it; SoftHSM's files are only read, never written or locked, so
+    /// stop processes that change that token first. The ferrohsm token (--token) must be
+    /// initialised with a user PIN. PINs are never arguments: FERROHSM_SOFTHSM_PIN is the
+    /// SoftHSM user PIN and FERROHSM_PIN the ferrohsm user PIN (default: the same); without
+    /// FERROHSM_SOFTHSM_PIN, standard input gives them one per line. Each object goes
+    /// through the same checks as C_CreateObject; objects already on the token are not
+    /// copied again, so the command can be re-run. Exit status: 0 all copied or present,
+    /// 3 some objects skipped (listed with the reason), 1 nothing done (error).
+    MigrateSofthsm {
+        /// SoftHSM's tokendir, or one token's folder in it.
+        #[arg(long)]
+        from: PathBuf,
+        /// The SoftHSM token's label, when FROM holds several.
+        #[arg(long)]
+        softhsm_token: Option<String>,
+        /// The ferrohsm token's label.
+        #[arg(long)]
+        token: String,
+        /// Report what would be copied; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Exit status when a migration copied what it could but skipped some objects.
+const EXIT_PARTIAL: u8 = 3;
+
+/// How a command that ran without error ended.
+enum Done {
+    Complete,
+    Partial,
 }
 
 fn main() -> ExitCode {
@@ -75,16 +111,27 @@ fn main() -> ExitCode {
     let result = state::initialize().and_then(|()| {
         let lib = state::library()?;
         let r = match cli.command {
-            Command::Slots => slots(&lib),
-            Command::Pubkey { token, label, id } => pubkey(&lib, &token, label, id),
-            Command::Backup { token, out } => backup(&lib, &token, &out),
-            Command::Restore { input, force } => restore(&lib, &input, force),
+            Command::Slots => slots(&lib).map(|()| Done::Complete),
+            Command::Pubkey { token, label, id } => {
+                pubkey(&lib, &token, label, id).map(|()| Done::Complete)
+            }
+            Command::Backup { token, out } => backup(&lib, &token, &out).map(|()| Done::Complete),
+            Command::Restore { input, force } => {
+                restore(&lib, &input, force).map(|()| Done::Complete)
+            }
+            Command::MigrateSofthsm {
+                from,
+                softhsm_token,
+                token,
+                dry_run,
+            } => migrate_softhsm(&lib, &from, softhsm_token.as_deref(), &token, dry_run),
         };
         let _ = state::finalize();
         r
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Done::Complete) => ExitCode::SUCCESS,
+        Ok(Done::Partial) => ExitCode::from(EXIT_PARTIAL),
         Err(e) => {
             eprintln!("ferrohsm-util: {e}");
             ExitCode::FAILURE
@@ -202,4 +249,95 @@ fn restore(
         lib.config.token_dir.display()
     );
     Ok(())
+}
+
+/// The SoftHSM and ferrohsm user PINs: from FERROHSM_SOFTHSM_PIN / FERROHSM_PIN, else one
+/// per line on standard input; the ferrohsm PIN defaults to the SoftHSM one.
+type Pin = Zeroizing<Vec<u8>>;
+
+fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
+    let from_env = |name| std::env::var_os(name).map(|v| Zeroizing::new(v.into_encoded_bytes()));
+    let (softhsm, ferro) = match from_env("FERROHSM_SOFTHSM_PIN") {
+        Some(pin) => (pin, from_env("FERROHSM_PIN")),
+        None => {
+            let mut lines = std::io::stdin().lines();
+            let mut next = || {
+                lines
+                    .next()
+                    .and_then(|l| l.ok())
+                    .filter(|l| !l.is_empty())
+                    .map(|l| Zeroizing::new(l.into_bytes()))
+            };
+            let softhsm = next().ok_or_else(|| {
+                ferrohsm::error::Error::with(
+                    CKR_ARGUMENTS_BAD,
+                    "no SoftHSM PIN: set FERROHSM_SOFTHSM_PIN or give it on standard input",
+                )
+            })?;
+            (softhsm, next())
+        }
+    };
+    let ferro = ferro.unwrap_or_else(|| softhsm.clone());
+    Ok((softhsm, ferro))
+}
+
+fn migrate_softhsm(
+    lib: &state::Library,
+    from: &std::path::Path,
+    softhsm_token: Option<&str>,
+    token: &str,
+    dry_run: bool,
+) -> ferrohsm::error::Result<Done> {
+    use ferrohsm::migrate::softhsm::{self, Outcome, SoftToken};
+    let source = SoftToken::find(from, softhsm_token)?;
+    let slot = find_token(lib, token)?;
+    let (softhsm_pin, pin) = migration_pins()?;
+    println!(
+        "{} SoftHSM token \"{}\" serial {} ({}) into ferrohsm token \"{token}\" (slot {slot})",
+        if dry_run {
+            "dry run: would migrate"
+        } else {
+            "migrating"
+        },
+        source.label,
+        source.serial,
+        source.dir.display()
+    );
+    let report = softhsm::migrate(lib, slot, &pin, &source, &softhsm_pin, dry_run)?;
+    for e in &report.entries {
+        let outcome = match &e.outcome {
+            Outcome::Copied => "copied".to_string(),
+            Outcome::WouldCopy => "would copy".to_string(),
+            Outcome::AlreadyPresent => "already present".to_string(),
+            Outcome::Skipped(why) => format!("SKIPPED: {why}"),
+        };
+        println!(
+            "  {:<18} label {:?} id {:<6} {} [{}]",
+            e.kind,
+            e.label,
+            if e.id_hex.is_empty() { "-" } else { &e.id_hex },
+            outcome,
+            e.file
+        );
+        for (ty, why) in &e.dropped {
+            println!("      attribute 0x{ty:x} not copied: {why}");
+        }
+    }
+    let skipped = report.count(|o| matches!(o, Outcome::Skipped(_)));
+    println!(
+        "{} copied, {} already present, {} skipped{}; SoftHSM's files were only read",
+        report.count(|o| matches!(o, Outcome::Copied | Outcome::WouldCopy)),
+        report.count(|o| *o == Outcome::AlreadyPresent),
+        skipped,
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+    Ok(if skipped == 0 {
+        Done::Complete
+    } else {
+        Done::Partial
+    })
 }

@@ -165,10 +165,14 @@ impl Sandbox {
 
     /// Runs `test` in phase `phase` in a child process and fails unless it passed.
     pub fn run(&self, test: &str, phase: &str) {
-        let output = self
-            .command(test, phase)
-            .output()
-            .expect("spawn test child");
+        self.run_with_env(test, phase, &[]);
+    }
+
+    /// `run` with extra environment variables for the child.
+    pub fn run_with_env(&self, test: &str, phase: &str, env: &[(&str, &Path)]) {
+        let mut command = self.command(test, phase);
+        command.envs(env.iter().copied());
+        let output = command.output().expect("spawn test child");
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         // "1 passed" also proves the filter matched: a typo would run nothing and "pass".
