@@ -834,7 +834,13 @@ fn wait_for_wal_write(victim: &mut Victim, wal: &Path, what: &str) {
 /// Runs the `check` phase: for the user (and the SO when `so` is given) exactly one of two
 /// candidate PINs logs in, tried in the given order; the user's private key decrypts.
 /// Returns, per user type checked, whether the second candidate was the one that worked.
-fn check_pins(sandbox: &Sandbox, user: [&str; 2], so: Option<[&str; 2]>) -> (bool, Option<bool>) {
+/// `what` names the round (and seed) in a failure.
+fn check_pins(
+    sandbox: &Sandbox,
+    what: &str,
+    user: [&str; 2],
+    so: Option<[&str; 2]>,
+) -> (bool, Option<bool>) {
     let mut candidates = format!("user {} {}\n", user[0], user[1]);
     if let Some(so) = so {
         candidates.push_str(&format!("so {} {}\n", so[0], so[1]));
@@ -842,7 +848,16 @@ fn check_pins(sandbox: &Sandbox, user: [&str; 2], so: Option<[&str; 2]>) -> (boo
     std::fs::write(sandbox.path().join("pin-candidates"), candidates).unwrap();
     let found = sandbox.path().join("pin-found");
     let _ = std::fs::remove_file(&found);
-    sandbox.run(PIN_TEST, "check");
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sandbox.run(PIN_TEST, "check");
+    }));
+    if let Err(payload) = run {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("check failed");
+        panic!("{what}: {message}");
+    }
     let text = std::fs::read_to_string(found).unwrap();
     let mut user_second = None;
     let mut so_second = None;
@@ -929,6 +944,7 @@ fn sigkill_during_pin_change_leaves_old_or_new_pin() {
             eprintln!("uninterrupted PIN changes: {durations:?}");
             let found = check_pins(
                 &sandbox,
+                &format!("after the measured changes (FERROHSM_FAULT_SEED={seed})"),
                 ["not-the-user-pin", &pins.user],
                 Some(["not-the-so-pin", &pins.so]),
             );
@@ -987,9 +1003,14 @@ fn sigkill_during_pin_change_leaves_old_or_new_pin() {
                     [changed[1], changed[0]]
                 };
                 let (user_second, so_second) = if so {
-                    check_pins(&sandbox, ["not-the-user-pin", &pins.user], Some(order))
+                    check_pins(
+                        &sandbox,
+                        &what,
+                        ["not-the-user-pin", &pins.user],
+                        Some(order),
+                    )
                 } else {
-                    check_pins(&sandbox, order, None)
+                    check_pins(&sandbox, &what, order, None)
                 };
                 let second = if so { so_second.unwrap() } else { user_second };
                 let took_new = if likely_new { second } else { !second };
