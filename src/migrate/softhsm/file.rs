@@ -13,7 +13,7 @@ use cryptoki_sys::*;
 use std::collections::BTreeMap;
 
 /// One stored attribute value, by SoftHSM's kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SoftValue {
     Bool(bool),
     Ulong(u64),
@@ -22,6 +22,19 @@ pub enum SoftValue {
     /// stores no such templates, so it is only reported.
     AttributeMap(Vec<u8>),
     Mechanisms(Vec<u64>),
+}
+
+impl std::fmt::Debug for SoftValue {
+    // Byte strings may be key material: lengths only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SoftValue::Bool(b) => write!(f, "Bool({b})"),
+            SoftValue::Ulong(v) => write!(f, "Ulong({v})"),
+            SoftValue::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            SoftValue::AttributeMap(b) => write!(f, "AttributeMap({} bytes)", b.len()),
+            SoftValue::Mechanisms(m) => write!(f, "Mechanisms({m:?})"),
+        }
+    }
 }
 
 /// The attributes of one SoftHSM object file, in type order.
