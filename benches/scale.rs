@@ -1,0 +1,435 @@
+//! Scale through the C ABI (issue 4): a token holding 10 000 objects against the targets
+//! `C_Initialize` + first `C_GetSlotList` under 200 ms, `C_Login` within 20% of an empty
+//! token's, one object found by label or id under 50 us, and the store's size per RSA-2048
+//! key pair.
+//!
+//! `cargo bench --bench scale` (builds the release module first). `FERROHSM_SCALE_PAIRS`
+//! sets the number of key pairs (default 5 000, i.e. 10 000 objects). Every figure is taken
+//! in a fresh process (this binary started again with a phase argument), so C_Initialize
+//! starts cold while the page cache is warm. Figures only: no assertion depends on speed.
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SO_PIN: &str = "scale-so-pin";
+const USER_PIN: &str = "scale-user-pin";
+const TOKEN_LABEL: &str = "scale";
+/// The argument that makes this binary run one phase instead of the whole benchmark.
+const PHASE: &str = "scale-phase";
+/// Processes per cold-start figure and per login figure; searches timed per process.
+const INIT_RUNS: usize = 10;
+const LOGIN_RUNS: usize = 7;
+const SEARCHES: usize = 5_000;
+
+/// The secret half of an RSA key, copied from one generated key into every created one.
+const PRIVATE_PARTS: [AttributeType; 6] = [
+    AttributeType::PrivateExponent,
+    AttributeType::Prime1,
+    AttributeType::Prime2,
+    AttributeType::Exponent1,
+    AttributeType::Exponent2,
+    AttributeType::Coefficient,
+];
+
+fn label(i: usize, half: &str) -> Vec<u8> {
+    format!("scale key {i:05} {half}").into_bytes()
+}
+
+fn id(i: usize) -> Vec<u8> {
+    (i as u32).to_be_bytes().to_vec()
+}
+
+/// One measured value, read back by the parent from the child's stdout.
+fn report(name: &str, value: Duration) {
+    println!("= {name} {}", value.as_nanos());
+}
+
+fn median(values: &mut [u128]) -> u128 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+fn load(module: &Path) -> Pkcs11 {
+    let p = Pkcs11::new(module).unwrap();
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    p
+}
+
+fn scale_slot(p: &Pkcs11) -> Slot {
+    *p.get_slots_with_token()
+        .unwrap()
+        .iter()
+        .find(|s| p.get_token_info(**s).unwrap().label() == TOKEN_LABEL)
+        .expect("the scale token")
+}
+
+/// Initialises the token, sets the user PIN and creates `pairs` RSA-2048 key pairs as
+/// token objects: one key is generated (extractable, in the session) and its material is
+/// imported again and again with C_CreateObject under distinct labels and ids, as sensitive
+/// private keys. Generating thousands of RSA keys would take hours.
+fn fill(module: &Path, pairs: usize) {
+    let p = load(module);
+    let spare = *p
+        .get_all_slots()
+        .unwrap()
+        .iter()
+        .find(|s| !p.get_token_info(**s).unwrap().token_initialized())
+        .unwrap();
+    p.init_token(spare, &AuthPin::new(SO_PIN.into()), TOKEN_LABEL)
+        .unwrap();
+    let session = p.open_rw_session(scale_slot(&p)).unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
+        .unwrap();
+    session.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
+    session.logout().unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    if pairs > 0 {
+        let started = Instant::now();
+        create_pairs(&session, pairs);
+        report("fill", started.elapsed());
+    }
+    session.logout().unwrap();
+    drop(session);
+    p.finalize().unwrap();
+}
+
+fn create_pairs(session: &Session, pairs: usize) {
+    let (public, private) = session
+        .generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[Attribute::Token(false), Attribute::ModulusBits(2048.into())],
+            &[
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let public_parts = session
+        .get_attributes(
+            public,
+            &[AttributeType::Modulus, AttributeType::PublicExponent],
+        )
+        .unwrap();
+    let private_parts = session.get_attributes(private, &PRIVATE_PARTS).unwrap();
+    assert_eq!(
+        private_parts.len(),
+        PRIVATE_PARTS.len(),
+        "key material readable"
+    );
+    for i in 0..pairs {
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(true),
+            Attribute::Label(label(i, "public")),
+            Attribute::Id(id(i)),
+            Attribute::Encrypt(true),
+            Attribute::Verify(true),
+        ];
+        template.extend(public_parts.iter().cloned());
+        session.create_object(&template).unwrap();
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Label(label(i, "private")),
+            Attribute::Id(id(i)),
+            Attribute::Decrypt(true),
+            Attribute::Sign(true),
+        ];
+        template.extend(public_parts.iter().cloned());
+        template.extend(private_parts.iter().cloned());
+        session.create_object(&template).unwrap();
+    }
+}
+
+/// A cold start: loading the module, C_Initialize and the first C_GetSlotList.
+fn cold_start(module: &Path) {
+    let started = Instant::now();
+    let p = Pkcs11::new(module).unwrap();
+    let loaded = started.elapsed();
+    p.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slots = p.get_slots_with_token().unwrap();
+    let total = started.elapsed();
+    assert!(!slots.is_empty());
+    report("init", total - loaded);
+    report("load_init", total);
+}
+
+/// C_Login on a freshly started module, then (on a filled token) searches and the first
+/// use of a private key.
+fn login(module: &Path, pairs: usize) {
+    let p = load(module);
+    let session = p.open_ro_session(scale_slot(&p)).unwrap();
+    let started = Instant::now();
+    session
+        .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    report("login", started.elapsed());
+    if pairs == 0 {
+        return;
+    }
+
+    let target = pairs / 2;
+    let by_label = |i| [Attribute::Label(label(i, "private"))];
+    let by_id = |i| {
+        [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(id(i)),
+        ]
+    };
+    let started = Instant::now();
+    let found = session.find_objects(&by_label(target)).unwrap();
+    report("first_find", started.elapsed());
+    assert_eq!(found.len(), 1);
+    let private = found[0];
+
+    // Steady state: C_FindObjectsInit + C_FindObjects + C_FindObjectsFinal per search,
+    // each for another key (templates built before timing).
+    for (name, templates) in [
+        (
+            "find_label",
+            (0..SEARCHES)
+                .map(|k| by_label(k * 7_919 % pairs).to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "find_id",
+            (0..SEARCHES)
+                .map(|k| by_id(k * 7_919 % pairs).to_vec())
+                .collect(),
+        ),
+    ] {
+        let mut times = Vec::with_capacity(SEARCHES);
+        for template in &templates {
+            let started = Instant::now();
+            let found = session.find_objects(template).unwrap();
+            times.push(started.elapsed().as_nanos());
+            assert_eq!(found.len(), 1);
+        }
+        report(name, Duration::from_nanos(median(&mut times) as u64));
+    }
+
+    let public = session
+        .find_objects(&[Attribute::Label(label(target, "public"))])
+        .unwrap()[0];
+    let message = b"scale benchmark";
+    let ciphertext = session
+        .encrypt(&Mechanism::RsaPkcs, public, message)
+        .unwrap();
+    let started = Instant::now();
+    let clear = session
+        .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
+        .unwrap();
+    report("first_decrypt", started.elapsed());
+    assert_eq!(clear, message);
+    let started = Instant::now();
+    session
+        .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
+        .unwrap();
+    report("next_decrypt", started.elapsed());
+}
+
+fn run_phase(args: &[String]) {
+    let [phase, module, pairs] = args else {
+        panic!("usage: {PHASE} fill|init|login MODULE PAIRS");
+    };
+    let module = Path::new(module);
+    let pairs: usize = pairs.parse().unwrap();
+    match phase.as_str() {
+        "fill" => fill(module, pairs),
+        "init" => cold_start(module),
+        "login" => login(module, pairs),
+        other => panic!("unknown phase {other}"),
+    }
+}
+
+/// A token directory with its config file, measured by child processes.
+struct Store {
+    dir: PathBuf,
+    pairs: usize,
+}
+
+impl Store {
+    fn new(root: &Path, name: &str, pairs: usize) -> Store {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("module.conf"),
+            format!("token_dir = {:?}\n", dir.join("tokens")),
+        )
+        .unwrap();
+        Store { dir, pairs }
+    }
+
+    /// Runs one phase in a new process and collects what it reports.
+    fn phase(&self, module: &Path, phase: &str, figures: &mut HashMap<String, Vec<u128>>) {
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([PHASE, phase])
+            .arg(module)
+            .arg(self.pairs.to_string())
+            .env("FERROHSM_CONF", self.dir.join("module.conf"))
+            .output()
+            .expect("bench child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "phase {phase} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in stdout.lines() {
+            if let Some([name, nanos]) = line
+                .strip_prefix("= ")
+                .and_then(|l| l.split_once(' '))
+                .map(|(n, v)| [n, v])
+            {
+                figures
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(nanos.parse().unwrap());
+            }
+        }
+    }
+
+    /// Bytes of the token files (database, and WAL and shared memory if any).
+    fn size(&self) -> u64 {
+        std::fs::read_dir(self.dir.join("tokens"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("token-"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(PHASE) {
+        return run_phase(&args[1..]);
+    }
+    // `cargo test --all-targets` runs this binary too (without --bench): nothing to measure.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("scale: run with `cargo bench --bench scale`");
+        return;
+    }
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--lib"])
+        .current_dir(&manifest)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let module = manifest.join("target/release/libferrohsm.so");
+    let pairs: usize = std::env::var("FERROHSM_SCALE_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+
+    let root = tempfile::tempdir().unwrap();
+    let full = Store::new(root.path(), "full", pairs);
+    let empty = Store::new(root.path(), "empty", 0);
+    let mut f: HashMap<String, Vec<u128>> = HashMap::new();
+    let mut e: HashMap<String, Vec<u128>> = HashMap::new();
+    println!("scale: filling a token with {pairs} RSA-2048 key pairs ...");
+    full.phase(&module, "fill", &mut f);
+    empty.phase(&module, "fill", &mut e);
+    let (full_size, empty_size) = (full.size(), empty.size());
+    let load_before = load_average();
+    for _ in 0..INIT_RUNS {
+        full.phase(&module, "init", &mut f);
+        empty.phase(&module, "init", &mut e);
+    }
+    for _ in 0..LOGIN_RUNS {
+        full.phase(&module, "login", &mut f);
+        empty.phase(&module, "login", &mut e);
+    }
+
+    let ms = |figures: &mut HashMap<String, Vec<u128>>, name: &str| {
+        median(figures.get_mut(name).unwrap()) as f64 / 1e6
+    };
+    let objects = 2 * pairs;
+    let fill = ms(&mut f, "fill");
+    let (login_full, login_empty) = (ms(&mut f, "login"), ms(&mut e, "login"));
+    println!(
+        "\nscale: {objects} token objects ({pairs} RSA-2048 pairs) in {}; load average {load_before} before, {} after",
+        root.path().display(),
+        load_average()
+    );
+    println!("{:<46} {:>14}   target", "figure (median)", "measured");
+    let row = |name: &str, value: String, target: &str| {
+        println!("{name:<46} {value:>14}   {target}");
+    };
+    row(
+        "fill: C_CreateObject per object",
+        format!("{:.2} ms", fill / objects as f64),
+        &format!("(total {:.1} s)", fill / 1e3),
+    );
+    row(
+        "C_Initialize + first C_GetSlotList",
+        format!("{:.2} ms", ms(&mut f, "init")),
+        &format!("< 200 ms (empty token: {:.2} ms)", ms(&mut e, "init")),
+    );
+    row(
+        "  with loading the module (dlopen)",
+        format!("{:.2} ms", ms(&mut f, "load_init")),
+        "",
+    );
+    row(
+        "C_Login(USER)",
+        format!("{login_full:.1} ms"),
+        &format!(
+            "within 20% of empty: {login_empty:.1} ms ({:+.1}%)",
+            (login_full / login_empty - 1.0) * 100.0
+        ),
+    );
+    row(
+        "first search after login (loads the index)",
+        format!("{:.1} ms", ms(&mut f, "first_find")),
+        "",
+    );
+    row(
+        "search 1 object by label (Init+Find+Final)",
+        format!("{:.1} us", ms(&mut f, "find_label") * 1e3),
+        "< 50 us",
+    );
+    row(
+        "search 1 object by id (+ class)",
+        format!("{:.1} us", ms(&mut f, "find_id") * 1e3),
+        "< 50 us",
+    );
+    row(
+        "first C_Decrypt after login (key load)",
+        format!("{:.2} ms", ms(&mut f, "first_decrypt")),
+        &format!("(next one: {:.2} ms)", ms(&mut f, "next_decrypt")),
+    );
+    row(
+        "store size per RSA-2048 pair",
+        format!("{} B", full_size / pairs as u64),
+        &format!(
+            "(store {full_size} B; minus empty store: {} B per pair)",
+            (full_size - empty_size) / pairs as u64
+        ),
+    );
+}
