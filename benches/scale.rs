@@ -4,9 +4,11 @@
 //! key pair.
 //!
 //! `cargo bench --bench scale` (builds the release module first). `FERROHSM_SCALE_PAIRS`
-//! sets the number of key pairs (default 5 000, i.e. 10 000 objects). Every figure is taken
-//! in a fresh process (this binary started again with a phase argument), so C_Initialize
-//! starts cold while the page cache is warm. Figures only: no assertion depends on speed.
+//! sets the number of key pairs (default 5 000, i.e. 10 000 objects). SoftHSMv2, when
+//! installed, is measured the same way side by side, with `FERROHSM_SCALE_SOFTHSM_PAIRS`
+//! pairs (default 1 000; 0 skips it). Every figure is taken in a fresh process (this binary
+//! started again with a phase argument), so C_Initialize starts cold while the page cache
+//! is warm. Figures only: no assertion depends on speed.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -26,8 +28,11 @@ const TOKEN_LABEL: &str = "scale";
 const PHASE: &str = "scale-phase";
 /// Processes per cold-start figure and per login figure; searches timed per process.
 const INIT_RUNS: usize = 10;
-const LOGIN_RUNS: usize = 7;
+const LOGIN_RUNS: usize = 11;
+/// Searches timed per process and kind: this many, or as many as fit in `SEARCH_TIME`
+/// (SoftHSMv2 takes milliseconds per search).
 const SEARCHES: usize = 5_000;
+const SEARCH_TIME: Duration = Duration::from_secs(2);
 
 /// The secret half of an RSA key, copied from one generated key into every created one.
 const PRIVATE_PARTS: [AttributeType; 6] = [
@@ -217,7 +222,8 @@ fn login(module: &Path, pairs: usize) {
         ),
     ] {
         let mut times = Vec::with_capacity(SEARCHES);
-        for template in &templates {
+        let all = Instant::now();
+        for template in templates.iter().take_while(|_| all.elapsed() < SEARCH_TIME) {
             let started = Instant::now();
             let found = session.find_objects(template).unwrap();
             times.push(started.elapsed().as_nanos());
@@ -260,46 +266,55 @@ fn run_phase(args: &[String]) {
     }
 }
 
-/// A token directory with its config file, measured by child processes.
-struct Store {
-    dir: PathBuf,
-    pairs: usize,
+/// A module under test and how a child process points it at a token directory.
+struct Module {
+    name: &'static str,
+    path: PathBuf,
+    /// The environment variable naming its config file, and the file's text.
+    conf_var: &'static str,
+    conf: fn(&Path) -> String,
 }
 
-impl Store {
-    fn new(root: &Path, name: &str, pairs: usize) -> Store {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("module.conf"),
-            format!("token_dir = {:?}\n", dir.join("tokens")),
-        )
-        .unwrap();
-        Store { dir, pairs }
+/// A token directory with its config file, measured by child processes.
+struct Store<'m> {
+    module: &'m Module,
+    dir: PathBuf,
+    pairs: usize,
+    figures: HashMap<String, Vec<u128>>,
+}
+
+impl<'m> Store<'m> {
+    fn new(module: &'m Module, root: &Path, name: &str, pairs: usize) -> Store<'m> {
+        let dir = root.join(format!("{}-{name}", module.name));
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        std::fs::write(dir.join("module.conf"), (module.conf)(&dir.join("tokens"))).unwrap();
+        Store {
+            module,
+            dir,
+            pairs,
+            figures: HashMap::new(),
+        }
     }
 
     /// Runs one phase in a new process and collects what it reports.
-    fn phase(&self, module: &Path, phase: &str, figures: &mut HashMap<String, Vec<u128>>) {
+    fn phase(&mut self, phase: &str) {
         let output = Command::new(std::env::current_exe().unwrap())
             .args([PHASE, phase])
-            .arg(module)
+            .arg(&self.module.path)
             .arg(self.pairs.to_string())
-            .env("FERROHSM_CONF", self.dir.join("module.conf"))
+            .env(self.module.conf_var, self.dir.join("module.conf"))
             .output()
             .expect("bench child");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
-            "phase {phase} failed: {stdout}{}",
+            "{} phase {phase} failed: {stdout}{}",
+            self.module.name,
             String::from_utf8_lossy(&output.stderr)
         );
         for line in stdout.lines() {
-            if let Some([name, nanos]) = line
-                .strip_prefix("= ")
-                .and_then(|l| l.split_once(' '))
-                .map(|(n, v)| [n, v])
-            {
-                figures
+            if let Some((name, nanos)) = line.strip_prefix("= ").and_then(|l| l.split_once(' ')) {
+                self.figures
                     .entry(name.to_string())
                     .or_default()
                     .push(nanos.parse().unwrap());
@@ -307,15 +322,66 @@ impl Store {
         }
     }
 
-    /// Bytes of the token files (database, and WAL and shared memory if any).
-    fn size(&self) -> u64 {
-        std::fs::read_dir(self.dir.join("tokens"))
-            .unwrap()
-            .map(|e| e.unwrap())
-            .filter(|e| e.file_name().to_string_lossy().starts_with("token-"))
-            .map(|e| e.metadata().unwrap().len())
-            .sum()
+    /// The median of a reported figure, in milliseconds.
+    fn ms(&mut self, name: &str) -> f64 {
+        median(self.figures.get_mut(name).unwrap()) as f64 / 1e6
     }
+
+    /// Bytes of every file in the token directory (for ferrohsm the database, its WAL and
+    /// shared memory if any, the slot map; for SoftHSMv2 one file per object).
+    fn size(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        walk(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        }
+        walk(&self.dir.join("tokens"))
+    }
+}
+
+/// The figures of one module: a filled token and an empty one, each measured by fresh
+/// processes.
+struct Measured<'m> {
+    full: Store<'m>,
+    empty: Store<'m>,
+}
+
+fn measure<'m>(module: &'m Module, root: &Path, pairs: usize) -> Measured<'m> {
+    let mut full = Store::new(module, root, "full", pairs);
+    let mut empty = Store::new(module, root, "empty", 0);
+    println!(
+        "scale: {}: filling a token with {pairs} RSA-2048 key pairs ...",
+        module.name
+    );
+    full.phase("fill");
+    empty.phase("fill");
+    for _ in 0..INIT_RUNS {
+        full.phase("init");
+        empty.phase("init");
+    }
+    for _ in 0..LOGIN_RUNS {
+        full.phase("login");
+        empty.phase("login");
+    }
+    Measured { full, empty }
+}
+
+/// One row of the table: a figure for every module, and its target.
+fn row(name: &str, target: &str, measured: &mut [Measured], figure: fn(&mut Measured) -> String) {
+    let values: String = measured
+        .iter_mut()
+        .map(|m| format!("{:>16}", figure(m)))
+        .collect();
+    println!("{name:<44}{values}   {target}");
 }
 
 fn load_average() -> String {
@@ -341,95 +407,133 @@ fn main() {
         .status()
         .expect("cargo build");
     assert!(status.success());
-    let module = manifest.join("target/release/libferrohsm.so");
-    let pairs: usize = std::env::var("FERROHSM_SCALE_PAIRS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
+    let count = |var: &str, default: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let pairs = count("FERROHSM_SCALE_PAIRS", 5_000);
+    let mut modules = vec![(
+        Module {
+            name: "ferrohsm",
+            path: manifest.join("target/release/libferrohsm.so"),
+            conf_var: "FERROHSM_CONF",
+            conf: |tokens| format!("token_dir = {tokens:?}\n"),
+        },
+        pairs,
+    )];
+    let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
+    // SoftHSMv2 keeps one file per object and creating one took about 12 ms with 400 on
+    // the token here: 10 000 would take minutes, so it gets fewer by default.
+    let softhsm_pairs = count("FERROHSM_SCALE_SOFTHSM_PAIRS", pairs.min(1_000));
+    if softhsm.exists() && softhsm_pairs > 0 {
+        modules.push((
+            Module {
+                name: "softhsm2",
+                path: softhsm,
+                conf_var: "SOFTHSM2_CONF",
+                conf: |tokens| {
+                    format!(
+                        "directories.tokendir = {}\nobjectstore.backend = file\n",
+                        tokens.display()
+                    )
+                },
+            },
+            softhsm_pairs,
+        ));
+    }
 
     let root = tempfile::tempdir().unwrap();
-    let full = Store::new(root.path(), "full", pairs);
-    let empty = Store::new(root.path(), "empty", 0);
-    let mut f: HashMap<String, Vec<u128>> = HashMap::new();
-    let mut e: HashMap<String, Vec<u128>> = HashMap::new();
-    println!("scale: filling a token with {pairs} RSA-2048 key pairs ...");
-    full.phase(&module, "fill", &mut f);
-    empty.phase(&module, "fill", &mut e);
-    let (full_size, empty_size) = (full.size(), empty.size());
     let load_before = load_average();
-    for _ in 0..INIT_RUNS {
-        full.phase(&module, "init", &mut f);
-        empty.phase(&module, "init", &mut e);
-    }
-    for _ in 0..LOGIN_RUNS {
-        full.phase(&module, "login", &mut f);
-        empty.phase(&module, "login", &mut e);
-    }
+    let mut measured: Vec<Measured> = modules
+        .iter()
+        .map(|(module, pairs)| measure(module, root.path(), *pairs))
+        .collect();
 
-    let ms = |figures: &mut HashMap<String, Vec<u128>>, name: &str| {
-        median(figures.get_mut(name).unwrap()) as f64 / 1e6
-    };
-    let objects = 2 * pairs;
-    let fill = ms(&mut f, "fill");
-    let (login_full, login_empty) = (ms(&mut f, "login"), ms(&mut e, "login"));
     println!(
-        "\nscale: {objects} token objects ({pairs} RSA-2048 pairs) in {}; load average {load_before} before, {} after",
+        "\nscale: RSA-2048 pairs (2 token objects each) in {}; load average {load_before} before, {} after",
         root.path().display(),
         load_average()
     );
-    println!("{:<46} {:>14}   target", "figure (median)", "measured");
-    let row = |name: &str, value: String, target: &str| {
-        println!("{name:<46} {value:>14}   {target}");
-    };
+    let names: String = measured
+        .iter()
+        .map(|m| format!("{:>16}", m.full.module.name))
+        .collect();
+    println!("{:<44}{names}   target", "figure (median of processes)");
     row(
-        "fill: C_CreateObject per object",
-        format!("{:.2} ms", fill / objects as f64),
-        &format!("(total {:.1} s)", fill / 1e3),
+        "key pairs on the token",
+        "10 000 objects",
+        &mut measured,
+        |m| m.full.pairs.to_string(),
     );
+    row("fill: C_CreateObject per object", "", &mut measured, |m| {
+        let objects = 2 * m.full.pairs;
+        format!("{:.2} ms", m.full.ms("fill") / objects as f64)
+    });
     row(
         "C_Initialize + first C_GetSlotList",
-        format!("{:.2} ms", ms(&mut f, "init")),
-        &format!("< 200 ms (empty token: {:.2} ms)", ms(&mut e, "init")),
+        "< 200 ms",
+        &mut measured,
+        |m| format!("{:.2} ms", m.full.ms("init")),
     );
+    row("  same, empty token", "", &mut measured, |m| {
+        format!("{:.2} ms", m.empty.ms("init"))
+    });
     row(
         "  with loading the module (dlopen)",
-        format!("{:.2} ms", ms(&mut f, "load_init")),
         "",
+        &mut measured,
+        |m| format!("{:.2} ms", m.full.ms("load_init")),
     );
+    row("C_Login(USER)", "", &mut measured, |m| {
+        format!("{:.1} ms", m.full.ms("login"))
+    });
+    row("  same, empty token", "", &mut measured, |m| {
+        format!("{:.1} ms", m.empty.ms("login"))
+    });
+    row("  full vs empty", "within +20%", &mut measured, |m| {
+        format!(
+            "{:+.1}%",
+            (m.full.ms("login") / m.empty.ms("login") - 1.0) * 100.0
+        )
+    });
     row(
-        "C_Login(USER)",
-        format!("{login_full:.1} ms"),
-        &format!(
-            "within 20% of empty: {login_empty:.1} ms ({:+.1}%)",
-            (login_full / login_empty - 1.0) * 100.0
-        ),
-    );
-    row(
-        "first search after login (loads the index)",
-        format!("{:.1} ms", ms(&mut f, "first_find")),
+        "first search after login (loads objects)",
         "",
+        &mut measured,
+        |m| format!("{:.1} ms", m.full.ms("first_find")),
     );
     row(
-        "search 1 object by label (Init+Find+Final)",
-        format!("{:.1} us", ms(&mut f, "find_label") * 1e3),
+        "search 1 by label (Init+Find+Final)",
         "< 50 us",
+        &mut measured,
+        |m| format!("{:.1} us", m.full.ms("find_label") * 1e3),
     );
-    row(
-        "search 1 object by id (+ class)",
-        format!("{:.1} us", ms(&mut f, "find_id") * 1e3),
-        "< 50 us",
-    );
+    row("search 1 by id (+ class)", "< 50 us", &mut measured, |m| {
+        format!("{:.1} us", m.full.ms("find_id") * 1e3)
+    });
     row(
         "first C_Decrypt after login (key load)",
-        format!("{:.2} ms", ms(&mut f, "first_decrypt")),
-        &format!("(next one: {:.2} ms)", ms(&mut f, "next_decrypt")),
+        "",
+        &mut measured,
+        |m| format!("{:.2} ms", m.full.ms("first_decrypt")),
     );
+    row("  next C_Decrypt", "", &mut measured, |m| {
+        format!("{:.2} ms", m.full.ms("next_decrypt"))
+    });
+    row("store on disk, full token", "", &mut measured, |m| {
+        format!("{:.1} MiB", m.full.size() as f64 / (1 << 20) as f64)
+    });
     row(
-        "store size per RSA-2048 pair",
-        format!("{} B", full_size / pairs as u64),
-        &format!(
-            "(store {full_size} B; minus empty store: {} B per pair)",
-            (full_size - empty_size) / pairs as u64
-        ),
+        "store per RSA-2048 pair (full - empty)",
+        "(reported)",
+        &mut measured,
+        |m| {
+            format!(
+                "{} B",
+                (m.full.size() - m.empty.size()) / m.full.pairs as u64
+            )
+        },
     );
 }
