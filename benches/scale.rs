@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 const SO_PIN: &str = "scale-so-pin";
 const USER_PIN: &str = "scale-user-pin";
 const TOKEN_LABEL: &str = "scale";
+const MESSAGE: &[u8] = b"scale benchmark";
+/// The file in a store's directory holding `MESSAGE` encrypted to the keys.
+const CIPHERTEXT: &str = "ciphertext";
 /// The argument that makes this binary run one phase instead of the whole benchmark.
 const PHASE: &str = "scale-phase";
 /// Processes per cold-start figure and per login figure; searches timed per process.
@@ -81,7 +84,7 @@ fn scale_slot(p: &Pkcs11) -> Slot {
 /// token objects: one key is generated (extractable, in the session) and its material is
 /// imported again and again with C_CreateObject under distinct labels and ids, as sensitive
 /// private keys. Generating thousands of RSA keys would take hours.
-fn fill(module: &Path, pairs: usize) {
+fn fill(module: &Path, pairs: usize, dir: &Path) {
     let p = load(module);
     let spare = *p
         .get_all_slots()
@@ -102,15 +105,17 @@ fn fill(module: &Path, pairs: usize) {
         .unwrap();
     if pairs > 0 {
         let started = Instant::now();
-        create_pairs(&session, pairs);
+        let ciphertext = create_pairs(&session, pairs);
         report("fill", started.elapsed());
+        std::fs::write(dir.join(CIPHERTEXT), ciphertext).unwrap();
     }
     session.logout().unwrap();
     drop(session);
     p.finalize().unwrap();
 }
 
-fn create_pairs(session: &Session, pairs: usize) {
+/// Returns `MESSAGE` encrypted (PKCS#1 v1.5) to the keys' common public key.
+fn create_pairs(session: &Session, pairs: usize) -> Vec<u8> {
     let (public, private) = session
         .generate_key_pair(
             &Mechanism::RsaPkcsKeyPairGen,
@@ -161,6 +166,9 @@ fn create_pairs(session: &Session, pairs: usize) {
         template.extend(private_parts.iter().cloned());
         session.create_object(&template).unwrap();
     }
+    session
+        .encrypt(&Mechanism::RsaPkcs, public, MESSAGE)
+        .unwrap()
 }
 
 /// A cold start: loading the module, C_Initialize and the first C_GetSlotList.
@@ -179,7 +187,7 @@ fn cold_start(module: &Path) {
 
 /// C_Login on a freshly started module, then (on a filled token) searches and the first
 /// use of a private key.
-fn login(module: &Path, pairs: usize) {
+fn login(module: &Path, pairs: usize, dir: &Path) {
     let p = load(module);
     let session = p.open_ro_session(scale_slot(&p)).unwrap();
     let started = Instant::now();
@@ -232,36 +240,36 @@ fn login(module: &Path, pairs: usize) {
         report(name, Duration::from_nanos(median(&mut times) as u64));
     }
 
-    let public = session
-        .find_objects(&[Attribute::Label(label(target, "public"))])
-        .unwrap()[0];
-    let message = b"scale benchmark";
-    let ciphertext = session
-        .encrypt(&Mechanism::RsaPkcs, public, message)
-        .unwrap();
-    let started = Instant::now();
-    let clear = session
-        .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
-        .unwrap();
-    report("first_decrypt", started.elapsed());
-    assert_eq!(clear, message);
-    let started = Instant::now();
-    session
-        .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
-        .unwrap();
-    report("next_decrypt", started.elapsed());
+    // The process's first private-key operation: key load (unseal, parse) plus whatever
+    // the module starts on first use (e.g. its random generator for blinding); then
+    // another key's first use (key load only); then a loaded key.
+    let ciphertext = std::fs::read(dir.join(CIPHERTEXT)).unwrap();
+    let decrypt = |key| {
+        let started = Instant::now();
+        let clear = session
+            .decrypt(&Mechanism::RsaPkcs, key, &ciphertext)
+            .unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(clear, MESSAGE);
+        elapsed
+    };
+    report("first_decrypt", decrypt(private));
+    let other = session.find_objects(&by_label(target + 1)).unwrap()[0];
+    report("other_key_decrypt", decrypt(other));
+    report("next_decrypt", decrypt(private));
 }
 
 fn run_phase(args: &[String]) {
-    let [phase, module, pairs] = args else {
-        panic!("usage: {PHASE} fill|init|login MODULE PAIRS");
+    let [phase, module, pairs, dir] = args else {
+        panic!("usage: {PHASE} fill|init|login MODULE PAIRS STORE-DIR");
     };
+    let dir = Path::new(dir);
     let module = Path::new(module);
     let pairs: usize = pairs.parse().unwrap();
     match phase.as_str() {
-        "fill" => fill(module, pairs),
+        "fill" => fill(module, pairs, dir),
         "init" => cold_start(module),
-        "login" => login(module, pairs),
+        "login" => login(module, pairs, dir),
         other => panic!("unknown phase {other}"),
     }
 }
@@ -302,6 +310,7 @@ impl<'m> Store<'m> {
             .args([PHASE, phase])
             .arg(&self.module.path)
             .arg(self.pairs.to_string())
+            .arg(&self.dir)
             .env(self.module.conf_var, self.dir.join("module.conf"))
             .output()
             .expect("bench child");
@@ -328,7 +337,8 @@ impl<'m> Store<'m> {
     }
 
     /// Bytes of every file in the token directory (for ferrohsm the database, its WAL and
-    /// shared memory if any, the slot map; for SoftHSMv2 one file per object).
+    /// shared memory if any, the slot map; for SoftHSMv2 one file per object). Taken after
+    /// a clean C_Finalize: a process that exits without one leaves SQLite's -shm behind.
     fn size(&self) -> u64 {
         fn walk(dir: &Path) -> u64 {
             std::fs::read_dir(dir)
@@ -353,6 +363,9 @@ impl<'m> Store<'m> {
 struct Measured<'m> {
     full: Store<'m>,
     empty: Store<'m>,
+    /// Bytes on disk after the fill's C_Finalize.
+    full_size: u64,
+    empty_size: u64,
 }
 
 fn measure<'m>(module: &'m Module, root: &Path, pairs: usize) -> Measured<'m> {
@@ -364,6 +377,7 @@ fn measure<'m>(module: &'m Module, root: &Path, pairs: usize) -> Measured<'m> {
     );
     full.phase("fill");
     empty.phase("fill");
+    let (full_size, empty_size) = (full.size(), empty.size());
     for _ in 0..INIT_RUNS {
         full.phase("init");
         empty.phase("init");
@@ -372,7 +386,12 @@ fn measure<'m>(module: &'m Module, root: &Path, pairs: usize) -> Measured<'m> {
         full.phase("login");
         empty.phase("login");
     }
-    Measured { full, empty }
+    Measured {
+        full,
+        empty,
+        full_size,
+        empty_size,
+    }
 }
 
 /// One row of the table: a figure for every module, and its target.
@@ -513,27 +532,25 @@ fn main() {
     row("search 1 by id (+ class)", "< 50 us", &mut measured, |m| {
         format!("{:.1} us", m.full.ms("find_id") * 1e3)
     });
+    row("first C_Decrypt of the process", "", &mut measured, |m| {
+        format!("{:.2} ms", m.full.ms("first_decrypt"))
+    });
     row(
-        "first C_Decrypt after login (key load)",
+        "  first C_Decrypt with another key",
         "",
         &mut measured,
-        |m| format!("{:.2} ms", m.full.ms("first_decrypt")),
+        |m| format!("{:.2} ms", m.full.ms("other_key_decrypt")),
     );
     row("  next C_Decrypt", "", &mut measured, |m| {
         format!("{:.2} ms", m.full.ms("next_decrypt"))
     });
     row("store on disk, full token", "", &mut measured, |m| {
-        format!("{:.1} MiB", m.full.size() as f64 / (1 << 20) as f64)
+        format!("{:.1} MiB", m.full_size as f64 / (1 << 20) as f64)
     });
     row(
         "store per RSA-2048 pair (full - empty)",
         "(reported)",
         &mut measured,
-        |m| {
-            format!(
-                "{} B",
-                (m.full.size() - m.empty.size()) / m.full.pairs as u64
-            )
-        },
+        |m| format!("{} B", (m.full_size - m.empty_size) / m.full.pairs as u64),
     );
 }
