@@ -29,7 +29,7 @@ const MESSAGE: &[u8] = b"scale benchmark";
 const CIPHERTEXT: &str = "ciphertext";
 /// The argument that makes this binary run one phase instead of the whole benchmark.
 const PHASE: &str = "scale-phase";
-/// Processes per cold-start figure and per login figure; searches timed per process.
+/// Processes per cold-start figure and per login figure (medians across them).
 const INIT_RUNS: usize = 10;
 const LOGIN_RUNS: usize = 11;
 /// Searches timed per process and kind: this many, or as many as fit in `SEARCH_TIME`
@@ -104,9 +104,7 @@ fn fill(module: &Path, pairs: usize, dir: &Path) {
         .login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     if pairs > 0 {
-        let started = Instant::now();
         let ciphertext = create_pairs(&session, pairs);
-        report("fill", started.elapsed());
         std::fs::write(dir.join(CIPHERTEXT), ciphertext).unwrap();
     }
     session.logout().unwrap();
@@ -114,7 +112,8 @@ fn fill(module: &Path, pairs: usize, dir: &Path) {
     p.finalize().unwrap();
 }
 
-/// Returns `MESSAGE` encrypted (PKCS#1 v1.5) to the keys' common public key.
+/// Reports the time of the C_CreateObject calls; returns `MESSAGE` encrypted (PKCS#1 v1.5)
+/// to the keys' common public key.
 fn create_pairs(session: &Session, pairs: usize) -> Vec<u8> {
     let (public, private) = session
         .generate_key_pair(
@@ -139,6 +138,7 @@ fn create_pairs(session: &Session, pairs: usize) -> Vec<u8> {
         PRIVATE_PARTS.len(),
         "key material readable"
     );
+    let started = Instant::now();
     for i in 0..pairs {
         let mut template = vec![
             Attribute::Class(ObjectClass::PUBLIC_KEY),
@@ -166,6 +166,7 @@ fn create_pairs(session: &Session, pairs: usize) -> Vec<u8> {
         template.extend(private_parts.iter().cloned());
         session.create_object(&template).unwrap();
     }
+    report("fill", started.elapsed());
     session
         .encrypt(&Mechanism::RsaPkcs, public, MESSAGE)
         .unwrap()
