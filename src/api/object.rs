@@ -29,7 +29,7 @@ fn check_storage(token: &Token, read_write: bool, attrs: &Attributes) -> Result<
 
 /// Key objects must hold usable key material: parse them once now so that a bad import is
 /// refused at C_CreateObject rather than at first use.
-pub fn check_key_material(attrs: &Attributes) -> Result<()> {
+fn check_key_material(attrs: &Attributes) -> Result<()> {
     match attrs.get_ulong(CKA_CLASS)? {
         Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) => crate::mechanism::load_key(attrs)
             .map(|_| ())
@@ -41,6 +41,30 @@ pub fn check_key_material(attrs: &Attributes) -> Result<()> {
     }
 }
 
+/// Every check C_CreateObject makes in `session`, without storing: the object it would
+/// store. `create` is this plus the store; `ferrohsm-util migrate-softhsm --dry-run` uses it
+/// alone.
+pub fn check_create(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    template: &Attributes,
+) -> Result<Attributes> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    checked_new_object(&s.token, s.read_write, template)
+}
+
+fn checked_new_object(
+    token: &Token,
+    read_write: bool,
+    template: &Attributes,
+) -> Result<Attributes> {
+    let attrs = policy::new_object(template, Origin::Create, &Attributes::new())?;
+    check_storage(token, read_write, &attrs)?;
+    check_key_material(&attrs)?;
+    Ok(attrs)
+}
+
 pub fn create(
     lib: &Library,
     session: CK_SESSION_HANDLE,
@@ -48,9 +72,7 @@ pub fn create(
 ) -> Result<CK_OBJECT_HANDLE> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let attrs = policy::new_object(&template, Origin::Create, &Attributes::new())?;
-    check_storage(&s.token, s.read_write, &attrs)?;
-    check_key_material(&attrs)?;
+    let attrs = checked_new_object(&s.token, s.read_write, &template)?;
     s.token.create_object(attrs, session)
 }
 

@@ -144,19 +144,10 @@ fn copy_one(
     entry.dropped = dropped;
     entry.outcome = match already_present(lib, session, &template) {
         Ok(true) => Outcome::AlreadyPresent,
-        Ok(false) if dry_run => {
-            // Run the same checks C_CreateObject would, without storing.
-            match crate::object::policy::new_object(
-                &template,
-                crate::object::policy::Origin::Create,
-                &Attributes::new(),
-            )
-            .and_then(|attrs| api::object::check_key_material(&attrs))
-            {
-                Ok(()) => Outcome::WouldCopy,
-                Err(e) => Outcome::Skipped(e.to_string()),
-            }
-        }
+        Ok(false) if dry_run => match api::object::check_create(lib, session, &template) {
+            Ok(_) => Outcome::WouldCopy,
+            Err(e) => Outcome::Skipped(e.to_string()),
+        },
         Ok(false) => match api::object::create(lib, session, template) {
             Ok(_) => Outcome::Copied,
             Err(e) => Outcome::Skipped(e.to_string()),
