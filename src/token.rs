@@ -414,16 +414,15 @@ impl Token {
                 Ok(())
             }
             Some((id, old_sealed)) => {
-                // Without the token key the caller saw the object without its sealed
-                // values; they are kept as they are.
-                let keep: Vec<_> = if inner.login.is_none() {
-                    old_sealed
-                        .into_iter()
-                        .filter(|(ty, _)| !attrs.contains(*ty))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                // A caller who read the object without the token key saw it without its
+                // sealed values; they are kept as they are. Decided by what `attrs` holds,
+                // not by the login state now: a login by another session between that read
+                // and this write must not drop them. (A caller who read them has them all
+                // in `attrs`, and C_SetAttributeValue cannot remove one.)
+                let keep: Vec<_> = old_sealed
+                    .into_iter()
+                    .filter(|(ty, _)| !attrs.contains(*ty))
+                    .collect();
                 inner.persist(handle, id, &attrs, &keep)
             }
         }
@@ -549,6 +548,16 @@ impl Token {
                 CKR_DEVICE_REMOVED,
                 "token was re-initialised by another process during the PIN check",
             ));
+        }
+        // Guesses running in parallel (threads or processes) were all admitted by the check
+        // above; the ones that lost the race to the limit are refused here, before their
+        // result counts, so no more than MAX_PIN_FAILURES guesses are ever judged.
+        if inner
+            .record
+            .pin(user)
+            .is_some_and(|p| p.failures >= MAX_PIN_FAILURES)
+        {
+            return fail(CKR_PIN_LOCKED);
         }
         match token_key {
             Some(token_key) => {
@@ -1102,6 +1111,35 @@ mod tests {
         let mut by_secret = Attributes::new();
         by_secret.set(CKA_VALUE, SECRET);
         assert!(token.find(&by_secret).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_login_between_read_and_write_keeps_sealed_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        let handle = token
+            .create_object(public_secret_key("pub-secret"), 1)
+            .unwrap();
+        token.logout().unwrap();
+        // One session reads without login (no sealed value), another logs in, then the
+        // first writes back what it read.
+        let seen = token.object(handle).unwrap();
+        assert_eq!(seen.locked, vec![CKA_VALUE]);
+        token.login(UserType::User, USER_PIN).unwrap();
+        let mut renamed = seen.attrs.clone();
+        renamed.set(CKA_LABEL, b"renamed".to_vec());
+        token.update_object(handle, renamed).unwrap();
+        let (_other_slots, other) = reopen(dir.path());
+        other.login(UserType::User, USER_PIN).unwrap();
+        let stored = other.object(handle_by_label(&other, "renamed")).unwrap();
+        assert_eq!(stored.attrs.get(CKA_VALUE), Some(SECRET));
+    }
+
+    fn handle_by_label(token: &Token, label: &str) -> CK_OBJECT_HANDLE {
+        let found = token.find(&by_label(label)).unwrap();
+        assert_eq!(found.len(), 1, "{label}");
+        found[0]
     }
 
     #[test]
