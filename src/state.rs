@@ -60,7 +60,9 @@ pub fn initialize() -> Result<()> {
     // Failures are reported once, by the guard, with their one-line reason.
     let config = Config::load()?;
     crate::log::configure(config.log_level);
-    let slots = Slots::open(&config)?;
+    // An unusable token directory is CKR_DEVICE_ERROR elsewhere, but C_Initialize's list of
+    // codes (PKCS#11 3.0 §5.4) has no device errors: it is the function that failed.
+    let slots = Slots::open(&config).map_err(|e| Error::with(CKR_FUNCTION_FAILED, e.context))?;
     *lib = Some(Arc::new(Library {
         pid: std::process::id(),
         config,
