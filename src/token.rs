@@ -475,6 +475,17 @@ impl Token {
     /// names no visible key, CKR_USER_NOT_LOGGED_IN for a key whose sealed values cannot be
     /// opened because nobody is logged in.
     pub fn loaded_key(&self, handle: CK_OBJECT_HANDLE) -> Result<LoadedKey> {
+        self.key_for_use(handle, |_| Ok(()))
+    }
+
+    /// `loaded_key` after `check` has accepted the key's clear attributes (class, usage
+    /// flags, allowed mechanisms: never a sealed value), in the same look-up: starting an
+    /// operation opens no sealed value unless the key must be parsed.
+    pub fn key_for_use(
+        &self,
+        handle: CK_OBJECT_HANDLE,
+        check: impl FnOnce(&Attributes) -> Result<()>,
+    ) -> Result<LoadedKey> {
         let (version, login_serial, attrs) = {
             let mut inner = self.inner.lock();
             inner.sync()?;
@@ -487,6 +498,7 @@ impl Token {
             ) {
                 return fail(CKR_KEY_HANDLE_INVALID);
             }
+            check(&entry.object.attrs)?;
             let version = entry.meta.version;
             if let Some((cached_version, key)) = inner.keys.get(&handle) {
                 if *cached_version == version {

@@ -8,25 +8,22 @@ use crate::state::Library;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
-/// The key behind `handle` for `usage` (CKA_ENCRYPT, CKA_SIGN, ...) with `mechanism`.
-/// A handle that names no key is CKR_KEY_HANDLE_INVALID, as clients and suites expect.
+/// The key behind `handle` for `usage` (CKA_ENCRYPT, CKA_SIGN, ...) with `mechanism`, and
+/// whether it needs the PIN again (CKA_ALWAYS_AUTHENTICATE). A handle that names no key is
+/// CKR_KEY_HANDLE_INVALID, as clients and suites expect.
 fn usable_key(
     s: &Session,
     handle: CK_OBJECT_HANDLE,
     usage: CK_ATTRIBUTE_TYPE,
     mechanism: CK_MECHANISM_TYPE,
 ) -> Result<(LoadedKey, bool)> {
-    let object = s.token.object(handle).map_err(|e| match e.rv {
-        CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
-        _ => e,
+    let mut always_authenticate = false;
+    let key = s.token.key_for_use(handle, |attrs| {
+        policy::check_usage(attrs, usage, mechanism)?;
+        always_authenticate = attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
+        Ok(())
     })?;
-    match object.attrs.get_ulong(CKA_CLASS)? {
-        Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) | Some(CKO_SECRET_KEY) => {}
-        _ => return fail(CKR_KEY_HANDLE_INVALID),
-    }
-    policy::check_usage(&object.attrs, usage, mechanism)?;
-    let always_authenticate = object.attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
-    Ok((s.token.loaded_key(handle)?, always_authenticate))
+    Ok((key, always_authenticate))
 }
 
 /// One kind of operation: the function flag its mechanism must offer, the key attribute
