@@ -32,7 +32,7 @@ pub fn slot_list(lib: &Library) -> Result<Vec<CK_SLOT_ID>> {
 }
 
 pub fn slot_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
-    lib.slots.token_info(slot)?;
+    lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
     Ok(CK_SLOT_INFO {
         slotDescription: padded(&format!("ferrohsm slot {slot}")),
         manufacturerID: padded(MANUFACTURER),
@@ -75,7 +75,7 @@ pub fn token_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
 }
 
 pub fn mechanism_list(lib: &Library, slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>> {
-    lib.slots.token_info(slot)?;
+    lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
     let mut list = mechanism::mechanism_list();
     list.retain(|m| lib.config.mechanisms.allows(*m));
     Ok(list)
@@ -86,7 +86,7 @@ pub fn mechanism_info(
     slot: CK_SLOT_ID,
     ty: CK_MECHANISM_TYPE,
 ) -> Result<CK_MECHANISM_INFO> {
-    lib.slots.token_info(slot)?;
+    lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
     let info = lib.mechanism(ty)?.info();
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: info.min_key_size,
@@ -97,7 +97,7 @@ pub fn mechanism_info(
 
 /// C_InitToken: the label is the 32-byte blank-padded field.
 pub fn init_token(lib: &Library, slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Result<()> {
-    lib.slots.token_info(slot)?;
+    lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
     if !lib.sessions_on(Some(slot)).is_empty() {
         return fail(CKR_SESSION_EXISTS);
     }
