@@ -45,12 +45,6 @@ pub fn warn(msg: &str) {
     }
 }
 
-pub fn error(msg: &str) {
-    if enabled(Level::Error) {
-        eprintln!("ferrohsm: error: {msg}");
-    }
-}
-
 /// Errors that a caller provoked are routine (debug); internal ones are reported.
 pub fn call_failed(name: &str, e: &Error) {
     let internal = matches!(

@@ -57,7 +57,6 @@ pub struct Operations {
 }
 
 pub struct Session {
-    pub handle: CK_SESSION_HANDLE,
     pub slot_id: CK_SLOT_ID,
     pub token: Arc<Token>,
     pub read_write: bool,
@@ -83,11 +82,6 @@ impl Session {
         } else {
             fail(CKR_SESSION_READ_ONLY)
         }
-    }
-
-    /// Any operation active: C_SetOperationState-free sessions use this for CKR_OPERATION_ACTIVE.
-    pub fn cancel_all(&mut self) {
-        self.ops = Operations::default();
     }
 }
 

@@ -117,12 +117,8 @@ impl Library {
             .ok_or(Error::new(CKR_SESSION_HANDLE_INVALID))
     }
 
-    pub fn add_session(
-        &self,
-        make: impl FnOnce(CK_SESSION_HANDLE) -> Session,
-    ) -> CK_SESSION_HANDLE {
+    pub fn add_session(&self, session: Session) -> CK_SESSION_HANDLE {
         let handle = self.next_session.fetch_add(1, Ordering::Relaxed) as CK_SESSION_HANDLE;
-        let session = make(handle);
         let session = Arc::new(SessionEntry {
             slot_id: session.slot_id,
             read_write: session.read_write,

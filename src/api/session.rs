@@ -19,8 +19,7 @@ pub fn open(lib: &Library, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSI
     if !read_write && token.logged_in() == Some(UserType::So) {
         return fail(CKR_SESSION_READ_WRITE_SO_EXISTS);
     }
-    Ok(lib.add_session(|handle| Session {
-        handle,
+    Ok(lib.add_session(Session {
         slot_id: slot,
         token,
         read_write,
@@ -33,7 +32,7 @@ pub fn close(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
 }
 
 pub fn close_all(lib: &Library, slot: CK_SLOT_ID) -> Result<()> {
-    lib.slots.token_info(slot)?;
+    lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
     lib.close_all_sessions(Some(slot));
     Ok(())
 }
@@ -69,9 +68,19 @@ pub fn login(
             let who = token
                 .logged_in()
                 .ok_or(crate::error::Error::new(CKR_USER_NOT_LOGGED_IN))?;
+            // Only an operation on a CKA_ALWAYS_AUTHENTICATE key asks for it: otherwise the
+            // PIN is not even checked (a wrong one would cost a retry for nothing).
+            let entry = lib.session(session)?;
+            let pending = {
+                let s = entry.lock();
+                s.ops.decrypt.is_some() || s.ops.sign.is_some()
+            };
+            if !pending {
+                return fail(CKR_OPERATION_NOT_INITIALIZED);
+            }
+            // Argon2 runs without the session lock.
             token.verify_pin(who, pin)?;
-            let s = lib.session(session)?;
-            let mut s = s.lock();
+            let mut s = entry.lock();
             let ops = &mut s.ops;
             let pending = [
                 ops.decrypt.as_mut().map(|a| &mut a.needs_login),

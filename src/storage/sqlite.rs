@@ -151,10 +151,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// An online, consistent copy of the whole store at `dest` (which must not exist),
     /// taken in one read transaction with SQLite's backup API, so writers in other
     /// processes go on meanwhile. The copy is a complete token store: restoring it is
