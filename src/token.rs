@@ -118,7 +118,10 @@ struct Login {
 struct Inner {
     store: Box<dyn TokenStore>,
     record: TokenRecord,
-    /// The store's change counter at the last completed sync.
+    /// The store's change counter at the last completed sync of the objects; `None`: never
+    /// synced (or forgotten). The objects are stale while it differs from `record`'s
+    /// counter, which moves only with other connections' commits (SQLite's data_version
+    /// ignores our own, and our own writes update the index as they go).
     seen_counter: Option<u64>,
     index: ObjectIndex<Meta>,
     by_store_id: HashMap<ObjectId, CK_OBJECT_HANDLE>,
@@ -127,8 +130,6 @@ struct Inner {
     login_serial: u64,
     keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
     next_version: u64,
-    /// Another connection changed objects since the index was last brought up to date.
-    objects_stale: bool,
 }
 
 pub struct Token {
@@ -141,8 +142,11 @@ pub struct Token {
 impl Token {
     /// Loads a token and its objects from its store.
     pub(crate) fn open(mut store: Box<dyn TokenStore>, kdf: KdfParams) -> Result<Token> {
+        // Note the store's data version before reading the record: a commit by another
+        // process in between is then seen (and the record re-read) at the next call.
+        store.data_changed()?;
         let record = store.load_token()?;
-        let mut inner = Inner {
+        let inner = Inner {
             store,
             record,
             seen_counter: None,
@@ -152,11 +156,9 @@ impl Token {
             login_serial: 0,
             keys: HashMap::new(),
             next_version: 0,
-            objects_stale: true,
         };
         // The objects are loaded at the first call that needs them, so listing slots and
         // logging in stay fast on a token with many objects.
-        inner.sync_record()?;
         Ok(Token {
             slot_id: inner.record.slot_id,
             kdf,
@@ -320,7 +322,6 @@ impl Token {
         inner.by_store_id.clear();
         inner.keys.clear();
         inner.seen_counter = None;
-        inner.objects_stale = true;
         inner.record = inner.store.load_token()?;
         inner.sync()
     }
@@ -781,9 +782,6 @@ impl Inner {
             self.by_store_id.clear();
             self.seen_counter = None;
         }
-        if self.seen_counter != Some(record.change_counter) {
-            self.objects_stale = true;
-        }
         self.record = record;
         Ok(())
     }
@@ -792,7 +790,7 @@ impl Inner {
     /// generation moved (a diff of `(id, generation)` pairs, loading only those).
     fn sync(&mut self) -> Result<()> {
         self.sync_record()?;
-        if !self.objects_stale {
+        if self.seen_counter == Some(self.record.change_counter) {
             return Ok(());
         }
         let counter = self.record.change_counter;
@@ -834,7 +832,6 @@ impl Inner {
             }
         }
         self.seen_counter = Some(counter);
-        self.objects_stale = false;
         Ok(())
     }
 }
