@@ -181,15 +181,26 @@ impl Slots {
             return token.reinitialise(so_pin, label);
         }
         let record = Token::new_record(slot, label, so_pin, self.kdf)?;
-        let final_path = self.dir.join(format!("{FILE_PREFIX}{slot}{FILE_SUFFIX}"));
+        self.install_store(slot, "create", |temp| SqliteStore::create(temp, &record))
+    }
+
+    /// Makes the store of `slot` with `make` under a temporary name and renames it into
+    /// place, so other processes never see a half-made token file; then lists it.
+    fn install_store(
+        &self,
+        slot: CK_SLOT_ID,
+        what: &str,
+        make: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let final_path = self.token_path(slot);
         let temp_path = self.dir.join(format!(
-            ".{FILE_PREFIX}{slot}{FILE_SUFFIX}.{}.tmp",
+            ".{FILE_PREFIX}{slot}{FILE_SUFFIX}.{}.{what}.tmp",
             std::process::id()
         ));
         let _ = std::fs::remove_file(&temp_path);
-        let made = SqliteStore::create(&temp_path, &record).and_then(|()| {
+        let made = make(&temp_path).and_then(|()| {
             std::fs::rename(&temp_path, &final_path)
-                .map_err(|e| io_error("cannot create token store", &final_path, e))
+                .map_err(|e| io_error(&format!("cannot {what} token store"), &final_path, e))
         });
         if let Err(e) = made {
             let _ = std::fs::remove_file(&temp_path);
@@ -247,24 +258,9 @@ impl Slots {
         if target > MAX_SLOT_ID {
             return fail(CKR_SLOT_ID_INVALID);
         }
-        let final_path = self.token_path(target);
-        let temp_path = self.dir.join(format!(
-            ".{FILE_PREFIX}{target}{FILE_SUFFIX}.{}.restore.tmp",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&temp_path);
-        let made = SqliteStore::restore_into(backup, &temp_path, target).and_then(|()| {
-            std::fs::rename(&temp_path, &final_path)
-                .map_err(|e| io_error("cannot restore token store", &final_path, e))
-        });
-        if let Err(e) = made {
-            let _ = std::fs::remove_file(&temp_path);
-            return Err(e);
-        }
-        if let Ok(dir) = std::fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        self.refresh()?;
+        self.install_store(target, "restore", |temp| {
+            SqliteStore::restore_into(backup, temp, target)
+        })?;
         Ok(target)
     }
 

@@ -156,7 +156,6 @@ impl SqliteStore {
     /// processes go on meanwhile. The copy is a complete token store: restoring it is
     /// placing it in a token directory as `token-<slot id>.db` (its slot id is inside).
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        use rusqlite::backup::{Backup, StepResult};
         if dest.exists() {
             return Err(Error::with(
                 CKR_ARGUMENTS_BAD,
@@ -164,23 +163,7 @@ impl SqliteStore {
             ));
         }
         let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            let backup = Backup::new(&self.conn, &mut target).map_err(|e| self.err(e))?;
-            // -1: every page in one step, i.e. one read snapshot of the source.
-            match backup.step(-1).map_err(|e| self.err(e))? {
-                StepResult::Done => break,
-                _ if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    return Err(Error::with(
-                        CKR_DEVICE_ERROR,
-                        format!("backup of {}: store stayed busy", self.path.display()),
-                    ))
-                }
-            }
-        }
+        copy_database(&self.conn, &mut target, &self.path, "backup of")?;
         // The copy is a plain rollback-journal file until a token opens it.
         target
             .pragma_update(None, "journal_mode", "DELETE")
@@ -210,7 +193,6 @@ impl SqliteStore {
     /// change counter ends above both the backup's and `dest`'s so that every process
     /// re-reads its objects.
     pub fn restore_into(src: &Path, dest: &Path, slot_id: CK_SLOT_ID) -> Result<()> {
-        use rusqlite::backup::{Backup, StepResult};
         let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| db_error(src, e))?;
         check_format(&source, src)?;
@@ -221,22 +203,7 @@ impl SqliteStore {
         let before: i64 = target
             .query_row("SELECT change_counter FROM token", [], |row| row.get(0))
             .unwrap_or(0);
-        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-        loop {
-            let backup = Backup::new(&source, &mut target).map_err(|e| db_error(dest, e))?;
-            match backup.step(-1).map_err(|e| db_error(dest, e))? {
-                StepResult::Done => break,
-                _ if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    return Err(Error::with(
-                        CKR_DEVICE_ERROR,
-                        format!("restore into {}: store stayed busy", dest.display()),
-                    ))
-                }
-            }
-        }
+        copy_database(&source, &mut target, dest, "restore into")?;
         // `before` was read outside the backup's transaction, so other processes may have
         // committed (and seen counters) a little above it meanwhile: jump far past them.
         target
@@ -284,6 +251,34 @@ fn not_recognized(path: &Path, reason: String) -> Error {
         CKR_TOKEN_NOT_RECOGNIZED,
         format!("token store {}: {reason}", path.display()),
     )
+}
+
+/// Copies every page of `source` into `target` in one step of SQLite's backup API (one read
+/// snapshot of the source, one write transaction on the target), retrying while either is
+/// busy until BUSY_TIMEOUT. `path` and `what` name the store in errors.
+fn copy_database(
+    source: &Connection,
+    target: &mut Connection,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    use rusqlite::backup::{Backup, StepResult};
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let backup = Backup::new(source, target).map_err(|e| db_error(path, e))?;
+        match backup.step(-1).map_err(|e| db_error(path, e))? {
+            StepResult::Done => return Ok(()),
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {
+                return Err(Error::with(
+                    CKR_DEVICE_ERROR,
+                    format!("{what} {}: store stayed busy", path.display()),
+                ))
+            }
+        }
+    }
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
