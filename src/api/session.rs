@@ -119,21 +119,30 @@ pub fn logout(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
     token.logout()
 }
 
+// C_InitPIN and C_SetPIN run Argon2 (80 ms): the session lock is released first, so other
+// calls on the session (C_CloseSession, C_GetSessionInfo) do not wait for it.
+
 pub fn init_pin(lib: &Library, session: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-    let s = lib.session(session)?;
-    let s = s.lock();
-    if s.state() != CKS_RW_SO_FUNCTIONS {
-        return fail(CKR_USER_NOT_LOGGED_IN);
-    }
-    s.token.init_pin(pin)
+    let token = {
+        let s = lib.session(session)?;
+        let s = s.lock();
+        if s.state() != CKS_RW_SO_FUNCTIONS {
+            return fail(CKR_USER_NOT_LOGGED_IN);
+        }
+        s.token.clone()
+    };
+    token.init_pin(pin)
 }
 
 pub fn set_pin(lib: &Library, session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
-    let s = lib.session(session)?;
-    let s = s.lock();
-    s.require_rw()?;
-    let user = s.token.logged_in().unwrap_or(UserType::User);
-    s.token.set_pin(user, old, new)
+    let token = {
+        let s = lib.session(session)?;
+        let s = s.lock();
+        s.require_rw()?;
+        s.token.clone()
+    };
+    let user = token.logged_in().unwrap_or(UserType::User);
+    token.set_pin(user, old, new)
 }
 
 /// C_SessionCancel: ends the operations named by `flags` (CKF_ENCRYPT, CKF_FIND_OBJECTS, ...).

@@ -215,16 +215,12 @@ fn pubkey(
 }
 
 fn backup(lib: &state::Library, token: &str, out: &std::path::Path) -> ferrohsm::error::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let slot = find_token(lib, token)?;
     let token = lib.slots.token(slot)?.ok_or_else(|| {
         ferrohsm::error::Error::with(CKR_TOKEN_NOT_PRESENT, format!("slot {slot} has no token"))
     })?;
+    // Written owner-only (sealed secrets and wrapped token keys, like the token directory).
     token.backup_to(out)?;
-    // Sealed secrets and wrapped token keys: owner only, like the token directory.
-    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-        ferrohsm::error::Error::with(CKR_DEVICE_ERROR, format!("{}: {e}", out.display()))
-    })?;
     let info = token.info();
     println!(
         "backed up token \"{}\" serial {} (slot {slot}) to {}",

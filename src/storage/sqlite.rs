@@ -151,16 +151,27 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// An online, consistent copy of the whole store at `dest` (which must not exist),
+    /// An online, consistent copy of the whole store at `dest` (a new file, mode 0600),
     /// taken in one read transaction with SQLite's backup API, so writers in other
     /// processes go on meanwhile. The copy is a complete token store: restoring it is
     /// placing it in a token directory as `token-<slot id>.db` (its slot id is inside).
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        if dest.exists() {
-            return Err(Error::with(
-                CKR_ARGUMENTS_BAD,
-                format!("backup target {} exists", dest.display()),
-            ));
+        // Created here, owner-only from the first byte (it holds the sealed secrets and the
+        // wrapped token keys), and never over an existing file.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::with(
+                        CKR_ARGUMENTS_BAD,
+                        format!("backup target {} exists", dest.display()),
+                    ),
+                    _ => Error::with(CKR_DEVICE_ERROR, format!("{}: {e}", dest.display())),
+                })?;
         }
         let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
         copy_database(&self.conn, &mut target, &self.path, "backup of")?;
@@ -282,6 +293,12 @@ fn copy_database(
 }
 
 fn db_error(path: &Path, e: rusqlite::Error) -> Error {
+    // A full disk has its own code in every function that writes (C_CreateObject,
+    // C_GenerateKeyPair, C_SetAttributeValue, C_SetPIN, ...).
+    let rv = match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => CKR_DEVICE_MEMORY,
+        _ => CKR_DEVICE_ERROR,
+    };
     let reason = match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
             format!("still locked by another process after {BUSY_TIMEOUT:?}")
@@ -291,10 +308,7 @@ fn db_error(path: &Path, e: rusqlite::Error) -> Error {
         }
         _ => e.to_string(),
     };
-    Error::with(
-        CKR_DEVICE_ERROR,
-        format!("token store {}: {reason}", path.display()),
-    )
+    Error::with(rv, format!("token store {}: {reason}", path.display()))
 }
 
 fn write_pin(tx: &Transaction<'_>, user: UserType, pin: &PinRecord) -> rusqlite::Result<usize> {
