@@ -83,15 +83,7 @@ pub fn new_object(
 
     let mut object = Attributes::new();
     for (ty, value) in template.iter() {
-        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
-        let value = checked_value(rule, value)?;
-        if rule.has(rules::TOKEN_COMPUTED) {
-            return Err(read_only(ty, "set by the token"));
-        }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
-            return Err(read_only(ty, "only the SO may set it to true"));
-        }
-        object.set(ty, value);
+        object.set(ty, template_value(&set, ty, value)?);
     }
 
     if generating {
@@ -391,18 +383,14 @@ pub fn check_generate_template(
     let set = rules::rules_for(class, Subtype::Key(key_type))
         .ok_or_else(|| Error::with(CKR_TEMPLATE_INCONSISTENT, "mechanism makes no such key"))?;
     for (ty, value) in template.iter() {
-        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
-        let value = checked_value(rule, value)?;
-        if rule.has(rules::TOKEN_COMPUTED) {
-            return Err(read_only(ty, "set by the token"));
-        }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
-            return Err(read_only(ty, "only the SO may set it to true"));
-        }
+        template_value(&set, ty, value)?;
         // Random key material can never equal what the generation will make; only the
         // descriptive inputs a client may repeat (curve, public exponent) can.
         let repeatable = matches!(ty, CKA_EC_PARAMS | CKA_PUBLIC_EXPONENT);
-        if rule.has(rules::FORBIDDEN_ON_GENERATE) && !repeatable {
+        let material = set
+            .find(ty)
+            .is_some_and(|r| r.has(rules::FORBIDDEN_ON_GENERATE));
+        if material && !repeatable {
             return Err(Error::with(
                 CKR_TEMPLATE_INCONSISTENT,
                 format!("attribute 0x{ty:x} is made by the generation"),
@@ -422,6 +410,20 @@ pub fn check_generate_template(
 }
 
 // ----------------------------------------------------------------------------------------
+
+/// One attribute of a caller's template for a new object, in stored form: known for the
+/// object kind, well-formed, not token-computed, and not a flag only the SO may set.
+fn template_value(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Vec<u8>> {
+    let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
+    let value = checked_value(rule, value)?;
+    if rule.has(rules::TOKEN_COMPUTED) {
+        return Err(read_only(ty, "set by the token"));
+    }
+    if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+        return Err(read_only(ty, "only the SO may set it to true"));
+    }
+    Ok(value)
+}
 
 fn type_invalid(ty: CK_ATTRIBUTE_TYPE) -> Error {
     Error::with(
