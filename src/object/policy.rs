@@ -330,44 +330,6 @@ pub fn check_usage(
     }
 }
 
-/// Checks that a public and a private key object describe one key pair: same key type, and
-/// the same modulus (and public exponent, when the private key has one) for RSA or the same
-/// curve for EC. CKR_TEMPLATE_INCONSISTENT otherwise; use it on the two halves of a
-/// C_GenerateKeyPair result, whose templates may carry contradicting CKA_KEY_TYPE values.
-pub fn key_pair_consistent(public: &Attributes, private: &Attributes) -> Result<()> {
-    let inconsistent = |what: &'static str| Error::with(CKR_TEMPLATE_INCONSISTENT, what);
-    if public.get_ulong(CKA_CLASS)? != Some(CKO_PUBLIC_KEY)
-        || private.get_ulong(CKA_CLASS)? != Some(CKO_PRIVATE_KEY)
-    {
-        return Err(inconsistent("not a public/private pair"));
-    }
-    let key_type = public.get_ulong(CKA_KEY_TYPE)?;
-    if key_type.is_none() || key_type != private.get_ulong(CKA_KEY_TYPE)? {
-        return Err(inconsistent("key types differ"));
-    }
-    let same = |ty| match (public.get(ty), private.get(ty)) {
-        (Some(a), Some(b)) => same_value(ty, a, b),
-        _ => false,
-    };
-    match key_type {
-        Some(CKK_RSA) => {
-            if !same(CKA_MODULUS) {
-                return Err(inconsistent("moduli differ"));
-            }
-            if private.get(CKA_PUBLIC_EXPONENT).is_some() && !same(CKA_PUBLIC_EXPONENT) {
-                return Err(inconsistent("public exponents differ"));
-            }
-        }
-        Some(CKK_EC) => {
-            if !same(CKA_EC_PARAMS) {
-                return Err(inconsistent("curves differ"));
-            }
-        }
-        _ => return Err(inconsistent("not an asymmetric key type")),
-    }
-    Ok(())
-}
-
 /// Cheap checks of a C_GenerateKey(Pair) template before the (slow) generation runs: every
 /// attribute known for `class`/`key_type`, well-formed, not token-computed, and class and
 /// key type, if given, the expected ones, no key material (footnote 4:
