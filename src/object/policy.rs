@@ -425,8 +425,10 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
         Kind::Ulong => {
             if ty == CKA_CERTIFICATE_CATEGORY {
                 // §4.6.2: 0 unspecified, 1 token user, 2 authority, 3 other entity.
-                let v = Attributes::from_iter([(ty, value.to_vec())]).get_ulong(ty)?;
-                if v.is_some_and(|c| c > 3) {
+                // The length is checked above: the conversion cannot fail.
+                let category = <[u8; std::mem::size_of::<CK_ULONG>()]>::try_from(value)
+                    .map(CK_ULONG::from_ne_bytes);
+                if category.is_ok_and(|c| c > 3) {
                     return Err(value_invalid(ty, "unknown certificate category"));
                 }
             }
