@@ -59,7 +59,8 @@ pub fn fail<T>(rv: CK_RV) -> Result<T> {
     Err(Error::new(rv))
 }
 
-/// Names of the codes that show up in logs; anything else prints as hex only.
+/// Names of the codes that show up in logs: every code the library returns (keep it so when
+/// returning a new one); anything else prints as `CKR_?` with its hex value.
 pub fn rv_name(rv: CK_RV) -> &'static str {
     match rv {
         CKR_OK => "CKR_OK",
@@ -69,15 +70,19 @@ pub fn rv_name(rv: CK_RV) -> &'static str {
         CKR_GENERAL_ERROR => "CKR_GENERAL_ERROR",
         CKR_FUNCTION_FAILED => "CKR_FUNCTION_FAILED",
         CKR_ARGUMENTS_BAD => "CKR_ARGUMENTS_BAD",
+        CKR_NO_EVENT => "CKR_NO_EVENT",
         CKR_ATTRIBUTE_READ_ONLY => "CKR_ATTRIBUTE_READ_ONLY",
         CKR_ATTRIBUTE_SENSITIVE => "CKR_ATTRIBUTE_SENSITIVE",
         CKR_ATTRIBUTE_TYPE_INVALID => "CKR_ATTRIBUTE_TYPE_INVALID",
         CKR_ATTRIBUTE_VALUE_INVALID => "CKR_ATTRIBUTE_VALUE_INVALID",
+        CKR_ACTION_PROHIBITED => "CKR_ACTION_PROHIBITED",
         CKR_DATA_INVALID => "CKR_DATA_INVALID",
         CKR_DATA_LEN_RANGE => "CKR_DATA_LEN_RANGE",
         CKR_DEVICE_ERROR => "CKR_DEVICE_ERROR",
+        CKR_DEVICE_REMOVED => "CKR_DEVICE_REMOVED",
         CKR_ENCRYPTED_DATA_INVALID => "CKR_ENCRYPTED_DATA_INVALID",
         CKR_ENCRYPTED_DATA_LEN_RANGE => "CKR_ENCRYPTED_DATA_LEN_RANGE",
+        CKR_FUNCTION_NOT_PARALLEL => "CKR_FUNCTION_NOT_PARALLEL",
         CKR_FUNCTION_NOT_SUPPORTED => "CKR_FUNCTION_NOT_SUPPORTED",
         CKR_KEY_HANDLE_INVALID => "CKR_KEY_HANDLE_INVALID",
         CKR_KEY_SIZE_RANGE => "CKR_KEY_SIZE_RANGE",

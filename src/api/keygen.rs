@@ -1,11 +1,11 @@
 //! Key generation.
 
+use crate::api::object::check_storage;
 use crate::error::{fail, Result};
 use crate::mechanism::MechanismParam;
 use crate::object::policy::{self, Origin};
 use crate::object::Attributes;
 use crate::state::Library;
-use crate::token::UserType;
 use cryptoki_sys::*;
 
 pub fn generate_key_pair(
@@ -19,13 +19,8 @@ pub fn generate_key_pair(
     let s = s.lock();
     let m = lib.mechanism(ty)?;
     // Refuse early what the session cannot store, before the (slow) generation.
-    for t in [&public_template, &private_template] {
-        if t.flag(CKA_TOKEN, false) && !s.read_write {
-            return fail(CKR_SESSION_READ_ONLY);
-        }
-        if t.flag(CKA_PRIVATE, false) && s.token.logged_in() != Some(UserType::User) {
-            return fail(CKR_USER_NOT_LOGGED_IN);
-        }
+    for template in [&public_template, &private_template] {
+        check_storage(&s.token, s.read_write, template)?;
     }
     if let Some(key_type) = m.generated_key_type() {
         policy::check_generate_template(&public_template, CKO_PUBLIC_KEY, key_type)?;
@@ -35,9 +30,8 @@ pub fn generate_key_pair(
     let origin = Origin::Generate { mechanism: ty };
     let public = policy::new_object(&public_template, origin, &generated.public)?;
     let private = policy::new_object(&private_template, origin, &generated.private)?;
-    if private.flag(CKA_PRIVATE, true) && s.token.logged_in() != Some(UserType::User) {
-        return fail(CKR_USER_NOT_LOGGED_IN);
-    }
+    // A private key is private by default, which its template need not have said.
+    check_storage(&s.token, s.read_write, &private)?;
     let public_handle = s.token.create_object(public, session)?;
     match s.token.create_object(private, session) {
         Ok(private_handle) => Ok((public_handle, private_handle)),

@@ -16,8 +16,9 @@ pub enum AttributeRead {
 }
 
 /// Checks that a session may hold the object `attrs` describes: token objects need a
-/// read-write session, private objects a logged-in user.
-fn check_storage(token: &Token, read_write: bool, attrs: &Attributes) -> Result<()> {
+/// read-write session, private objects a logged-in user. Also refuses a generation's
+/// templates before the (slow) generation.
+pub(crate) fn check_storage(token: &Token, read_write: bool, attrs: &Attributes) -> Result<()> {
     if attrs.flag(CKA_TOKEN, false) && !read_write {
         return fail(CKR_SESSION_READ_ONLY);
     }

@@ -1,6 +1,7 @@
 //! Raw-pointer helpers: the only place where C arguments become Rust values. Every helper
 //! turns a NULL where the spec forbids one into CKR_ARGUMENTS_BAD.
 
+use crate::api::object::AttributeRead;
 use crate::error::{fail, Result};
 use crate::mechanism::params::{layout, ParamLayout};
 use crate::mechanism::MechanismParam;
@@ -21,6 +22,20 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
         return fail(CKR_ARGUMENTS_BAD);
     }
     Ok(std::slice::from_raw_parts(ptr, len as usize))
+}
+
+/// An output byte string the call fills; NULL is allowed when the length is 0.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for `len` bytes of writes that outlive the returned slice.
+pub unsafe fn bytes_out<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return fail(CKR_ARGUMENTS_BAD);
+    }
+    Ok(std::slice::from_raw_parts_mut(ptr, len as usize))
 }
 
 /// A mandatory output location.
@@ -105,6 +120,48 @@ pub unsafe fn template_out<'a>(
         return fail(CKR_ARGUMENTS_BAD);
     }
     Ok(std::slice::from_raw_parts_mut(ptr, count as usize))
+}
+
+/// Writes C_GetAttributeValue's answers into its template. Every attribute is processed;
+/// the call's code reports the worst case (sensitive or invalid attributes over short
+/// buffers), as section 5.7 of the spec says.
+///
+/// # Safety
+/// Each non-NULL `pValue` of `template` must be valid for `ulValueLen` bytes of writes.
+pub unsafe fn attributes_out(
+    template: &mut [CK_ATTRIBUTE],
+    reads: Vec<AttributeRead>,
+) -> Result<()> {
+    let mut rv = CKR_OK;
+    for (attr, read) in template.iter_mut().zip(reads) {
+        let problem = match read {
+            AttributeRead::Sensitive => Some(CKR_ATTRIBUTE_SENSITIVE),
+            AttributeRead::Invalid => Some(CKR_ATTRIBUTE_TYPE_INVALID),
+            AttributeRead::Value(v) if attr.pValue.is_null() => {
+                attr.ulValueLen = v.len() as CK_ULONG;
+                None
+            }
+            AttributeRead::Value(v) if (attr.ulValueLen as usize) < v.len() => {
+                Some(CKR_BUFFER_TOO_SMALL)
+            }
+            AttributeRead::Value(v) => {
+                std::slice::from_raw_parts_mut(attr.pValue as *mut u8, v.len()).copy_from_slice(&v);
+                attr.ulValueLen = v.len() as CK_ULONG;
+                None
+            }
+        };
+        if let Some(code) = problem {
+            attr.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            if rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
+                rv = code;
+            }
+        }
+    }
+    if rv == CKR_OK {
+        Ok(())
+    } else {
+        fail(rv)
+    }
 }
 
 /// Reads a `CK_MECHANISM` into its type and safe parameter.

@@ -1,8 +1,8 @@
 //! Object management functions.
 
-use super::args::{out, template_in, template_out, write};
+use super::args::{attributes_out, out, template_in, template_out, write};
 use super::guard::with_library;
-use crate::api::object::{self as api, AttributeRead};
+use crate::api::object as api;
 use crate::error::fail;
 use cryptoki_sys::*;
 
@@ -56,8 +56,6 @@ pub unsafe extern "C" fn C_GetObjectSize(
     })
 }
 
-/// Every attribute of the template is processed; the call's code reports the worst case
-/// (sensitive or invalid attributes over short buffers), as section 5.7 of the spec says.
 #[no_mangle]
 pub unsafe extern "C" fn C_GetAttributeValue(
     hSession: CK_SESSION_HANDLE,
@@ -69,37 +67,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
         let template = template_out(pTemplate, ulCount)?;
         let types: Vec<CK_ATTRIBUTE_TYPE> = template.iter().map(|a| a.type_).collect();
         let reads = api::get_attributes(lib, hSession, hObject, &types)?;
-        let mut rv = CKR_OK;
-        for (attr, read) in template.iter_mut().zip(reads) {
-            let problem = match read {
-                AttributeRead::Sensitive => Some(CKR_ATTRIBUTE_SENSITIVE),
-                AttributeRead::Invalid => Some(CKR_ATTRIBUTE_TYPE_INVALID),
-                AttributeRead::Value(v) if attr.pValue.is_null() => {
-                    attr.ulValueLen = v.len() as CK_ULONG;
-                    None
-                }
-                AttributeRead::Value(v) if (attr.ulValueLen as usize) < v.len() => {
-                    Some(CKR_BUFFER_TOO_SMALL)
-                }
-                AttributeRead::Value(v) => {
-                    std::slice::from_raw_parts_mut(attr.pValue as *mut u8, v.len())
-                        .copy_from_slice(&v);
-                    attr.ulValueLen = v.len() as CK_ULONG;
-                    None
-                }
-            };
-            if let Some(code) = problem {
-                attr.ulValueLen = CK_UNAVAILABLE_INFORMATION;
-                if rv == CKR_OK || rv == CKR_BUFFER_TOO_SMALL {
-                    rv = code;
-                }
-            }
-        }
-        if rv == CKR_OK {
-            Ok(())
-        } else {
-            fail(rv)
-        }
+        attributes_out(template, reads)
     })
 }
 

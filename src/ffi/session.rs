@@ -1,6 +1,6 @@
 //! Session, login and PIN functions, C_GenerateRandom, and the legacy parallel-function stubs.
 
-use super::args::{bytes_in, out, write};
+use super::args::{bytes_in, bytes_out, out, write};
 use super::guard::with_library;
 use crate::api::session as api;
 use crate::error::fail;
@@ -167,15 +167,7 @@ pub unsafe extern "C" fn C_GenerateRandom(
     ulRandomLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_GenerateRandom", |lib| {
-        if RandomData.is_null() && ulRandomLen != 0 {
-            return fail(CKR_ARGUMENTS_BAD);
-        }
-        let buf: &mut [u8] = if ulRandomLen == 0 {
-            &mut []
-        } else {
-            std::slice::from_raw_parts_mut(RandomData, ulRandomLen as usize)
-        };
-        api::generate_random(lib, hSession, buf)
+        api::generate_random(lib, hSession, bytes_out(RandomData, ulRandomLen)?)
     })
 }
 

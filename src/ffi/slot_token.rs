@@ -63,9 +63,6 @@ pub unsafe extern "C" fn C_InitToken(
     pLabel: CK_UTF8CHAR_PTR,
 ) -> CK_RV {
     with_library("C_InitToken", |lib| {
-        if pLabel.is_null() {
-            return fail(CKR_ARGUMENTS_BAD);
-        }
         api::init_token(
             lib,
             slotID,

@@ -1,7 +1,7 @@
 //! The function tables: the 2.40 `CK_FUNCTION_LIST`, the 3.0 `CK_FUNCTION_LIST_3_0`, and the
 //! `CK_INTERFACE` list that offers both under the name "PKCS 11".
 
-use super::args::out;
+use super::args::{list_out, out};
 use super::guard::with_library;
 use super::*;
 use crate::error::{fail, Result};
@@ -103,21 +103,7 @@ fn interface_version(i: &CK_INTERFACE) -> CK_VERSION {
 }
 
 pub unsafe fn interface_list(list: CK_INTERFACE_PTR, count: CK_ULONG_PTR) -> Result<()> {
-    let count = out(count)?;
-    let n = INTERFACES.len();
-    if list.is_null() {
-        *count = n as CK_ULONG;
-        return Ok(());
-    }
-    if (*count as usize) < n {
-        *count = n as CK_ULONG;
-        return fail(CKR_BUFFER_TOO_SMALL);
-    }
-    for (i, iface) in INTERFACES.iter().enumerate() {
-        list.add(i).write(CK_INTERFACE { ..iface.0 });
-    }
-    *count = n as CK_ULONG;
-    Ok(())
+    list_out(list, count, &INTERFACES.each_ref().map(|i| i.0))
 }
 
 pub unsafe fn interface(

@@ -97,13 +97,6 @@ impl Attributes {
         self.0.is_empty()
     }
 
-    /// Every attribute of `other` replaces or joins ours.
-    pub fn merge(&mut self, other: &Attributes) {
-        for (k, v) in &other.0 {
-            self.0.insert(*k, v.clone());
-        }
-    }
-
     /// True when every attribute in `template` is present here with an equal value
     /// (the C_FindObjects match rule).
     pub fn matches(&self, template: &Attributes) -> bool {

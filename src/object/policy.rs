@@ -83,15 +83,7 @@ pub fn new_object(
 
     let mut object = Attributes::new();
     for (ty, value) in template.iter() {
-        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
-        let value = checked_value(rule, value)?;
-        if rule.has(rules::TOKEN_COMPUTED) {
-            return Err(read_only(ty, "set by the token"));
-        }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
-            return Err(read_only(ty, "only the SO may set it to true"));
-        }
-        object.set(ty, value);
+        object.set(ty, template_value(&set, ty, value)?);
     }
 
     if generating {
@@ -338,44 +330,6 @@ pub fn check_usage(
     }
 }
 
-/// Checks that a public and a private key object describe one key pair: same key type, and
-/// the same modulus (and public exponent, when the private key has one) for RSA or the same
-/// curve for EC. CKR_TEMPLATE_INCONSISTENT otherwise; use it on the two halves of a
-/// C_GenerateKeyPair result, whose templates may carry contradicting CKA_KEY_TYPE values.
-pub fn key_pair_consistent(public: &Attributes, private: &Attributes) -> Result<()> {
-    let inconsistent = |what: &'static str| Error::with(CKR_TEMPLATE_INCONSISTENT, what);
-    if public.get_ulong(CKA_CLASS)? != Some(CKO_PUBLIC_KEY)
-        || private.get_ulong(CKA_CLASS)? != Some(CKO_PRIVATE_KEY)
-    {
-        return Err(inconsistent("not a public/private pair"));
-    }
-    let key_type = public.get_ulong(CKA_KEY_TYPE)?;
-    if key_type.is_none() || key_type != private.get_ulong(CKA_KEY_TYPE)? {
-        return Err(inconsistent("key types differ"));
-    }
-    let same = |ty| match (public.get(ty), private.get(ty)) {
-        (Some(a), Some(b)) => same_value(ty, a, b),
-        _ => false,
-    };
-    match key_type {
-        Some(CKK_RSA) => {
-            if !same(CKA_MODULUS) {
-                return Err(inconsistent("moduli differ"));
-            }
-            if private.get(CKA_PUBLIC_EXPONENT).is_some() && !same(CKA_PUBLIC_EXPONENT) {
-                return Err(inconsistent("public exponents differ"));
-            }
-        }
-        Some(CKK_EC) => {
-            if !same(CKA_EC_PARAMS) {
-                return Err(inconsistent("curves differ"));
-            }
-        }
-        _ => return Err(inconsistent("not an asymmetric key type")),
-    }
-    Ok(())
-}
-
 /// Cheap checks of a C_GenerateKey(Pair) template before the (slow) generation runs: every
 /// attribute known for `class`/`key_type`, well-formed, not token-computed, and class and
 /// key type, if given, the expected ones, no key material (footnote 4:
@@ -391,18 +345,14 @@ pub fn check_generate_template(
     let set = rules::rules_for(class, Subtype::Key(key_type))
         .ok_or_else(|| Error::with(CKR_TEMPLATE_INCONSISTENT, "mechanism makes no such key"))?;
     for (ty, value) in template.iter() {
-        let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
-        let value = checked_value(rule, value)?;
-        if rule.has(rules::TOKEN_COMPUTED) {
-            return Err(read_only(ty, "set by the token"));
-        }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
-            return Err(read_only(ty, "only the SO may set it to true"));
-        }
+        template_value(&set, ty, value)?;
         // Random key material can never equal what the generation will make; only the
         // descriptive inputs a client may repeat (curve, public exponent) can.
         let repeatable = matches!(ty, CKA_EC_PARAMS | CKA_PUBLIC_EXPONENT);
-        if rule.has(rules::FORBIDDEN_ON_GENERATE) && !repeatable {
+        let material = set
+            .find(ty)
+            .is_some_and(|r| r.has(rules::FORBIDDEN_ON_GENERATE));
+        if material && !repeatable {
             return Err(Error::with(
                 CKR_TEMPLATE_INCONSISTENT,
                 format!("attribute 0x{ty:x} is made by the generation"),
@@ -422,6 +372,20 @@ pub fn check_generate_template(
 }
 
 // ----------------------------------------------------------------------------------------
+
+/// One attribute of a caller's template for a new object, in stored form: known for the
+/// object kind, well-formed, not token-computed, and not a flag only the SO may set.
+fn template_value(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Vec<u8>> {
+    let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
+    let value = checked_value(rule, value)?;
+    if rule.has(rules::TOKEN_COMPUTED) {
+        return Err(read_only(ty, "set by the token"));
+    }
+    if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+        return Err(read_only(ty, "only the SO may set it to true"));
+    }
+    Ok(value)
+}
 
 fn type_invalid(ty: CK_ATTRIBUTE_TYPE) -> Error {
     Error::with(
@@ -461,8 +425,10 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
         Kind::Ulong => {
             if ty == CKA_CERTIFICATE_CATEGORY {
                 // §4.6.2: 0 unspecified, 1 token user, 2 authority, 3 other entity.
-                let v = Attributes::from_iter([(ty, value.to_vec())]).get_ulong(ty)?;
-                if v.is_some_and(|c| c > 3) {
+                // The length is checked above: the conversion cannot fail.
+                let category = <[u8; std::mem::size_of::<CK_ULONG>()]>::try_from(value)
+                    .map(CK_ULONG::from_ne_bytes);
+                if category.is_ok_and(|c| c > 3) {
                     return Err(value_invalid(ty, "unknown certificate category"));
                 }
             }
