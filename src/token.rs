@@ -430,11 +430,22 @@ impl Token {
     }
 
     pub fn destroy_object(&self, handle: CK_OBJECT_HANDLE) -> Result<()> {
+        self.destroy_object_if(handle, |_| Ok(()))
+    }
+
+    /// Destroys the object once `check` has accepted its clear attributes (never a sealed
+    /// value), in the same locked look-up as the deletion.
+    pub fn destroy_object_if(
+        &self,
+        handle: CK_OBJECT_HANDLE,
+        check: impl FnOnce(&Attributes) -> Result<()>,
+    ) -> Result<()> {
         let mut inner = self.inner.lock();
         inner.sync()?;
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        check(&entry.object.attrs)?;
         if let Some(id) = entry.meta.stored.as_ref().map(|s| s.id) {
             let epoch = inner.record.epoch;
             inner.store.delete_object(epoch, id)?;

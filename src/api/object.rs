@@ -101,14 +101,16 @@ pub fn copy(
 pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, handle: CK_OBJECT_HANDLE) -> Result<()> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let object = s.token.object(handle)?;
-    if object.attrs.flag(CKA_TOKEN, false) && !s.read_write {
-        return fail(CKR_SESSION_READ_ONLY);
-    }
-    if !object.attrs.flag(CKA_DESTROYABLE, true) {
-        return fail(CKR_ACTION_PROHIBITED);
-    }
-    s.token.destroy_object(handle)
+    let read_write = s.read_write;
+    s.token.destroy_object_if(handle, |attrs| {
+        if attrs.flag(CKA_TOKEN, false) && !read_write {
+            return fail(CKR_SESSION_READ_ONLY);
+        }
+        if !attrs.flag(CKA_DESTROYABLE, true) {
+            return fail(CKR_ACTION_PROHIBITED);
+        }
+        Ok(())
+    })
 }
 
 pub fn size(
