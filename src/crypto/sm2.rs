@@ -159,11 +159,9 @@ impl Sm2PrivateKey {
     }
 
     fn from_scalar(d: NonZeroScalar) -> Result<Self> {
-        let mut d = Zeroizing::new(d);
+        let d = Zeroizing::new(d);
         let signing = SigningKey::from_nonzero_scalar("", *d)
-            .map_err(|_| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "SM2 private key rejected"));
-        zeroize::Zeroize::zeroize(&mut *d);
-        let signing = signing?;
+            .map_err(|_| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "SM2 private key rejected"))?;
         let public = Arc::new(Sm2PublicKey::from_public(PublicKey::from(
             signing.verifying_key(),
         ))?);
@@ -223,7 +221,7 @@ fn parse_affine(xy: &[u8]) -> Option<AffinePoint> {
 /// The affine coordinates of a point as two 32-byte arrays (zeroized on drop: callers use
 /// this for the shared secret of decryption).
 fn coordinates(point: &AffinePoint) -> Option<Zeroizing<[u8; 2 * FIELD_LEN]>> {
-    let encoded = point.to_sec1_point(false);
+    let encoded = Zeroizing::new(point.to_sec1_point(false));
     match encoded.coordinates() {
         Coordinates::Uncompressed { x, y } => {
             let mut out = Zeroizing::new([0u8; 2 * FIELD_LEN]);

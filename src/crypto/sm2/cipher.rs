@@ -223,8 +223,10 @@ impl Sm2PrivateKey {
         // B1-B2: C1 is on the curve (checked when parsed); h = 1, so [h]C1 is C1 and cannot
         // be the identity.
         // B3: (x2, y2) = [d]C1.
+        // The product is the shared secret: both of its forms are wiped on drop.
         let d = self.signing().as_nonzero_scalar().as_ref();
-        let shared = (ProjectivePoint::from(parts.c1) * d).to_affine();
+        let product = Zeroizing::new(ProjectivePoint::from(parts.c1) * d);
+        let shared = Zeroizing::new(product.to_affine());
         let xy = coordinates(&shared).ok_or_else(invalid)?;
         let (x2, y2) = xy.split_at(FIELD_LEN);
 
