@@ -5,8 +5,8 @@
 
 use super::rustcrypto::{self, RustCryptoPrivateKey};
 use super::{
-    split_digest_info, RsaBackend, RsaEncryption, RsaPrivateComponents, RsaPrivateKey,
-    RsaPublicComponents, RsaPublicKey, RsaSignature,
+    check_sign_input, split_digest_info, RsaBackend, RsaEncryption, RsaPrivateComponents,
+    RsaPrivateKey, RsaPublicComponents, RsaPublicKey, RsaSignature,
 };
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
@@ -256,9 +256,7 @@ impl RsaPrivateKey for AwsLcPrivateKey {
         };
         match scheme {
             RsaSignature::Pkcs1v15Digest(hash) => {
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
+                check_sign_input(scheme, self.k, input.len())?;
                 if let Some(encoding) = pkcs1_encoding(*hash) {
                     return fast.sign_digest(encoding, *hash, input, self.k);
                 }
