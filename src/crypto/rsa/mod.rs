@@ -6,8 +6,8 @@
 //! `CKR_SIGNATURE_INVALID`, `CKR_SIGNATURE_LEN_RANGE`, `CKR_KEY_SIZE_RANGE`, ...).
 
 use crate::crypto::hash::HashAlg;
-use crate::error::{fail, Result};
-use cryptoki_sys::CKR_DATA_LEN_RANGE;
+use crate::error::{fail, Error, Result};
+use cryptoki_sys::{CKR_DATA_LEN_RANGE, CKR_MECHANISM_PARAM_INVALID};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -191,6 +191,23 @@ pub fn check_sign_input(scheme: &RsaSignature, k: usize, len: usize) -> Result<(
         Ok(())
     } else {
         fail(CKR_DATA_LEN_RANGE)
+    }
+}
+
+/// EMSA-PSS needs emLen >= hLen + sLen + 2 with emLen = ceil((modBits - 1) / 8); a longer
+/// salt is `CKR_MECHANISM_PARAM_INVALID`.
+pub fn check_pss_salt(mod_bits: usize, hash: HashAlg, salt_len: usize) -> Result<()> {
+    let em_len = mod_bits.saturating_sub(1).div_ceil(8);
+    match hash
+        .output_len()
+        .checked_add(salt_len)
+        .and_then(|n| n.checked_add(2))
+    {
+        Some(needed) if needed <= em_len => Ok(()),
+        _ => Err(Error::with(
+            CKR_MECHANISM_PARAM_INVALID,
+            "PSS salt too long for the key",
+        )),
     }
 }
 

@@ -3,9 +3,9 @@
 //! opaque PKCS#1 v1.5 signing, odd key sizes and exponents) and for all public-key work.
 
 use super::{
-    check_plaintext_len, check_sign_input, digest_info_prefix, trim_leading_zeros, RsaBackend,
-    RsaEncryption, RsaPrivateComponents, RsaPrivateKey, RsaPublicComponents, RsaPublicKey,
-    RsaSignature, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
+    check_plaintext_len, check_pss_salt, check_sign_input, digest_info_prefix, trim_leading_zeros,
+    RsaBackend, RsaEncryption, RsaPrivateComponents, RsaPrivateKey, RsaPublicComponents,
+    RsaPublicKey, RsaSignature, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
 };
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
@@ -170,22 +170,6 @@ fn pkcs1_type2_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         Ok(Zeroizing::new(em[separator as usize + 1..].to_vec()))
     } else {
         fail(CKR_ENCRYPTED_DATA_INVALID)
-    }
-}
-
-/// EMSA-PSS needs emLen >= hLen + sLen + 2 with emLen = ceil((modBits - 1) / 8).
-pub(super) fn check_pss_salt(mod_bits: usize, hash: HashAlg, salt_len: usize) -> Result<()> {
-    let em_len = mod_bits.saturating_sub(1).div_ceil(8);
-    match hash
-        .output_len()
-        .checked_add(salt_len)
-        .and_then(|n| n.checked_add(2))
-    {
-        Some(needed) if needed <= em_len => Ok(()),
-        _ => Err(Error::with(
-            CKR_MECHANISM_PARAM_INVALID,
-            "PSS salt too long for the key",
-        )),
     }
 }
 

@@ -53,17 +53,7 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
             params::expect_none(param)?;
             (RsaSignature::Raw, buffer())
         }
-        Kind::Pss => {
-            let p = params::pss(param, None, k)?;
-            (
-                RsaSignature::Pss {
-                    hash: p.hash,
-                    mgf1: p.mgf1,
-                    salt_len: p.salt_len,
-                },
-                buffer(),
-            )
-        }
+        Kind::Pss => (params::pss(param, None, k)?, buffer()),
         Kind::HashPkcs1(hash) => {
             params::expect_none(param)?;
             (
@@ -71,17 +61,10 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
                 Input::Hash(Some(hash.hasher())),
             )
         }
-        Kind::HashPss(hash) => {
-            let p = params::pss(param, Some(hash), k)?;
-            (
-                RsaSignature::Pss {
-                    hash: p.hash,
-                    mgf1: p.mgf1,
-                    salt_len: p.salt_len,
-                },
-                Input::Hash(Some(hash.hasher())),
-            )
-        }
+        Kind::HashPss(hash) => (
+            params::pss(param, Some(hash), k)?,
+            Input::Hash(Some(hash.hasher())),
+        ),
         Kind::Oaep => return fail(CKR_MECHANISM_INVALID),
     })
 }
