@@ -11,7 +11,7 @@ mod spki;
 
 pub use cipher::{ciphertext_len_bound, plaintext_len, CiphertextForm, RawOrder};
 pub use signature::{signature_from_der, signature_to_der, SIGNATURE_DER_MAX_LEN, SIGNATURE_LEN};
-pub use spki::{public_key_pem, public_key_spki_der};
+pub use spki::public_key_spki_der;
 
 use crate::error::{fail, Error, Result};
 use cryptoki_sys::*;

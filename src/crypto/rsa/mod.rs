@@ -7,7 +7,7 @@
 
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
-use cryptoki_sys::{CKR_DATA_LEN_RANGE, CKR_MECHANISM_PARAM_INVALID};
+use cryptoki_sys::{CKR_ATTRIBUTE_VALUE_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_PARAM_INVALID};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -105,6 +105,14 @@ pub fn backend() -> &'static dyn RsaBackend {
     {
         &rustcrypto::RustCryptoBackend
     }
+}
+
+/// DER SubjectPublicKeyInfo (rsaEncryption) of a public key; components the backends would
+/// not load are `CKR_ATTRIBUTE_VALUE_INVALID`.
+pub fn public_key_spki_der(key: &RsaPublicComponents) -> Result<Vec<u8>> {
+    rustcrypto::RustCryptoPublicKey::new(key)?
+        .spki_der()
+        .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "RSA SPKI encoding failed"))
 }
 
 /// `bytes` without its leading zero octets (big-endian integers arrive padded sometimes).

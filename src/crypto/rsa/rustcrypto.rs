@@ -304,8 +304,8 @@ impl RustCryptoPublicKey {
 }
 
 impl RustCryptoPublicKey {
-    /// The key as X.509 SubjectPublicKeyInfo DER, how aws-lc-rs imports public keys.
-    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    /// The key as X.509 SubjectPublicKeyInfo DER: the export format, and how aws-lc-rs
+    /// imports public keys.
     pub(super) fn spki_der(&self) -> Option<Vec<u8>> {
         use rsa::pkcs8::EncodePublicKey;
         self.key.to_public_key_der().ok().map(|doc| doc.into_vec())

@@ -1,9 +1,7 @@
 //! SM2 key objects <-> parsed keys: `CKA_EC_PARAMS`, `CKA_EC_POINT` and `CKA_VALUE` in the
 //! form sm2.md fixes (`CKK_EC`, the SM2 OID on both objects, the point as a DER OCTET STRING).
 
-use crate::crypto::sm2::{
-    public_key_pem, public_key_spki_der, Sm2PrivateKey, Sm2PublicKey, POINT_LEN,
-};
+use crate::crypto::sm2::{public_key_spki_der, Sm2PrivateKey, Sm2PublicKey, POINT_LEN};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::LoadedKey;
 use crate::object::Attributes;
@@ -63,11 +61,11 @@ pub fn point_from_ec_point(value: &[u8]) -> Result<&[u8]> {
     }
 }
 
-/// The SubjectPublicKeyInfo of an SM2 public key object, as DER and as PEM `PUBLIC KEY`
-/// (id-ecPublicKey + the SM2 OID, read by OpenSSL 3 as an SM2 key), from its `CKA_EC_POINT`.
-pub fn export_public_key(ec_point: &[u8]) -> Result<(Vec<u8>, String)> {
+/// The DER SubjectPublicKeyInfo of an SM2 public key object (id-ecPublicKey + the SM2 OID,
+/// read by OpenSSL 3 as an SM2 key), from its `CKA_EC_POINT`. `object::spki` makes the PEM.
+pub fn export_public_key(ec_point: &[u8]) -> Result<Vec<u8>> {
     let key = Sm2PublicKey::from_point(point_from_ec_point(ec_point)?)?;
-    Ok((public_key_spki_der(&key)?, public_key_pem(&key)?))
+    public_key_spki_der(&key)
 }
 
 /// Parses an SM2 public or private key object (CKK_EC with the SM2 OID, or no

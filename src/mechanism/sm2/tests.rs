@@ -781,7 +781,11 @@ fn exported_public_key_reads_in_openssl() {
     let LoadedKey::Sm2Public(pk) = &public else {
         unreachable!()
     };
-    let (der, pem) = export_public_key(&ec_point_der(pk.point())).unwrap();
+    let mut attrs = Attributes::new();
+    attrs.set_ulong(CKA_KEY_TYPE, CKK_EC);
+    attrs.set(CKA_EC_POINT, ec_point_der(pk.point()));
+    let der = export_public_key(&ec_point_der(pk.point())).unwrap();
+    let pem = crate::object::spki::public_key_pem(&attrs).unwrap();
     std::fs::write(d.join("ours.pem"), pem).unwrap();
     std::fs::write(d.join("ours.der"), der).unwrap();
     let text = openssl(d, &["pkey", "-pubin", "-in", "ours.pem", "-text", "-noout"]);
