@@ -9,7 +9,9 @@ mod cipher;
 mod signature;
 mod spki;
 
-pub use cipher::{ciphertext_len_bound, plaintext_len, CiphertextForm, RawOrder};
+pub use cipher::{
+    ciphertext_len_bound, plaintext_len, plaintext_len_bound, CiphertextForm, RawOrder,
+};
 pub use signature::{signature_from_der, signature_to_der, SIGNATURE_DER_MAX_LEN, SIGNATURE_LEN};
 pub use spki::public_key_spki_der;
 
