@@ -34,7 +34,7 @@ impl Mechanism for Sm2Cipher {
     }
 
     fn decrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
-        let form = FormatCode::from_param(param)?.decrypt_form()?;
+        let form = FormatCode::from_param(param)?.decrypt_form();
         Ok(Box::new(Decrypt {
             key: private_key(key)?,
             form,

@@ -82,7 +82,7 @@ fn check_templates(
 
 /// The attributes that describe a new SM2 key pair (the object layer adds the templates'
 /// attributes and the policy's defaults). `CKA_EC_POINT` is not a private-key attribute.
-pub fn key_pair_attributes(key: &Sm2PrivateKey) -> GeneratedKeyPair {
+fn key_pair_attributes(key: &Sm2PrivateKey) -> GeneratedKeyPair {
     let mut public = Attributes::new();
     public.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
     public.set_ulong(CKA_KEY_TYPE, CKK_EC);

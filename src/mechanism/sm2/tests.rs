@@ -1,6 +1,7 @@
 //! Tests of the SM2 mechanisms through the `Mechanism` traits, as the session layer drives
 //! them, and interop with OpenSSL 3 (skipped with a message when `openssl` is absent).
 
+use super::keys::{check_ec_params, ec_point_der};
 use super::*;
 use crate::error::Result;
 use crate::mechanism::{load_key, lookup, GeneratedKeyPair, LoadedKey, MechanismParam};
