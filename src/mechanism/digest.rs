@@ -2,7 +2,7 @@
 
 use super::{DigestOperation, Mechanism, MechanismInfo, MechanismParam};
 use crate::crypto::hash::{HashAlg, Hasher};
-use crate::error::{fail, Result};
+use crate::error::Result;
 use cryptoki_sys::*;
 
 pub struct Digest(pub HashAlg);
@@ -17,9 +17,7 @@ impl Mechanism for Digest {
     }
 
     fn digest(&self, param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
-        if *param != MechanismParam::None {
-            return fail(CKR_MECHANISM_PARAM_INVALID);
-        }
+        param.expect_none()?;
         Ok(Box::new(RunningDigest {
             alg: self.0,
             hasher: Some(self.0.hasher()),

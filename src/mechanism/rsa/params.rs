@@ -7,17 +7,6 @@ use crate::mechanism::digest::{hash_for_mechanism, hash_for_mgf};
 use crate::mechanism::MechanismParam;
 use cryptoki_sys::*;
 
-/// Mechanisms without parameters accept only an absent (or empty) `pParameter`.
-pub fn expect_none(param: &MechanismParam) -> Result<()> {
-    match param {
-        MechanismParam::None => Ok(()),
-        _ => Err(Error::with(
-            CKR_MECHANISM_PARAM_INVALID,
-            "mechanism takes no parameter",
-        )),
-    }
-}
-
 /// `CK_RSA_PKCS_OAEP_PARAMS`: any SHA-1/SHA-2 hash with any MGF1 hash; the label comes
 /// from `pSourceData` with `CKZ_DATA_SPECIFIED` (a source of 0 is tolerated without label,
 /// as some clients send it).

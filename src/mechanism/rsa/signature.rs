@@ -46,16 +46,16 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
     let buffer = || Input::Buffer(Zeroizing::new(Vec::new()));
     Ok(match kind {
         Kind::Pkcs1 => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (RsaSignature::Pkcs1v15Raw, buffer())
         }
         Kind::X509 => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (RsaSignature::Raw, buffer())
         }
         Kind::Pss => (params::pss(param, None, k)?, buffer()),
         Kind::HashPkcs1(hash) => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (
                 RsaSignature::Pkcs1v15Digest(hash),
                 Input::Hash(Some(hash.hasher())),
