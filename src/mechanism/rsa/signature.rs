@@ -70,9 +70,6 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
 }
 
 pub fn sign(kind: Kind, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
-    if kind == Kind::Oaep {
-        return fail(CKR_MECHANISM_INVALID);
-    }
     let key = private_key(key)?;
     let (scheme, input) = scheme(kind, param, key.size())?;
     Ok(Box::new(Sign { key, scheme, input }))
@@ -83,9 +80,6 @@ pub fn verify(
     param: &MechanismParam,
     key: &LoadedKey,
 ) -> Result<Box<dyn VerifyOperation>> {
-    if kind == Kind::Oaep {
-        return fail(CKR_MECHANISM_INVALID);
-    }
     let key = public_key(key)?;
     let (scheme, input) = scheme(kind, param, key.size())?;
     Ok(Box::new(Verify { key, scheme, input }))
