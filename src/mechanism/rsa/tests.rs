@@ -570,3 +570,21 @@ fn exported_public_key_is_the_objects_spki() {
         CKR_TEMPLATE_INCOMPLETE
     );
 }
+
+#[test]
+fn rsa_ciphers_are_single_part() {
+    let (public, private) = keys();
+    let oaep = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"");
+    for (ty, param) in [
+        (CKM_RSA_PKCS, MechanismParam::None),
+        (CKM_RSA_X_509, MechanismParam::None),
+        (CKM_RSA_PKCS_OAEP, oaep),
+    ] {
+        let m = mechanism(ty);
+        assert!(!m.encrypt(&param, public).unwrap().multi_part(), "0x{ty:x}");
+        assert!(
+            !m.decrypt(&param, private).unwrap().multi_part(),
+            "0x{ty:x}"
+        );
+    }
+}

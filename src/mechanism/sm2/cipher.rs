@@ -59,6 +59,10 @@ impl CipherOperation for Encrypt {
         self.key.encrypt(input, self.form).map(Zeroizing::new)
     }
 
+    fn multi_part(&self) -> bool {
+        true
+    }
+
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.buffer.extend_from_slice(input);
         Ok(Zeroizing::new(Vec::new()))
@@ -102,6 +106,10 @@ impl CipherOperation for Decrypt {
 
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.key.decrypt(input, self.form)
+    }
+
+    fn multi_part(&self) -> bool {
+        true
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {

@@ -811,3 +811,14 @@ fn exported_public_key_reads_in_openssl() {
         b"to the exported key"
     );
 }
+
+#[test]
+fn sm2_ciphers_are_multi_part() {
+    let (public, private) = key_pair();
+    for m in [CKM_SM2_RAW, CKM_SM2_CIPHER_DER] {
+        let mechanism = lookup(m).unwrap();
+        let encrypt = mechanism.encrypt(&MechanismParam::None, &public).unwrap();
+        let decrypt = mechanism.decrypt(&MechanismParam::None, &private).unwrap();
+        assert!(encrypt.multi_part() && decrypt.multi_part(), "0x{m:x}");
+    }
+}
