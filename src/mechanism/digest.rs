@@ -5,6 +5,25 @@ use crate::crypto::hash::{HashAlg, Hasher};
 use crate::error::Result;
 use cryptoki_sys::*;
 
+/// The SHA digest mechanisms and the hash each names: the registry's entries and the
+/// `hashAlg` values OAEP and PSS accept. (CKM_SM3 is registered by the SM2 family and named
+/// by no RSA parameter.)
+const SHA_MECHANISMS: [(CK_MECHANISM_TYPE, HashAlg); 5] = [
+    (CKM_SHA_1, HashAlg::Sha1),
+    (CKM_SHA224, HashAlg::Sha224),
+    (CKM_SHA256, HashAlg::Sha256),
+    (CKM_SHA384, HashAlg::Sha384),
+    (CKM_SHA512, HashAlg::Sha512),
+];
+
+/// Every SHA digest mechanism, for the registry.
+pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
+    SHA_MECHANISMS
+        .iter()
+        .map(|&(ty, alg)| (ty, Box::new(Digest(alg)) as Box<dyn Mechanism>))
+        .collect()
+}
+
 pub struct Digest(pub HashAlg);
 
 impl Mechanism for Digest {
@@ -48,14 +67,10 @@ impl DigestOperation for RunningDigest {
 
 /// The PKCS#11 mechanism that names each hash, for parameters such as OAEP's `hashAlg`.
 pub fn hash_for_mechanism(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    Some(match mechanism {
-        CKM_SHA_1 => HashAlg::Sha1,
-        CKM_SHA224 => HashAlg::Sha224,
-        CKM_SHA256 => HashAlg::Sha256,
-        CKM_SHA384 => HashAlg::Sha384,
-        CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
+    SHA_MECHANISMS
+        .iter()
+        .find(|(ty, _)| *ty == mechanism)
+        .map(|(_, alg)| *alg)
 }
 
 /// The MGF1 variant that uses each hash (`CKG_MGF1_SHA*`).
