@@ -9,9 +9,11 @@ mod cipher;
 mod signature;
 mod spki;
 
-pub use cipher::{ciphertext_len_bound, plaintext_len, CiphertextForm, RawOrder};
+pub use cipher::{
+    ciphertext_len_bound, plaintext_len, plaintext_len_bound, CiphertextForm, RawOrder,
+};
 pub use signature::{signature_from_der, signature_to_der, SIGNATURE_DER_MAX_LEN, SIGNATURE_LEN};
-pub use spki::{public_key_pem, public_key_spki_der};
+pub use spki::public_key_spki_der;
 
 use crate::error::{fail, Error, Result};
 use cryptoki_sys::*;
@@ -159,11 +161,9 @@ impl Sm2PrivateKey {
     }
 
     fn from_scalar(d: NonZeroScalar) -> Result<Self> {
-        let mut d = Zeroizing::new(d);
+        let d = Zeroizing::new(d);
         let signing = SigningKey::from_nonzero_scalar("", *d)
-            .map_err(|_| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "SM2 private key rejected"));
-        zeroize::Zeroize::zeroize(&mut *d);
-        let signing = signing?;
+            .map_err(|_| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "SM2 private key rejected"))?;
         let public = Arc::new(Sm2PublicKey::from_public(PublicKey::from(
             signing.verifying_key(),
         ))?);
@@ -223,7 +223,7 @@ fn parse_affine(xy: &[u8]) -> Option<AffinePoint> {
 /// The affine coordinates of a point as two 32-byte arrays (zeroized on drop: callers use
 /// this for the shared secret of decryption).
 fn coordinates(point: &AffinePoint) -> Option<Zeroizing<[u8; 2 * FIELD_LEN]>> {
-    let encoded = point.to_sec1_point(false);
+    let encoded = Zeroizing::new(point.to_sec1_point(false));
     match encoded.coordinates() {
         Coordinates::Uncompressed { x, y } => {
             let mut out = Zeroizing::new([0u8; 2 * FIELD_LEN]);

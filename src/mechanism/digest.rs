@@ -2,8 +2,27 @@
 
 use super::{DigestOperation, Mechanism, MechanismInfo, MechanismParam};
 use crate::crypto::hash::{HashAlg, Hasher};
-use crate::error::{fail, Result};
+use crate::error::Result;
 use cryptoki_sys::*;
+
+/// The SHA digest mechanisms and the hash each names: the registry's entries and the
+/// `hashAlg` values OAEP and PSS accept. (CKM_SM3 is registered by the SM2 family and named
+/// by no RSA parameter.)
+const SHA_MECHANISMS: [(CK_MECHANISM_TYPE, HashAlg); 5] = [
+    (CKM_SHA_1, HashAlg::Sha1),
+    (CKM_SHA224, HashAlg::Sha224),
+    (CKM_SHA256, HashAlg::Sha256),
+    (CKM_SHA384, HashAlg::Sha384),
+    (CKM_SHA512, HashAlg::Sha512),
+];
+
+/// Every SHA digest mechanism, for the registry.
+pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
+    SHA_MECHANISMS
+        .iter()
+        .map(|&(ty, alg)| (ty, Box::new(Digest(alg)) as Box<dyn Mechanism>))
+        .collect()
+}
 
 pub struct Digest(pub HashAlg);
 
@@ -17,9 +36,7 @@ impl Mechanism for Digest {
     }
 
     fn digest(&self, param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
-        if *param != MechanismParam::None {
-            return fail(CKR_MECHANISM_PARAM_INVALID);
-        }
+        param.expect_none()?;
         Ok(Box::new(RunningDigest {
             alg: self.0,
             hasher: Some(self.0.hasher()),
@@ -50,14 +67,10 @@ impl DigestOperation for RunningDigest {
 
 /// The PKCS#11 mechanism that names each hash, for parameters such as OAEP's `hashAlg`.
 pub fn hash_for_mechanism(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    Some(match mechanism {
-        CKM_SHA_1 => HashAlg::Sha1,
-        CKM_SHA224 => HashAlg::Sha224,
-        CKM_SHA256 => HashAlg::Sha256,
-        CKM_SHA384 => HashAlg::Sha384,
-        CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
+    SHA_MECHANISMS
+        .iter()
+        .find(|(ty, _)| *ty == mechanism)
+        .map(|(_, alg)| *alg)
 }
 
 /// The MGF1 variant that uses each hash (`CKG_MGF1_SHA*`).

@@ -55,8 +55,14 @@ pub struct GeneratedKeyPair {
 }
 
 /// Encrypt or decrypt. Single-part calls use `run`; mechanisms that allow multi-part
-/// operation override `update` and `finish`.
+/// operation say so in `multi_part` and override `update`, `finish_len` and `finish`.
 pub trait CipherOperation: Send {
+    /// False for mechanisms the spec marks single-part only (every RSA cipher): the session
+    /// layer then refuses C_EncryptUpdate/C_DecryptUpdate, length queries included, with
+    /// `CKR_FUNCTION_NOT_SUPPORTED` instead of starting a multi-part operation.
+    fn multi_part(&self) -> bool {
+        false
+    }
     /// An upper bound of `run`'s output for `input_len` bytes, for length queries.
     fn output_len(&self, input_len: usize) -> Result<usize>;
     /// The same for this very input, when the output length depends on its content (an SM2

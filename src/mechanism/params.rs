@@ -1,6 +1,7 @@
 //! Mechanism parameters in safe form. The C boundary reads `pParameter` according to
 //! `layout()` of the mechanism and hands the result here; no mechanism touches raw memory.
 
+use crate::error::{Error, Result};
 use cryptoki_sys::*;
 
 /// How the boundary must read a mechanism's `pParameter`.
@@ -52,6 +53,18 @@ impl MechanismParam {
             MechanismParam::None => Some(&[]),
             MechanismParam::Bytes(b) => Some(b),
             _ => None,
+        }
+    }
+
+    /// Mechanisms without parameters accept only an absent (or empty) `pParameter`;
+    /// anything else is `CKR_MECHANISM_PARAM_INVALID`.
+    pub fn expect_none(&self) -> Result<()> {
+        match self {
+            MechanismParam::None => Ok(()),
+            _ => Err(Error::with(
+                CKR_MECHANISM_PARAM_INVALID,
+                "mechanism takes no parameter",
+            )),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::error::{fail, Error, Result};
 use crate::object::Attributes;
 use cryptoki_sys::*;
-use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use pkcs8::der::pem::LineEnding;
 
 fn attr(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
     attrs.get(ty).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))
@@ -13,18 +13,11 @@ fn attr(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
 /// DER SubjectPublicKeyInfo of an RSA or SM2 public key object.
 pub fn public_key_der(attrs: &Attributes) -> Result<Vec<u8>> {
     match attrs.get_ulong(CKA_KEY_TYPE)? {
-        Some(CKK_RSA) => {
-            let key = rsa::PublicKey::new(
-                rsa::BoxedUint::from_be_slice_vartime(attr(attrs, CKA_MODULUS)?),
-                rsa::BoxedUint::from_be_slice_vartime(attr(attrs, CKA_PUBLIC_EXPONENT)?),
-            )
-            .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
-            let doc = key
-                .to_public_key_der()
-                .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID))?;
-            Ok(doc.as_bytes().to_vec())
-        }
-        Some(CKK_EC) => Ok(crate::mechanism::sm2::export_public_key(attr(attrs, CKA_EC_POINT)?)?.0),
+        Some(CKK_RSA) => crate::mechanism::rsa::export_public_key(
+            attr(attrs, CKA_MODULUS)?,
+            attr(attrs, CKA_PUBLIC_EXPONENT)?,
+        ),
+        Some(CKK_EC) => crate::mechanism::sm2::export_public_key(attr(attrs, CKA_EC_POINT)?),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
     }
 }

@@ -1,12 +1,19 @@
 //! The default RSA backend: aws-lc-rs for the private-key operations it offers (PKCS#1 v1.5
 //! and same-hash OAEP decryption with SHA-1/256/384/512, PKCS#1 v1.5 and PSS signing of
 //! SHA-256/384/512 digests) and for 2048/3072/4096-bit keygen with e = 65537. Everything else
-//! goes to the `rsa` crate (`rustcrypto`), whose parsed key is made once, on first need.
+//! goes to the `rsa` crate (`rustcrypto`).
+//!
+//! The `rsa`-crate twin of a loaded key is parsed lazily, at most once per loaded key, and
+//! only when an operation aws-lc cannot do needs it (raw RSA, mixed OAEP hashes, SHA-1/224
+//! signatures, other PSS salts, opaque PKCS#1 v1.5 input). Two cases parse it at load
+//! instead: a key without all CRT values (the `rsa` crate recovers them, and its parse is
+//! kept) and a key aws-lc refuses (the twin then serves every operation). The twin lives as
+//! long as the loaded key and is owned by it alone.
 
 use super::rustcrypto::{self, RustCryptoPrivateKey};
 use super::{
-    split_digest_info, RsaBackend, RsaEncryption, RsaPrivateComponents, RsaPrivateKey,
-    RsaPublicComponents, RsaPublicKey, RsaSignature,
+    check_sign_input, split_digest_info, RsaBackend, RsaEncryption, RsaPrivateComponents,
+    RsaPrivateKey, RsaPublicComponents, RsaPublicKey, RsaSignature,
 };
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
@@ -98,7 +105,7 @@ pub struct AwsLcPrivateKey {
     fast: Option<FastKey>,
     /// Complete components (CRT values included), kept to build the fallback lazily.
     components: RsaPrivateComponents,
-    fallback: OnceLock<Result<Arc<RustCryptoPrivateKey>>>,
+    fallback: OnceLock<Result<RustCryptoPrivateKey>>,
 }
 
 impl AwsLcPrivateKey {
@@ -116,7 +123,7 @@ impl AwsLcPrivateKey {
             // parse is kept since it already happened.
             let parsed = RustCryptoPrivateKey::new(c)?;
             let full = rustcrypto::components_of(parsed.key())?;
-            let _ = fallback.set(Ok(Arc::new(parsed)));
+            let _ = fallback.set(Ok(parsed));
             full
         };
         let fast = FastKey::new(&components);
@@ -124,7 +131,7 @@ impl AwsLcPrivateKey {
             // Sizes or exponents aws-lc refuses (or an inconsistent key): the rsa crate
             // decides, and serves every operation.
             if fallback.get().is_none() {
-                let _ = fallback.set(Ok(Arc::new(RustCryptoPrivateKey::new(&components)?)));
+                let _ = fallback.set(Ok(RustCryptoPrivateKey::new(&components)?));
             }
         }
         let k = super::trim_leading_zeros(&components.public.modulus).len();
@@ -140,12 +147,10 @@ impl AwsLcPrivateKey {
         self.fallback
             .get_or_init(|| {
                 RustCryptoPrivateKey::new(&self.components)
-                    .map(Arc::new)
                     // aws-lc took the key, the rsa crate did not: outside what it supports.
                     .map_err(|_| Error::with(CKR_KEY_SIZE_RANGE, "key unsupported by fallback"))
             })
             .as_ref()
-            .map(|k| k.as_ref())
             .map_err(Clone::clone)
     }
 }
@@ -256,9 +261,7 @@ impl RsaPrivateKey for AwsLcPrivateKey {
         };
         match scheme {
             RsaSignature::Pkcs1v15Digest(hash) => {
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
+                check_sign_input(scheme, self.k, input.len())?;
                 if let Some(encoding) = pkcs1_encoding(*hash) {
                     return fast.sign_digest(encoding, *hash, input, self.k);
                 }

@@ -5,7 +5,10 @@
 
 use super::awslc::{digest_algorithm, oaep_algorithm};
 use super::rustcrypto::RustCryptoPublicKey;
-use super::{trim_leading_zeros, RsaEncryption, RsaPublicComponents, RsaPublicKey, RsaSignature};
+use super::{
+    check_plaintext_len, check_sign_input, trim_leading_zeros, RsaEncryption, RsaPublicComponents,
+    RsaPublicKey, RsaSignature,
+};
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
 use aws_lc_rs::digest;
@@ -95,22 +98,14 @@ impl RsaPublicKey for AwsLcPublicKey {
             return self.fallback.encrypt(scheme, plaintext);
         };
         let k = self.size();
+        check_plaintext_len(scheme, k, plaintext.len())?;
         let mut out = vec![0u8; k];
         let written = match scheme {
-            RsaEncryption::Pkcs1v15 => {
-                if plaintext.len() > k.saturating_sub(11) {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
-                fast.pkcs1.encrypt(plaintext, &mut out).map(|c| c.len())
-            }
+            RsaEncryption::Pkcs1v15 => fast.pkcs1.encrypt(plaintext, &mut out).map(|c| c.len()),
             RsaEncryption::Oaep { hash, mgf1, label } => {
                 let Some(alg) = oaep_algorithm(*hash, *mgf1) else {
                     return self.fallback.encrypt(scheme, plaintext);
                 };
-                match k.checked_sub(2 * hash.output_len() + 2) {
-                    Some(room) if plaintext.len() <= room => {}
-                    _ => return fail(CKR_DATA_LEN_RANGE),
-                }
                 let label = (!label.is_empty()).then_some(label.as_slice());
                 fast.oaep
                     .encrypt(alg, plaintext, &mut out, label)
@@ -132,6 +127,7 @@ impl RsaPublicKey for AwsLcPublicKey {
         if signature.len() != self.size() {
             return fail(CKR_SIGNATURE_LEN_RANGE);
         }
+        check_sign_input(scheme, self.size(), input.len())?;
         let (Some(verifier), Some(alg)) = (fast.verifier(index), digest_algorithm(hash)) else {
             return self.fallback.verify(scheme, input, signature);
         };

@@ -6,7 +6,8 @@
 //! `CKR_SIGNATURE_INVALID`, `CKR_SIGNATURE_LEN_RANGE`, `CKR_KEY_SIZE_RANGE`, ...).
 
 use crate::crypto::hash::HashAlg;
-use crate::error::Result;
+use crate::error::{fail, Error, Result};
+use cryptoki_sys::{CKR_ATTRIBUTE_VALUE_INVALID, CKR_DATA_LEN_RANGE, CKR_MECHANISM_PARAM_INVALID};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -106,6 +107,14 @@ pub fn backend() -> &'static dyn RsaBackend {
     }
 }
 
+/// DER SubjectPublicKeyInfo (rsaEncryption) of a public key; components the backends would
+/// not load are `CKR_ATTRIBUTE_VALUE_INVALID`.
+pub fn public_key_spki_der(key: &RsaPublicComponents) -> Result<Vec<u8>> {
+    rustcrypto::RustCryptoPublicKey::new(key)?
+        .spki_der()
+        .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "RSA SPKI encoding failed"))
+}
+
 /// `bytes` without its leading zero octets (big-endian integers arrive padded sometimes).
 pub fn trim_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
@@ -157,6 +166,57 @@ pub fn split_digest_info(input: &[u8]) -> Option<(HashAlg, &[u8])> {
         let digest = input.strip_prefix(prefix)?;
         (digest.len() == hash.output_len()).then_some((hash, digest))
     })
+}
+
+/// The plaintext length each encryption scheme allows for a modulus of `k` octets
+/// (RFC 8017 7.1.1, 7.2.1): PKCS#1 v1.5 at most k-11, OAEP at most k-2hLen-2, raw RSA at
+/// most k. Anything longer is `CKR_DATA_LEN_RANGE`, whichever backend runs.
+pub fn check_plaintext_len(scheme: &RsaEncryption, k: usize, len: usize) -> Result<()> {
+    let max = match scheme {
+        RsaEncryption::Pkcs1v15 => Some(k.saturating_sub(11)),
+        RsaEncryption::Oaep { hash, .. } => k.checked_sub(2 * hash.output_len() + 2),
+        RsaEncryption::Raw => Some(k),
+    };
+    match max {
+        Some(max) if len <= max => Ok(()),
+        _ => fail(CKR_DATA_LEN_RANGE),
+    }
+}
+
+/// The input length each signature scheme allows for a modulus of `k` octets: exactly one
+/// digest for the hash-based schemes, at most k-11 octets for opaque PKCS#1 v1.5 (RFC 8017
+/// 9.2 step 3), at most k for raw RSA. Anything else is `CKR_DATA_LEN_RANGE`. Verification
+/// checks the signature length (`CKR_SIGNATURE_LEN_RANGE`) before this.
+pub fn check_sign_input(scheme: &RsaSignature, k: usize, len: usize) -> Result<()> {
+    let fits = match scheme {
+        RsaSignature::Pkcs1v15Digest(hash) | RsaSignature::Pss { hash, .. } => {
+            len == hash.output_len()
+        }
+        RsaSignature::Pkcs1v15Raw => len <= k.saturating_sub(11),
+        RsaSignature::Raw => len <= k,
+    };
+    if fits {
+        Ok(())
+    } else {
+        fail(CKR_DATA_LEN_RANGE)
+    }
+}
+
+/// EMSA-PSS needs emLen >= hLen + sLen + 2 with emLen = ceil((modBits - 1) / 8); a longer
+/// salt is `CKR_MECHANISM_PARAM_INVALID`.
+pub fn check_pss_salt(mod_bits: usize, hash: HashAlg, salt_len: usize) -> Result<()> {
+    let em_len = mod_bits.saturating_sub(1).div_ceil(8);
+    match hash
+        .output_len()
+        .checked_add(salt_len)
+        .and_then(|n| n.checked_add(2))
+    {
+        Some(needed) if needed <= em_len => Ok(()),
+        _ => Err(Error::with(
+            CKR_MECHANISM_PARAM_INVALID,
+            "PSS salt too long for the key",
+        )),
+    }
 }
 
 /// Smallest modulus any operation accepts (bits); imported keys below it are refused.

@@ -3,9 +3,9 @@
 //! opaque PKCS#1 v1.5 signing, odd key sizes and exponents) and for all public-key work.
 
 use super::{
-    digest_info_prefix, trim_leading_zeros, RsaBackend, RsaEncryption, RsaPrivateComponents,
-    RsaPrivateKey, RsaPublicComponents, RsaPublicKey, RsaSignature, MAX_MODULUS_BITS,
-    MIN_MODULUS_BITS,
+    check_plaintext_len, check_pss_salt, check_sign_input, digest_info_prefix, trim_leading_zeros,
+    RsaBackend, RsaEncryption, RsaPrivateComponents, RsaPrivateKey, RsaPublicComponents,
+    RsaPublicKey, RsaSignature, MAX_MODULUS_BITS, MIN_MODULUS_BITS,
 };
 use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
@@ -173,19 +173,12 @@ fn pkcs1_type2_unpad(em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     }
 }
 
-/// EMSA-PSS needs emLen >= hLen + sLen + 2 with emLen = ceil((modBits - 1) / 8).
-pub(super) fn check_pss_salt(mod_bits: usize, hash: HashAlg, salt_len: usize) -> Result<()> {
-    let em_len = mod_bits.saturating_sub(1).div_ceil(8);
-    match hash
-        .output_len()
-        .checked_add(salt_len)
-        .and_then(|n| n.checked_add(2))
-    {
-        Some(needed) if needed <= em_len => Ok(()),
-        _ => Err(Error::with(
-            CKR_MECHANISM_PARAM_INVALID,
-            "PSS salt too long for the key",
-        )),
+/// The rsa crate's EMSA-PSS uses the message hash for MGF1 too: another MGF1 hash is
+/// `CKR_MECHANISM_PARAM_INVALID`.
+fn check_single_pss_hash(scheme: &RsaSignature) -> Result<()> {
+    match scheme {
+        RsaSignature::Pss { hash, mgf1, .. } if hash != mgf1 => fail(CKR_MECHANISM_PARAM_INVALID),
+        _ => Ok(()),
     }
 }
 
@@ -267,40 +260,20 @@ impl RsaPrivateKey for RustCryptoPrivateKey {
     }
 
     fn sign(&self, scheme: &RsaSignature, input: &[u8]) -> Result<Vec<u8>> {
+        check_single_pss_hash(scheme)?;
+        check_sign_input(scheme, self.k, input.len())?;
         let signed = match scheme {
             RsaSignature::Pkcs1v15Digest(hash) => {
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 self.key.sign(pkcs1v15_digest_padding(*hash)?, input)
             }
-            RsaSignature::Pkcs1v15Raw => {
-                if input.len() > self.k.saturating_sub(11) {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
-                self.key.sign(Pkcs1v15Sign::new_unprefixed(), input)
-            }
-            RsaSignature::Pss {
-                hash,
-                mgf1,
-                salt_len,
-            } => {
-                // The rsa crate's EMSA-PSS uses the message hash for MGF1 too.
-                if hash != mgf1 {
-                    return fail(CKR_MECHANISM_PARAM_INVALID);
-                }
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
+            RsaSignature::Pkcs1v15Raw => self.key.sign(Pkcs1v15Sign::new_unprefixed(), input),
+            RsaSignature::Pss { hash, salt_len, .. } => {
                 check_pss_salt(self.mod_bits, *hash, *salt_len)?;
                 with_hash!(hash, D, {
                     Ok(self.key.sign(Pss::<D>::new_with_salt(*salt_len), input))
                 })?
             }
             RsaSignature::Raw => {
-                if input.len() > self.k {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 let m = representative(&self.key, input).ok_or(Error::new(CKR_DATA_INVALID))?;
                 return Ok(self.raw_private(&m)?.to_vec());
             }
@@ -331,8 +304,8 @@ impl RustCryptoPublicKey {
 }
 
 impl RustCryptoPublicKey {
-    /// The key as X.509 SubjectPublicKeyInfo DER, how aws-lc-rs imports public keys.
-    #[cfg_attr(not(feature = "aws-lc"), allow(dead_code))]
+    /// The key as X.509 SubjectPublicKeyInfo DER: the export format, and how aws-lc-rs
+    /// imports public keys.
     pub(super) fn spki_der(&self) -> Option<Vec<u8>> {
         use rsa::pkcs8::EncodePublicKey;
         self.key.to_public_key_der().ok().map(|doc| doc.into_vec())
@@ -345,32 +318,16 @@ impl RsaPublicKey for RustCryptoPublicKey {
     }
 
     fn encrypt(&self, scheme: &RsaEncryption, plaintext: &[u8]) -> Result<Vec<u8>> {
+        check_plaintext_len(scheme, self.k, plaintext.len())?;
         let encrypted = match scheme {
-            RsaEncryption::Pkcs1v15 => {
-                if plaintext.len() > self.k.saturating_sub(11) {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
-                self.key.encrypt(&mut SysRng, Pkcs1v15Encrypt, plaintext)
-            }
-            RsaEncryption::Oaep { hash, mgf1, label } => {
-                let room = self
-                    .k
-                    .checked_sub(2 * hash.output_len() + 2)
-                    .ok_or(Error::new(CKR_DATA_LEN_RANGE))?;
-                if plaintext.len() > room {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
-                with_hash!(hash, D, {
-                    with_hash!(mgf1, M, {
-                        let padding = Oaep::<D, M>::new_with_mgf_hash_and_label(label.as_slice());
-                        Ok(self.key.encrypt(&mut SysRng, padding, plaintext))
-                    })
-                })?
-            }
+            RsaEncryption::Pkcs1v15 => self.key.encrypt(&mut SysRng, Pkcs1v15Encrypt, plaintext),
+            RsaEncryption::Oaep { hash, mgf1, label } => with_hash!(hash, D, {
+                with_hash!(mgf1, M, {
+                    let padding = Oaep::<D, M>::new_with_mgf_hash_and_label(label.as_slice());
+                    Ok(self.key.encrypt(&mut SysRng, padding, plaintext))
+                })
+            })?,
             RsaEncryption::Raw => {
-                if plaintext.len() > self.k {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 let m = representative(&self.key, plaintext).ok_or(Error::new(CKR_DATA_INVALID))?;
                 let c = rsa_encrypt(&self.key, &m)
                     .map_err(|_| Error::with(CKR_DEVICE_ERROR, "RSA public operation failed"))?;
@@ -388,32 +345,18 @@ impl RsaPublicKey for RustCryptoPublicKey {
         if signature.len() != self.k {
             return fail(CKR_SIGNATURE_LEN_RANGE);
         }
+        check_single_pss_hash(scheme)?;
+        check_sign_input(scheme, self.k, input.len())?;
         let verified = match scheme {
             RsaSignature::Pkcs1v15Digest(hash) => {
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 self.key
                     .verify(pkcs1v15_digest_padding(*hash)?, input, signature)
             }
             RsaSignature::Pkcs1v15Raw => {
-                if input.len() > self.k.saturating_sub(11) {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 self.key
                     .verify(Pkcs1v15Sign::new_unprefixed(), input, signature)
             }
-            RsaSignature::Pss {
-                hash,
-                mgf1,
-                salt_len,
-            } => {
-                if hash != mgf1 {
-                    return fail(CKR_MECHANISM_PARAM_INVALID);
-                }
-                if input.len() != hash.output_len() {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
+            RsaSignature::Pss { hash, salt_len, .. } => {
                 check_pss_salt(self.key.n().bit_width() as usize, *hash, *salt_len)?;
                 with_hash!(hash, D, {
                     let mut padding = Pss::<D>::new_with_salt(*salt_len);
@@ -422,9 +365,6 @@ impl RsaPublicKey for RustCryptoPublicKey {
                 })?
             }
             RsaSignature::Raw => {
-                if input.len() > self.k {
-                    return fail(CKR_DATA_LEN_RANGE);
-                }
                 let s = representative(&self.key, signature)
                     .ok_or(Error::new(CKR_SIGNATURE_INVALID))?;
                 let m = rsa_encrypt(&self.key, &s)

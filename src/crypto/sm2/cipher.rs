@@ -64,6 +64,18 @@ pub fn ciphertext_len_bound(msg_len: usize, form: CiphertextForm) -> usize {
     }
 }
 
+/// |C2| of a `ciphertext_len`-byte ciphertext from its length alone (`form` `None` =
+/// auto-detection): exact for the raw forms; for DER and auto-detection the length less
+/// the smallest raw overhead (C1 without prefix and C3, 96 bytes), an upper bound unless x1
+/// and y1 of a DER ciphertext together lose more than 10 leading zero bytes (probability
+/// < 2^-80 for honest input). `plaintext_len` reads the bytes for the exact value.
+pub fn plaintext_len_bound(ciphertext_len: usize, form: Option<CiphertextForm>) -> usize {
+    let overhead = form
+        .and_then(CiphertextForm::raw_overhead)
+        .unwrap_or(C1_LEN + HASH_LEN);
+    ciphertext_len.saturating_sub(overhead)
+}
+
 /// Length of a DER TLV with a `content`-byte value.
 fn der_tlv_len(content: usize) -> usize {
     let length_octets = match content {
@@ -223,8 +235,10 @@ impl Sm2PrivateKey {
         // B1-B2: C1 is on the curve (checked when parsed); h = 1, so [h]C1 is C1 and cannot
         // be the identity.
         // B3: (x2, y2) = [d]C1.
+        // The product is the shared secret: both of its forms are wiped on drop.
         let d = self.signing().as_nonzero_scalar().as_ref();
-        let shared = (ProjectivePoint::from(parts.c1) * d).to_affine();
+        let product = Zeroizing::new(ProjectivePoint::from(parts.c1) * d);
+        let shared = Zeroizing::new(product.to_affine());
         let xy = coordinates(&shared).ok_or_else(invalid)?;
         let (x2, y2) = xy.split_at(FIELD_LEN);
 
@@ -298,5 +312,24 @@ mod tests {
         };
         assert_eq!(ciphertext_len_bound(19, raw(true)), 19 + 97);
         assert_eq!(ciphertext_len_bound(19, raw(false)), 19 + 96);
+    }
+
+    #[test]
+    fn plaintext_bound_inverts_the_raw_forms_and_bounds_der() {
+        for order in [RawOrder::C1C3C2, RawOrder::C1C2C3] {
+            for prefix in [true, false] {
+                let form = CiphertextForm::Raw { order, prefix };
+                let len = ciphertext_len_bound(19, form);
+                assert_eq!(plaintext_len_bound(len, Some(form)), 19);
+            }
+        }
+        // The largest DER encoding of 19 bytes is 127 long: 127 - 96 >= 19.
+        let der = ciphertext_len_bound(19, CiphertextForm::Der);
+        assert_eq!(
+            plaintext_len_bound(der, Some(CiphertextForm::Der)),
+            der - 96
+        );
+        assert_eq!(plaintext_len_bound(der, None), der - 96);
+        assert_eq!(plaintext_len_bound(50, None), 0);
     }
 }

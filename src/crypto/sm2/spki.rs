@@ -5,7 +5,6 @@
 use super::Sm2PublicKey;
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
-use sm2::pkcs8::der::pem::LineEnding;
 use sm2::pkcs8::EncodePublicKey;
 
 /// DER SubjectPublicKeyInfo.
@@ -14,11 +13,4 @@ pub fn public_key_spki_der(key: &Sm2PublicKey) -> Result<Vec<u8>> {
         .to_public_key_der()
         .map(|doc| doc.as_bytes().to_vec())
         .map_err(|_| Error::with(CKR_DEVICE_ERROR, "SM2 SubjectPublicKeyInfo encoding failed"))
-}
-
-/// PEM `-----BEGIN PUBLIC KEY-----` of the SubjectPublicKeyInfo, LF line endings.
-pub fn public_key_pem(key: &Sm2PublicKey) -> Result<String> {
-    key.public()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|_| Error::with(CKR_DEVICE_ERROR, "SM2 public key PEM encoding failed"))
 }

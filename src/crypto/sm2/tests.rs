@@ -454,6 +454,12 @@ fn spki_der_and_pem() {
     let alg = unhex("3013 0607 2A8648CE3D0201 0608 2A811CCF5501822D");
     assert_eq!(der[2..2 + alg.len()], alg[..]);
     assert!(der.ends_with(key.public_key().point()));
-    let pem = public_key_pem(key.public_key()).unwrap();
+    let mut attrs = crate::object::Attributes::new();
+    attrs.set_ulong(CKA_KEY_TYPE, CKK_EC);
+    attrs.set(
+        CKA_EC_POINT,
+        [&[0x04, POINT_LEN as u8][..], key.public_key().point()].concat(),
+    );
+    let pem = crate::object::spki::public_key_pem(&attrs).unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
 }

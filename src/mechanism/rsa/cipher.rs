@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 fn scheme(kind: Kind, param: &MechanismParam) -> Result<RsaEncryption> {
     match kind {
-        Kind::Pkcs1 => params::expect_none(param).map(|_| RsaEncryption::Pkcs1v15),
-        Kind::X509 => params::expect_none(param).map(|_| RsaEncryption::Raw),
+        Kind::Pkcs1 => param.expect_none().map(|_| RsaEncryption::Pkcs1v15),
+        Kind::X509 => param.expect_none().map(|_| RsaEncryption::Raw),
         Kind::Oaep => params::oaep(param),
         _ => fail(CKR_MECHANISM_INVALID),
     }

@@ -1,6 +1,5 @@
 //! CKM_RSA_PKCS_KEY_PAIR_GEN.
 
-use super::params;
 use crate::crypto::rsa::{backend, trim_leading_zeros};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{GeneratedKeyPair, Mechanism, MechanismInfo, MechanismParam};
@@ -33,7 +32,7 @@ impl Mechanism for RsaKeyPairGen {
         public: &Attributes,
         _private: &Attributes,
     ) -> Result<GeneratedKeyPair> {
-        params::expect_none(param)?;
+        param.expect_none()?;
         let bits = modulus_bits(public)?;
         let exponent = public_exponent(public)?;
         let key = backend().generate(bits, exponent)?;

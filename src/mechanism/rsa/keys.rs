@@ -1,7 +1,8 @@
 //! RSA key objects: stored attributes -> parsed keys, and the key-kind checks operations make.
 
 use crate::crypto::rsa::{
-    backend, RsaPrivateComponents, RsaPrivateKey, RsaPublicComponents, RsaPublicKey,
+    backend, public_key_spki_der, RsaPrivateComponents, RsaPrivateKey, RsaPublicComponents,
+    RsaPublicKey,
 };
 use crate::error::{fail, Error, Result};
 use crate::mechanism::LoadedKey;
@@ -27,6 +28,15 @@ pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
             "key object without CKA_CLASS",
         )),
     }
+}
+
+/// The DER SubjectPublicKeyInfo of an RSA public key object from its `CKA_MODULUS` and
+/// `CKA_PUBLIC_EXPONENT`. `object::spki` makes the PEM.
+pub fn export_public_key(modulus: &[u8], public_exponent: &[u8]) -> Result<Vec<u8>> {
+    public_key_spki_der(&RsaPublicComponents {
+        modulus: modulus.to_vec(),
+        public_exponent: public_exponent.to_vec(),
+    })
 }
 
 fn required(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {

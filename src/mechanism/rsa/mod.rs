@@ -11,7 +11,7 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
-pub use keys::load_key;
+pub use keys::{export_public_key, load_key};
 
 use super::{
     CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam, SignOperation,

@@ -1,22 +1,11 @@
 //! Mechanism parameters of the RSA family, checked and turned into backend schemes.
 
 use crate::crypto::hash::HashAlg;
-use crate::crypto::rsa::RsaEncryption;
+use crate::crypto::rsa::{check_pss_salt, RsaEncryption, RsaSignature};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::digest::{hash_for_mechanism, hash_for_mgf};
 use crate::mechanism::MechanismParam;
 use cryptoki_sys::*;
-
-/// Mechanisms without parameters accept only an absent (or empty) `pParameter`.
-pub fn expect_none(param: &MechanismParam) -> Result<()> {
-    match param {
-        MechanismParam::None => Ok(()),
-        _ => Err(Error::with(
-            CKR_MECHANISM_PARAM_INVALID,
-            "mechanism takes no parameter",
-        )),
-    }
-}
 
 /// `CK_RSA_PKCS_OAEP_PARAMS`: any SHA-1/SHA-2 hash with any MGF1 hash; the label comes
 /// from `pSourceData` with `CKZ_DATA_SPECIFIED` (a source of 0 is tolerated without label,
@@ -54,18 +43,14 @@ pub fn oaep(param: &MechanismParam) -> Result<RsaEncryption> {
     })
 }
 
-/// A checked `CK_RSA_PKCS_PSS_PARAMS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PssParams {
-    pub hash: HashAlg,
-    pub mgf1: HashAlg,
-    pub salt_len: usize,
-}
-
 /// `CK_RSA_PKCS_PSS_PARAMS` for a key of `k` octets. `mechanism_hash` is the hash of a
 /// CKM_SHA*_RSA_PKCS_PSS mechanism, which `hashAlg` must repeat. MGF1 must use the same
 /// hash as the message (the backends' EMSA-PSS has one hash), and the salt must fit.
-pub fn pss(param: &MechanismParam, mechanism_hash: Option<HashAlg>, k: usize) -> Result<PssParams> {
+pub fn pss(
+    param: &MechanismParam,
+    mechanism_hash: Option<HashAlg>,
+    k: usize,
+) -> Result<RsaSignature> {
     let MechanismParam::Pss {
         hash_alg,
         mgf,
@@ -99,22 +84,11 @@ pub fn pss(param: &MechanismParam, mechanism_hash: Option<HashAlg>, k: usize) ->
     }
     let salt_len =
         usize::try_from(*salt_len).map_err(|_| Error::new(CKR_MECHANISM_PARAM_INVALID))?;
-    // emLen is k or k - 1; the backend checks the exact bound, this catches the plain cases
-    // at init as the spec wants.
-    match hash
-        .output_len()
-        .checked_add(salt_len)
-        .and_then(|n| n.checked_add(2))
-    {
-        Some(needed) if needed <= k => {}
-        _ => {
-            return Err(Error::with(
-                CKR_MECHANISM_PARAM_INVALID,
-                "PSS salt too long for the key",
-            ))
-        }
-    }
-    Ok(PssParams {
+    // Only k is known here, so the bound is that of an 8k-bit modulus (emLen = k); the
+    // backend checks the exact one (emLen is k - 1 when modBits - 1 is a multiple of 8).
+    // This catches the plain cases at init, as the spec wants.
+    check_pss_salt(k.saturating_mul(8), hash, salt_len)?;
+    Ok(RsaSignature::Pss {
         hash,
         mgf1,
         salt_len,

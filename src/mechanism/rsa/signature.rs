@@ -46,50 +46,30 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
     let buffer = || Input::Buffer(Zeroizing::new(Vec::new()));
     Ok(match kind {
         Kind::Pkcs1 => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (RsaSignature::Pkcs1v15Raw, buffer())
         }
         Kind::X509 => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (RsaSignature::Raw, buffer())
         }
-        Kind::Pss => {
-            let p = params::pss(param, None, k)?;
-            (
-                RsaSignature::Pss {
-                    hash: p.hash,
-                    mgf1: p.mgf1,
-                    salt_len: p.salt_len,
-                },
-                buffer(),
-            )
-        }
+        Kind::Pss => (params::pss(param, None, k)?, buffer()),
         Kind::HashPkcs1(hash) => {
-            params::expect_none(param)?;
+            param.expect_none()?;
             (
                 RsaSignature::Pkcs1v15Digest(hash),
                 Input::Hash(Some(hash.hasher())),
             )
         }
-        Kind::HashPss(hash) => {
-            let p = params::pss(param, Some(hash), k)?;
-            (
-                RsaSignature::Pss {
-                    hash: p.hash,
-                    mgf1: p.mgf1,
-                    salt_len: p.salt_len,
-                },
-                Input::Hash(Some(hash.hasher())),
-            )
-        }
+        Kind::HashPss(hash) => (
+            params::pss(param, Some(hash), k)?,
+            Input::Hash(Some(hash.hasher())),
+        ),
         Kind::Oaep => return fail(CKR_MECHANISM_INVALID),
     })
 }
 
 pub fn sign(kind: Kind, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn SignOperation>> {
-    if kind == Kind::Oaep {
-        return fail(CKR_MECHANISM_INVALID);
-    }
     let key = private_key(key)?;
     let (scheme, input) = scheme(kind, param, key.size())?;
     Ok(Box::new(Sign { key, scheme, input }))
@@ -100,9 +80,6 @@ pub fn verify(
     param: &MechanismParam,
     key: &LoadedKey,
 ) -> Result<Box<dyn VerifyOperation>> {
-    if kind == Kind::Oaep {
-        return fail(CKR_MECHANISM_INVALID);
-    }
     let key = public_key(key)?;
     let (scheme, input) = scheme(kind, param, key.size())?;
     Ok(Box::new(Verify { key, scheme, input }))

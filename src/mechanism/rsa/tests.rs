@@ -540,3 +540,51 @@ fn load_key_checks_the_object() {
     assert!(matches!(keys().0, LoadedKey::RsaPublic(_)));
     assert!(matches!(keys().1, LoadedKey::RsaPrivate(_)));
 }
+
+#[test]
+fn exported_public_key_is_the_objects_spki() {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::traits::PublicKeyParts;
+    let (public, _) = pair();
+    let modulus = public.get(CKA_MODULUS).unwrap();
+    let exponent = public.get(CKA_PUBLIC_EXPONENT).unwrap();
+    let der = export_public_key(modulus, exponent).unwrap();
+    let parsed = rsa::PublicKey::from_public_key_der(&der).unwrap();
+    assert_eq!(parsed.n().to_be_bytes_trimmed_vartime().as_ref(), modulus);
+    assert_eq!(parsed.e().to_be_bytes_trimmed_vartime().as_ref(), exponent);
+    // Through the object layer, PEM included; bad components as before the routing.
+    let pem = crate::object::spki::public_key_pem(public).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    assert_eq!(
+        rv(export_public_key(&[0u8; 256], exponent)),
+        CKR_ATTRIBUTE_VALUE_INVALID
+    );
+    assert_eq!(
+        rv(export_public_key(&[], exponent)),
+        CKR_ATTRIBUTE_VALUE_INVALID
+    );
+    let mut no_modulus = public.clone();
+    no_modulus.remove(CKA_MODULUS);
+    assert_eq!(
+        rv(crate::object::spki::public_key_der(&no_modulus)),
+        CKR_TEMPLATE_INCOMPLETE
+    );
+}
+
+#[test]
+fn rsa_ciphers_are_single_part() {
+    let (public, private) = keys();
+    let oaep = oaep_param(CKM_SHA256, CKG_MGF1_SHA256, b"");
+    for (ty, param) in [
+        (CKM_RSA_PKCS, MechanismParam::None),
+        (CKM_RSA_X_509, MechanismParam::None),
+        (CKM_RSA_PKCS_OAEP, oaep),
+    ] {
+        let m = mechanism(ty);
+        assert!(!m.encrypt(&param, public).unwrap().multi_part(), "0x{ty:x}");
+        assert!(
+            !m.decrypt(&param, private).unwrap().multi_part(),
+            "0x{ty:x}"
+        );
+    }
+}

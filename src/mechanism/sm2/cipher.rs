@@ -6,15 +6,13 @@ use super::format::FormatCode;
 use super::keys::{private_key, public_key};
 use super::{info, CIPHER_FLAGS};
 use crate::crypto::sm2::{
-    ciphertext_len_bound, plaintext_len, CiphertextForm, Sm2PrivateKey, Sm2PublicKey,
+    ciphertext_len_bound, plaintext_len, plaintext_len_bound, CiphertextForm, Sm2PrivateKey,
+    Sm2PublicKey,
 };
 use crate::error::Result;
 use crate::mechanism::{CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam};
 use std::sync::Arc;
 use zeroize::Zeroizing;
-
-/// Fixed overhead of the smallest raw form (no prefix): C1 64 bytes + C3 32 bytes.
-const MIN_RAW_OVERHEAD: usize = 96;
 
 pub struct Sm2Cipher {
     /// What Encrypt writes when the format code does not say.
@@ -36,7 +34,7 @@ impl Mechanism for Sm2Cipher {
     }
 
     fn decrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
-        let form = FormatCode::from_param(param)?.decrypt_form()?;
+        let form = FormatCode::from_param(param)?.decrypt_form();
         Ok(Box::new(Decrypt {
             key: private_key(key)?,
             form,
@@ -59,6 +57,10 @@ impl CipherOperation for Encrypt {
 
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.key.encrypt(input, self.form).map(Zeroizing::new)
+    }
+
+    fn multi_part(&self) -> bool {
+        true
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -85,29 +87,17 @@ struct Decrypt {
 }
 
 impl Decrypt {
-    /// |C2| of a ciphertext from its length alone: exact for the raw forms; for DER and
-    /// auto-detection `len - 96`, an upper bound unless x1 and y1 of a DER ciphertext
-    /// together lose more than 10 leading zero bytes (probability < 2^-80 for honest input).
-    /// `exact_len` reads the bytes for the exact value.
-    fn len_bound(&self, input_len: usize) -> usize {
-        match self.form {
-            Some(CiphertextForm::Raw { prefix, .. }) => {
-                input_len.saturating_sub(MIN_RAW_OVERHEAD + usize::from(prefix))
-            }
-            _ => input_len.saturating_sub(MIN_RAW_OVERHEAD),
-        }
-    }
-
-    /// |C2| read from the ciphertext itself; the bound when it is no valid ciphertext (the
-    /// decryption proper then reports `CKR_ENCRYPTED_DATA_INVALID`).
+    /// |C2| read from the ciphertext itself; the length-only bound when it is no valid
+    /// ciphertext (the decryption proper then reports `CKR_ENCRYPTED_DATA_INVALID`).
     fn exact_len(&self, input: &[u8]) -> usize {
-        plaintext_len(input, self.form).unwrap_or_else(|_| self.len_bound(input.len()))
+        plaintext_len(input, self.form)
+            .unwrap_or_else(|_| plaintext_len_bound(input.len(), self.form))
     }
 }
 
 impl CipherOperation for Decrypt {
     fn output_len(&self, input_len: usize) -> Result<usize> {
-        Ok(self.len_bound(input_len))
+        Ok(plaintext_len_bound(input_len, self.form))
     }
 
     fn output_len_for(&self, input: &[u8]) -> Result<usize> {
@@ -116,6 +106,10 @@ impl CipherOperation for Decrypt {
 
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.key.decrypt(input, self.form)
+    }
+
+    fn multi_part(&self) -> bool {
+        true
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {

@@ -38,7 +38,7 @@ impl FormatCode {
         Self::from_code(code)
     }
 
-    pub fn from_code(code: CK_ULONG) -> Result<Self> {
+    fn from_code(code: CK_ULONG) -> Result<Self> {
         let no_prefix = code & SM2_CIPHER_FORMAT_NO_PREFIX != 0;
         let base = code & !SM2_CIPHER_FORMAT_NO_PREFIX;
         match base {
@@ -59,13 +59,13 @@ impl FormatCode {
 
     /// The form Decrypt accepts; `None` = auto-detection (the prefix flag adds nothing
     /// there: detection finds both raw variants).
-    pub fn decrypt_form(&self) -> Result<Option<CiphertextForm>> {
-        Ok(match self.base {
+    pub fn decrypt_form(&self) -> Option<CiphertextForm> {
+        match self.base {
             SM2_CIPHER_FORMAT_DER => Some(CiphertextForm::Der),
             SM2_CIPHER_FORMAT_C1C3C2 => Some(self.raw(RawOrder::C1C3C2)),
             SM2_CIPHER_FORMAT_C1C2C3 => Some(self.raw(RawOrder::C1C2C3)),
             _ => None,
-        })
+        }
     }
 
     /// The form Encrypt writes; auto means the mechanism's own form (`default`).
@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn codes() {
         let auto = FormatCode::from_param(&MechanismParam::None).unwrap();
-        assert_eq!(auto.decrypt_form().unwrap(), None);
+        assert_eq!(auto.decrypt_form(), None);
         assert_eq!(
             auto.encrypt_form(CiphertextForm::Der).unwrap(),
             CiphertextForm::Der
@@ -110,12 +110,12 @@ mod tests {
         assert_eq!(FormatCode::from_param(&param(0)).unwrap(), auto);
 
         let der = FormatCode::from_param(&param(1)).unwrap();
-        assert_eq!(der.decrypt_form().unwrap(), Some(CiphertextForm::Der));
+        assert_eq!(der.decrypt_form(), Some(CiphertextForm::Der));
         assert_eq!(der.encrypt_form(RAW_PREFIXED).unwrap(), CiphertextForm::Der);
 
         let c1c2c3_bare = FormatCode::from_param(&param(0x103)).unwrap();
         assert_eq!(
-            c1c2c3_bare.decrypt_form().unwrap(),
+            c1c2c3_bare.decrypt_form(),
             Some(CiphertextForm::Raw {
                 order: RawOrder::C1C2C3,
                 prefix: false

@@ -4,7 +4,7 @@
 use super::keys::{check_ec_params, ec_point_der, is_sm2_key_type};
 use super::{info, KEYGEN_FLAGS};
 use crate::crypto::sm2::Sm2PrivateKey;
-use crate::error::{fail, Error, Result};
+use crate::error::{Error, Result};
 use crate::mechanism::{GeneratedKeyPair, Mechanism, MechanismInfo, MechanismParam};
 use crate::object::Attributes;
 use crate::vendor::SM2_OID_DER;
@@ -30,9 +30,7 @@ impl Mechanism for Sm2KeyPairGen {
         public: &Attributes,
         private: &Attributes,
     ) -> Result<GeneratedKeyPair> {
-        if *param != MechanismParam::None {
-            return fail(CKR_MECHANISM_PARAM_INVALID);
-        }
+        param.expect_none()?;
         check_templates(public, private, self.require_ec_params)?;
         let key = Sm2PrivateKey::generate()?;
         Ok(key_pair_attributes(&key))
@@ -82,7 +80,7 @@ fn check_templates(
 
 /// The attributes that describe a new SM2 key pair (the object layer adds the templates'
 /// attributes and the policy's defaults). `CKA_EC_POINT` is not a private-key attribute.
-pub fn key_pair_attributes(key: &Sm2PrivateKey) -> GeneratedKeyPair {
+fn key_pair_attributes(key: &Sm2PrivateKey) -> GeneratedKeyPair {
     let mut public = Attributes::new();
     public.set_ulong(CKA_CLASS, CKO_PUBLIC_KEY);
     public.set_ulong(CKA_KEY_TYPE, CKK_EC);

@@ -1,9 +1,7 @@
 //! SM2 key objects <-> parsed keys: `CKA_EC_PARAMS`, `CKA_EC_POINT` and `CKA_VALUE` in the
 //! form sm2.md fixes (`CKK_EC`, the SM2 OID on both objects, the point as a DER OCTET STRING).
 
-use crate::crypto::sm2::{
-    public_key_pem, public_key_spki_der, Sm2PrivateKey, Sm2PublicKey, POINT_LEN,
-};
+use crate::crypto::sm2::{public_key_spki_der, Sm2PrivateKey, Sm2PublicKey, POINT_LEN};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::LoadedKey;
 use crate::object::Attributes;
@@ -13,12 +11,12 @@ use der::Decode;
 use std::sync::Arc;
 
 /// Length of `CKA_EC_POINT`: `04 41` then the 65-byte point.
-pub const EC_POINT_DER_LEN: usize = POINT_LEN + 2;
+const EC_POINT_DER_LEN: usize = POINT_LEN + 2;
 
 /// Checks a `CKA_EC_PARAMS` value: the SM2 OID is fine; any other named curve (a DER OID)
 /// is `CKR_CURVE_NOT_SUPPORTED`; anything that is no DER OID at all (explicit parameters,
 /// garbage) is `CKR_ATTRIBUTE_VALUE_INVALID`.
-pub fn check_ec_params(value: &[u8]) -> Result<()> {
+pub(super) fn check_ec_params(value: &[u8]) -> Result<()> {
     if value == SM2_OID_DER {
         return Ok(());
     }
@@ -35,12 +33,12 @@ pub fn check_ec_params(value: &[u8]) -> Result<()> {
 }
 
 /// True for a key type an SM2 key may carry in a template (`CKK_EC` or the `CKK_SM2` alias).
-pub fn is_sm2_key_type(key_type: CK_KEY_TYPE) -> bool {
+pub(super) fn is_sm2_key_type(key_type: CK_KEY_TYPE) -> bool {
     key_type == CKK_EC || key_type == CKK_SM2
 }
 
 /// `CKA_EC_POINT` for a point: DER OCTET STRING `04 41 04||X||Y`.
-pub fn ec_point_der(point: &[u8; POINT_LEN]) -> Vec<u8> {
+pub(super) fn ec_point_der(point: &[u8; POINT_LEN]) -> Vec<u8> {
     let mut out = Vec::with_capacity(EC_POINT_DER_LEN);
     out.extend_from_slice(&[0x04, POINT_LEN as u8]);
     out.extend_from_slice(point);
@@ -50,7 +48,7 @@ pub fn ec_point_der(point: &[u8; POINT_LEN]) -> Vec<u8> {
 /// The uncompressed point inside a `CKA_EC_POINT` value: the DER OCTET STRING (67 bytes) or,
 /// as some importers send it, the raw 65-byte point. Anything else is
 /// `CKR_ATTRIBUTE_VALUE_INVALID`.
-pub fn point_from_ec_point(value: &[u8]) -> Result<&[u8]> {
+fn point_from_ec_point(value: &[u8]) -> Result<&[u8]> {
     match value {
         [0x04, len, point @ ..] if usize::from(*len) == POINT_LEN && point.len() == POINT_LEN => {
             Ok(point)
@@ -63,17 +61,17 @@ pub fn point_from_ec_point(value: &[u8]) -> Result<&[u8]> {
     }
 }
 
-/// The SubjectPublicKeyInfo of an SM2 public key object, as DER and as PEM `PUBLIC KEY`
-/// (id-ecPublicKey + the SM2 OID, read by OpenSSL 3 as an SM2 key), from its `CKA_EC_POINT`.
-pub fn export_public_key(ec_point: &[u8]) -> Result<(Vec<u8>, String)> {
+/// The DER SubjectPublicKeyInfo of an SM2 public key object (id-ecPublicKey + the SM2 OID,
+/// read by OpenSSL 3 as an SM2 key), from its `CKA_EC_POINT`. `object::spki` makes the PEM.
+pub fn export_public_key(ec_point: &[u8]) -> Result<Vec<u8>> {
     let key = Sm2PublicKey::from_point(point_from_ec_point(ec_point)?)?;
-    Ok((public_key_spki_der(&key)?, public_key_pem(&key)?))
+    public_key_spki_der(&key)
 }
 
 /// Parses an SM2 public or private key object (CKK_EC with the SM2 OID, or no
 /// `CKA_EC_PARAMS` at all). An EC key on another curve is `CKR_KEY_TYPE_INCONSISTENT`: no
 /// mechanism of this module can use it.
-pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
+pub(super) fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(key_type) if is_sm2_key_type(key_type) => {}
         _ => return fail(CKR_KEY_TYPE_INCONSISTENT),
@@ -122,7 +120,7 @@ fn load_private(attrs: &Attributes) -> Result<Sm2PrivateKey> {
 
 /// The SM2 private key of a loaded key, or `CKR_KEY_TYPE_INCONSISTENT` (an RSA key, or an
 /// SM2 public key where a private one is needed).
-pub fn private_key(key: &LoadedKey) -> Result<Arc<Sm2PrivateKey>> {
+pub(super) fn private_key(key: &LoadedKey) -> Result<Arc<Sm2PrivateKey>> {
     match key {
         LoadedKey::Sm2Private(k) => Ok(Arc::clone(k)),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
@@ -130,7 +128,7 @@ pub fn private_key(key: &LoadedKey) -> Result<Arc<Sm2PrivateKey>> {
 }
 
 /// The SM2 public key of a loaded key (a private key carries its public half).
-pub fn public_key(key: &LoadedKey) -> Result<Arc<Sm2PublicKey>> {
+pub(super) fn public_key(key: &LoadedKey) -> Result<Arc<Sm2PublicKey>> {
     match key {
         LoadedKey::Sm2Public(k) => Ok(Arc::clone(k)),
         LoadedKey::Sm2Private(k) => Ok(Arc::clone(k.public_key())),

@@ -12,10 +12,7 @@ mod bench;
 #[cfg(test)]
 mod tests;
 
-pub use keygen::key_pair_attributes;
-pub use keys::{
-    check_ec_params, ec_point_der, export_public_key, is_sm2_key_type, point_from_ec_point,
-};
+pub use keys::export_public_key;
 
 use super::{Mechanism, MechanismInfo};
 use crate::crypto::hash::HashAlg;

@@ -4,6 +4,7 @@
 
 use super::keys::{private_key, public_key};
 use super::{info, SIGN_FLAGS};
+use crate::crypto::hash::{HashAlg, Hasher};
 use crate::crypto::sm2::{
     signature_from_der, signature_to_der, Sm2PrivateKey, Sm2PublicKey, SIGNATURE_DER_MAX_LEN,
     SIGNATURE_LEN,
@@ -14,11 +15,10 @@ use crate::mechanism::{
 };
 use crate::vendor::SM2_DEFAULT_SIGNER_ID;
 use cryptoki_sys::*;
-use sm3::{Digest, Sm3};
 use std::sync::Arc;
 
-/// Length of e.
-const DIGEST_LEN: usize = 32;
+/// The hash that makes e (GB/T 32918.2: e = SM3(Z||M)).
+const E_HASH: HashAlg = HashAlg::Sm3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sm2SignKind {
@@ -58,7 +58,7 @@ impl Mechanism for Sm2Sign {
 
 /// What the data turns into e: a running SM3 over Z||M, or the caller's e collected.
 enum Input {
-    Hashing(Sm3),
+    Hashing(Hasher),
     Digest { bytes: Vec<u8>, too_long: bool },
 }
 
@@ -77,11 +77,12 @@ impl Input {
                 } else {
                     param_bytes
                 };
-                let z = key.z(signer_id)?;
-                Ok(Input::Hashing(Sm3::new_with_prefix(z)))
+                let mut hasher = E_HASH.hasher();
+                hasher.update(&key.z(signer_id)?);
+                Ok(Input::Hashing(hasher))
             }
             Sm2SignKind::Prehashed if param_bytes.is_empty() => Ok(Input::Digest {
-                bytes: Vec::with_capacity(DIGEST_LEN),
+                bytes: Vec::with_capacity(E_HASH.output_len()),
                 too_long: false,
             }),
             Sm2SignKind::Prehashed => Err(Error::with(
@@ -96,7 +97,7 @@ impl Input {
             Input::Hashing(hasher) => hasher.update(data),
             Input::Digest { bytes, too_long } => {
                 // Never buffer more than one digest's worth: the length is wrong anyway.
-                if *too_long || bytes.len() + data.len() > DIGEST_LEN {
+                if *too_long || bytes.len() + data.len() > E_HASH.output_len() {
                     *too_long = true;
                 } else {
                     bytes.extend_from_slice(data);
@@ -106,16 +107,18 @@ impl Input {
     }
 
     /// e, or `CKR_DATA_LEN_RANGE` when a caller's e is not 32 bytes.
-    fn digest(&self) -> Result<[u8; DIGEST_LEN]> {
+    fn digest(&self) -> Result<Vec<u8>> {
         match self {
-            Input::Hashing(hasher) => Ok(hasher.clone().finalize().into()),
-            Input::Digest { bytes, too_long } => match <[u8; DIGEST_LEN]>::try_from(&bytes[..]) {
-                Ok(e) if !*too_long => Ok(e),
-                _ => Err(Error::with(
-                    CKR_DATA_LEN_RANGE,
-                    "CKM_SM2 signs a 32-byte digest",
-                )),
-            },
+            Input::Hashing(hasher) => Ok(hasher.clone().finish()),
+            Input::Digest { bytes, too_long }
+                if !*too_long && bytes.len() == E_HASH.output_len() =>
+            {
+                Ok(bytes.clone())
+            }
+            Input::Digest { .. } => Err(Error::with(
+                CKR_DATA_LEN_RANGE,
+                "CKM_SM2 signs a 32-byte digest",
+            )),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tests of the SM2 mechanisms through the `Mechanism` traits, as the session layer drives
 //! them, and interop with OpenSSL 3 (skipped with a message when `openssl` is absent).
 
+use super::keys::{check_ec_params, ec_point_der};
 use super::*;
 use crate::error::Result;
 use crate::mechanism::{load_key, lookup, GeneratedKeyPair, LoadedKey, MechanismParam};
@@ -781,7 +782,11 @@ fn exported_public_key_reads_in_openssl() {
     let LoadedKey::Sm2Public(pk) = &public else {
         unreachable!()
     };
-    let (der, pem) = export_public_key(&ec_point_der(pk.point())).unwrap();
+    let mut attrs = Attributes::new();
+    attrs.set_ulong(CKA_KEY_TYPE, CKK_EC);
+    attrs.set(CKA_EC_POINT, ec_point_der(pk.point()));
+    let der = export_public_key(&ec_point_der(pk.point())).unwrap();
+    let pem = crate::object::spki::public_key_pem(&attrs).unwrap();
     std::fs::write(d.join("ours.pem"), pem).unwrap();
     std::fs::write(d.join("ours.der"), der).unwrap();
     let text = openssl(d, &["pkey", "-pubin", "-in", "ours.pem", "-text", "-noout"]);
@@ -805,4 +810,15 @@ fn exported_public_key_reads_in_openssl() {
         decrypt(CKM_SM2_CIPHER_DER, &MechanismParam::None, &private, &ct).unwrap(),
         b"to the exported key"
     );
+}
+
+#[test]
+fn sm2_ciphers_are_multi_part() {
+    let (public, private) = key_pair();
+    for m in [CKM_SM2_RAW, CKM_SM2_CIPHER_DER] {
+        let mechanism = lookup(m).unwrap();
+        let encrypt = mechanism.encrypt(&MechanismParam::None, &public).unwrap();
+        let decrypt = mechanism.decrypt(&MechanismParam::None, &private).unwrap();
+        assert!(encrypt.multi_part() && decrypt.multi_part(), "0x{m:x}");
+    }
 }
