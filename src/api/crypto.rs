@@ -186,7 +186,7 @@ fn cipher_update(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    begin_update(slot, |_| true)?;
+    begin_update(slot, |op| op.multi_part())?;
     deliver(
         slot,
         out,
