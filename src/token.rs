@@ -1298,7 +1298,9 @@ mod tests {
         let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
         let changed = conn
             .execute(
-                "UPDATE attributes SET value = substr(value, 1, length(value) - 1) || x'00'
+                // A different last byte (always: one in 256 values already ends in 00).
+                "UPDATE attributes SET value = substr(value, 1, length(value) - 1)
+                     || CASE WHEN substr(value, -1) = x'00' THEN x'01' ELSE x'00' END
                  WHERE sealed = 1",
                 [],
             )
