@@ -67,7 +67,7 @@ t() {
     elif [ "$rc" -ge 128 ]; then
         REASON="$what: killed by $(kill -l $((rc - 128)) 2>/dev/null || echo "signal $((rc - 128))")"
     elif [ "$rc" -ne 0 ] && [ -z "$REASON" ]; then
-        REASON="$what: $(err_summary "$errf")"
+        REASON="$what: exit $rc: $(err_summary "$errf")"
     fi
     rm -f "$errf"
     return "$rc"
@@ -78,7 +78,10 @@ t() {
 err_summary() {
     local line panic
     line=$(grep -Eo 'C_[A-Za-z]+( failed)?: rv = CKR_[A-Z_]+' "$1" | head -n1)
-    [ -n "$line" ] || line=$(grep -Eo 'rv = CKR_[A-Z_]+|CKR_[A-Z_]+' "$1" | head -n1)
+    # CKR_OK and CKR_CRYPTOKI_ALREADY_INITIALIZED are routine lines (pkcs11-tool's thread
+    # tests log every call), never the reason a client failed.
+    [ -n "$line" ] || line=$(grep -Eo 'rv = CKR_[A-Z_]+|CKR_[A-Z_]+' "$1" |
+        grep -Ev 'CKR_OK$|CKR_CRYPTOKI_ALREADY_INITIALIZED$' | head -n1)
     [ -n "$line" ] || line=$(grep -v '^Aborting' "$1" | grep -v '^[[:space:]]*$' | tail -n1)
     [ -n "$line" ] || line="failed"
     panic=$(grep -Eo 'panicked at [^ ]+' "$1" | head -n1)
