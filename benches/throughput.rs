@@ -6,6 +6,7 @@
 //! assertion depends on speed.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -32,6 +33,54 @@ fn rate(name: &str, module: &str, mut op: impl FnMut()) {
     }
     let per_sec = n as f64 / start.elapsed().as_secs_f64();
     println!("{module:<10} {name:<32} {per_sec:>10.1} ops/s");
+}
+
+/// MB/s of `op`, which processes `bytes` bytes per call.
+fn bandwidth(name: &str, module: &str, bytes: usize, mut op: impl FnMut()) {
+    op();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        op();
+        n += 1;
+    }
+    let mb = (n as f64 * bytes as f64) / start.elapsed().as_secs_f64() / 1e6;
+    println!("{module:<10} {name:<32} {mb:>10.1} MB/s");
+}
+
+/// `openssl speed -evp aes-256-gcm` at 16 KiB blocks (the machine's limit), in MB/s.
+fn openssl_gcm_speed() {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "speed",
+            "-evp",
+            "aes-256-gcm",
+            "-bytes",
+            "16384",
+            "-seconds",
+            "3",
+        ])
+        .output();
+    let Ok(out) = out else {
+        println!("openssl    AES-256-GCM 16 KiB               not run (no openssl)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The last line: "aes-256-gcm   <kB/s>k"
+    if let Some(kb) = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("AES-256-GCM") || l.starts_with("aes-256-gcm"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.trim_end_matches('k').parse::<f64>().ok())
+    {
+        println!(
+            "{:<10} {:<32} {:>10.1} MB/s",
+            "openssl",
+            "AES-256-GCM encrypt 16 KiB",
+            kb * 1000.0 / 1e6
+        );
+    }
 }
 
 fn open(module: &Path, dir: &Path) -> (Pkcs11, Session) {
@@ -136,6 +185,8 @@ fn bench_module(module: &Path, label: &str) {
             .unwrap();
     });
 
+    bench_secret_keys(&session, label, public, private);
+
     let sm2_gen = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
         MechanismType::new_vendor_defined(CKM_SM2_KEY_PAIR_GEN).unwrap(),
         None,
@@ -200,6 +251,78 @@ fn bench_module(module: &Path, label: &str) {
     });
 }
 
+/// AES-256-GCM over 1 MiB in one call, and unwrapping (a session object made and destroyed
+/// per call) beside the decryption of the same blob.
+fn bench_secret_keys(
+    session: &Session,
+    label: &str,
+    rsa_public: ObjectHandle,
+    rsa_private: ObjectHandle,
+) {
+    let key = match session.generate_key(
+        &Mechanism::AesKeyGen,
+        &[
+            Attribute::ValueLen(32.into()),
+            Attribute::Encrypt(true),
+            Attribute::Decrypt(true),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+        ],
+    ) {
+        Ok(key) => key,
+        Err(e) => {
+            println!("{label:<10} AES                              unsupported ({e})");
+            return;
+        }
+    };
+    let data = vec![0x5au8; 1 << 20];
+    let mut iv = [7u8; 12];
+    let gcm = Mechanism::AesGcm(GcmParams::new(&mut iv, b"aad", 128.into()).unwrap());
+    let sealed = session.encrypt(&gcm, key, &data).unwrap();
+    bandwidth("AES-256-GCM encrypt 1 MiB", label, data.len(), || {
+        session.encrypt(&gcm, key, &data).unwrap();
+    });
+    bandwidth("AES-256-GCM decrypt 1 MiB", label, data.len(), || {
+        session.decrypt(&gcm, key, &sealed).unwrap();
+    });
+
+    let target = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[Attribute::ValueLen(32.into()), Attribute::Extractable(true)],
+        )
+        .unwrap();
+    let template = [
+        Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+        Attribute::KeyType(cryptoki::object::KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Decrypt(true),
+    ];
+    let oaep = Mechanism::RsaPkcsOaep(PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    ));
+    for (name, mechanism, wrapping, unwrapping) in [
+        ("AES-KW", Mechanism::AesKeyWrap, key, key),
+        ("RSA-OAEP-SHA256", oaep, rsa_public, rsa_private),
+    ] {
+        let Ok(wrapped) = session.wrap_key(&mechanism, wrapping, target) else {
+            println!("{label:<10} {name} wrap                      unsupported");
+            continue;
+        };
+        rate(&format!("{name} decrypt of a 32-byte key"), label, || {
+            session.decrypt(&mechanism, unwrapping, &wrapped).unwrap();
+        });
+        rate(&format!("{name} unwrap of a 32-byte key"), label, || {
+            let k = session
+                .unwrap_key(&mechanism, unwrapping, &wrapped, &template)
+                .unwrap();
+            session.destroy_object(k).unwrap();
+        });
+    }
+}
+
 fn main() {
     // `cargo test --all-targets` runs this binary too (without --bench): nothing to measure.
     if !std::env::args().any(|a| a == "--bench" || a.ends_with(".so")) {
@@ -223,6 +346,7 @@ fn main() {
         bench_module(Path::new(&module), label);
         return;
     }
+    openssl_gcm_speed();
     let exe = std::env::current_exe().unwrap();
     let mut modules = vec![manifest.join("target/release/libferrohsm.so")];
     let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");

@@ -111,6 +111,43 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 #define SM2_KEY_BITS 256
 
 /**
+ * SM4 secret key type (`CKK_VENDOR_DEFINED | 0x106`): `CKA_VALUE` 16 bytes.
+ */
+#define CKK_SM4 2147483910
+
+/**
+ * SM4 key generation; `CKA_VALUE_LEN` optional (always 16).
+ */
+#define CKM_SM4_KEY_GEN 2147483911
+
+/**
+ * SM4 in ECB mode, no padding: input a multiple of 16 bytes. Single- and multi-part.
+ */
+#define CKM_SM4_ECB 2147483912
+
+/**
+ * SM4 in CBC mode, no padding; parameter: the 16-byte IV. Single- and multi-part.
+ */
+#define CKM_SM4_CBC 2147483913
+
+/**
+ * SM4 in CBC mode with PKCS#7 padding (what `openssl enc -sm4-cbc` writes); parameter:
+ * the 16-byte IV; also wraps and unwraps keys. ferrohsm's own value.
+ */
+#define CKM_SM4_CBC_PAD 2147483914
+
+/**
+ * HMAC with SM3 (RFC 2104 over SM3, 32-byte MAC) under a generic secret key. ferrohsm's
+ * own value, next to `CKM_SM3`.
+ */
+#define CKM_SM3_HMAC 2147520514
+
+/**
+ * As [`CKM_SM3_HMAC`] with a `CK_MAC_GENERAL_PARAMS` (`CK_ULONG` MAC length, 1..=32).
+ */
+#define CKM_SM3_HMAC_GENERAL 2147520515
+
+/**
  * DER of the SM2 curve OID 1.2.156.10197.1.301 (sm2p256v1): the value of `CKA_EC_PARAMS`
  * on SM2 public and private key objects.
  */

@@ -1,4 +1,4 @@
-//! Vendor-defined PKCS#11 values for SM2 and SM3 (see ../shared/design/sm2.md).
+//! Vendor-defined PKCS#11 values for SM2, SM3 and SM4 (see ../shared/design/sm2.md).
 //!
 //! No PKCS#11 version defines SM2, SM3 or SM4, so every value here is vendor-defined. ferrohsm
 //! uses the values shared by the most common Chinese HSM vendors (Sansec, TASS; also mapped
@@ -100,3 +100,32 @@ pub const SM2_DEFAULT_SIGNER_ID: [u8; 16] = [
 
 /// Key size, in bits, reported by `C_GetMechanismInfo` for every SM2 mechanism.
 pub const SM2_KEY_BITS: c_ulong = 256;
+
+// ---- SM4 and SM3-HMAC ----------------------------------------------------------------
+// CKK_SM4 .. CKM_SM4_CBC are the Sansec/TASS family values (the same vendors as the SM2
+// values above). No vendor value for a padded SM4-CBC or for HMAC-SM3 was found in that
+// family; the two below are ferrohsm's own, taken next to their relatives so that they
+// cannot collide with the family's published values.
+
+/// SM4 secret key type (`CKK_VENDOR_DEFINED | 0x106`): `CKA_VALUE` 16 bytes.
+pub const CKK_SM4: c_ulong = 0x8000_0106;
+
+/// SM4 key generation; `CKA_VALUE_LEN` optional (always 16).
+pub const CKM_SM4_KEY_GEN: c_ulong = 0x8000_0107;
+
+/// SM4 in ECB mode, no padding: input a multiple of 16 bytes. Single- and multi-part.
+pub const CKM_SM4_ECB: c_ulong = 0x8000_0108;
+
+/// SM4 in CBC mode, no padding; parameter: the 16-byte IV. Single- and multi-part.
+pub const CKM_SM4_CBC: c_ulong = 0x8000_0109;
+
+/// SM4 in CBC mode with PKCS#7 padding (what `openssl enc -sm4-cbc` writes); parameter:
+/// the 16-byte IV; also wraps and unwraps keys. ferrohsm's own value.
+pub const CKM_SM4_CBC_PAD: c_ulong = 0x8000_010A;
+
+/// HMAC with SM3 (RFC 2104 over SM3, 32-byte MAC) under a generic secret key. ferrohsm's
+/// own value, next to `CKM_SM3`.
+pub const CKM_SM3_HMAC: c_ulong = 0x8000_9002;
+
+/// As [`CKM_SM3_HMAC`] with a `CK_MAC_GENERAL_PARAMS` (`CK_ULONG` MAC length, 1..=32).
+pub const CKM_SM3_HMAC_GENERAL: c_ulong = 0x8000_9003;

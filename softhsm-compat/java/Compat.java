@@ -21,7 +21,11 @@ import java.security.spec.PSSParameterSpec;
 import java.security.spec.X509EncodedKeySpec;
 import java.util.Arrays;
 import java.util.Collections;
+import java.security.Key;
 import javax.crypto.Cipher;
+import javax.crypto.KeyGenerator;
+import javax.crypto.SecretKey;
+import javax.crypto.spec.GCMParameterSpec;
 
 public class Compat {
     interface Check {
@@ -110,6 +114,44 @@ public class Compat {
         check("signature-rsassa-pss", () -> signRoundTrip("RSASSA-PSS",
                 new PSSParameterSpec("SHA-256", "MGF1", MGF1ParameterSpec.SHA256, 32, 1),
                 pair.getPublic(), pair.getPrivate()));
+        check("envelope-rsa-unwrap-aes-gcm", () -> envelope(pair.getPublic(), pair.getPrivate()));
+    }
+
+    // The digital envelope: the sender (SunJCE) encrypts data under a fresh AES-256 key with
+    // AES/GCM and wraps the key for the token's RSA key; the token unwraps the key
+    // (C_UnwrapKey) and decrypts the data with it (CKM_AES_GCM).
+    static void envelope(PublicKey publicKey, PrivateKey privateKey) throws Exception {
+        byte[] data = new byte[4096];
+        new SecureRandom().nextBytes(data);
+        byte[] iv = new byte[12];
+        new SecureRandom().nextBytes(iv);
+        KeyGenerator generator = KeyGenerator.getInstance("AES", "SunJCE");
+        generator.init(256);
+        SecretKey key = generator.generateKey();
+        Cipher seal = Cipher.getInstance("AES/GCM/NoPadding", "SunJCE");
+        seal.init(Cipher.ENCRYPT_MODE, key, new GCMParameterSpec(128, iv));
+        byte[] sealed = seal.doFinal(data);
+        Cipher wrap = Cipher.getInstance("RSA/ECB/PKCS1Padding", "SunJCE");
+        wrap.init(Cipher.WRAP_MODE, publicKey);
+        byte[] wrapped = wrap.wrap(key);
+
+        Cipher unwrap = Cipher.getInstance("RSA/ECB/PKCS1Padding", provider);
+        unwrap.init(Cipher.UNWRAP_MODE, privateKey);
+        Key tokenKey = unwrap.unwrap(wrapped, "AES", Cipher.SECRET_KEY);
+        require(tokenKey.getClass().getName().contains("P11Key"), "unwrapped key is not a token key: " + tokenKey.getClass());
+        Cipher open = Cipher.getInstance("AES/GCM/NoPadding", provider);
+        open.init(Cipher.DECRYPT_MODE, tokenKey, new GCMParameterSpec(128, iv));
+        require(open.getProvider() == provider, "GCM decryption did not use the token");
+        require(Arrays.equals(data, open.doFinal(sealed)), "envelope plaintext differs");
+        // A tampered envelope is refused.
+        sealed[7] ^= 1;
+        open.init(Cipher.DECRYPT_MODE, tokenKey, new GCMParameterSpec(128, iv));
+        try {
+            open.doFinal(sealed);
+            throw new IllegalStateException("tampered GCM ciphertext decrypted");
+        } catch (javax.crypto.AEADBadTagException expected) {
+            // what SunPKCS11 makes of CKR_ENCRYPTED_DATA_INVALID
+        }
     }
 
     // Encrypts in software (SunJCE) with the public key, decrypts on the token.

@@ -81,7 +81,7 @@ store_certificate() {
 
 check java write-config write_config
 run_jvm gen provider-config keystore-login keygen-rsa2048-token cipher-rsa-pkcs1-decrypt \
-    signature-sha256withrsa signature-rsassa-pss
+    signature-sha256withrsa signature-rsassa-pss envelope-rsa-unwrap-aes-gcm
 check java cert-for-generated-key store_certificate
 run_jvm reopen provider-config-2nd-jvm keystore-login-2nd-jvm keystore-alias-with-cert \
     key-survives-jvm

@@ -378,6 +378,39 @@ pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result
     })
 }
 
+/// C_DigestKey: a secret key's value enters the running digest as if by C_DigestUpdate.
+/// Only secret keys have a value to digest; any other object is CKR_KEY_INDIGESTIBLE.
+/// Sensitivity does not forbid it: a digest reveals no more than CKA_CHECK_VALUE does.
+pub fn digest_key(lib: &Library, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+    let object = {
+        let session = lib.session(s)?;
+        let session = session.lock();
+        if session.ops.digest.is_none() {
+            return fail(CKR_OPERATION_NOT_INITIALIZED);
+        }
+        session.token.object(key)
+    };
+    let object = match object {
+        Ok(object) => object,
+        Err(e) if e.rv == CKR_OBJECT_HANDLE_INVALID => return fail(CKR_KEY_HANDLE_INVALID),
+        Err(e) => return Err(e),
+    };
+    if object.attrs.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) {
+        return fail(CKR_KEY_INDIGESTIBLE);
+    }
+    if !object.locked.is_empty() {
+        return fail(CKR_USER_NOT_LOGGED_IN);
+    }
+    let value = object
+        .attrs
+        .get(CKA_VALUE)
+        .ok_or(Error::new(CKR_KEY_INDIGESTIBLE))?;
+    with_op(lib, s, DIGEST.slot, |slot| {
+        begin_update(slot, |_| true)?.op.update(value);
+        Ok(())
+    })
+}
+
 pub fn digest_final(
     lib: &Library,
     s: CK_SESSION_HANDLE,

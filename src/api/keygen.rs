@@ -43,18 +43,31 @@ pub fn generate_key_pair(
     }
 }
 
-/// C_GenerateKey: no secret-key generation mechanism is offered yet.
+/// C_GenerateKey: a secret key (AES, SM4, generic secret) from the caller's template.
 pub fn generate_key(
     lib: &Library,
     session: CK_SESSION_HANDLE,
-    ty: CK_MECHANISM_TYPE,
+    (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    template: Attributes,
 ) -> Result<CK_OBJECT_HANDLE> {
-    lib.session(session)?;
-    lib.mechanism(ty)?;
-    fail(CKR_MECHANISM_INVALID)
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let m = lib.mechanism(ty)?;
+    if m.info().flags & CKF_GENERATE == 0 {
+        return fail(CKR_MECHANISM_INVALID);
+    }
+    check_storage(&s.token, s.read_write, &template)?;
+    if let Some(key_type) = m.generated_key_type() {
+        policy::check_generate_template(&template, CKO_SECRET_KEY, key_type)?;
+    }
+    let generated = m.generate_key(&param, &template)?;
+    let attrs = policy::new_object(&template, Origin::Generate { mechanism: ty }, &generated)?;
+    // A secret key is private by default, which its template need not have said.
+    check_storage(&s.token, s.read_write, &attrs)?;
+    s.token.create_object(attrs, session)
 }
 
-/// C_WrapKey, C_UnwrapKey, C_DeriveKey: no mechanism supports them yet.
+/// C_DeriveKey: no mechanism derives yet.
 pub fn unsupported_key_mechanism(
     lib: &Library,
     session: CK_SESSION_HANDLE,

@@ -6,3 +6,4 @@ pub mod general;
 pub mod keygen;
 pub mod object;
 pub mod session;
+pub mod wrap;

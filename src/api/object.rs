@@ -11,6 +11,8 @@ use cryptoki_sys::*;
 /// The answer for one attribute of C_GetAttributeValue.
 pub enum AttributeRead {
     Value(zeroize::Zeroizing<Vec<u8>>),
+    /// An attribute-array attribute (CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE).
+    Template(Attributes),
     Sensitive,
     Invalid,
 }
@@ -30,7 +32,7 @@ pub(crate) fn check_storage(token: &Token, read_write: bool, attrs: &Attributes)
 
 /// Key objects must hold usable key material: parse them once now so that a bad import is
 /// refused at C_CreateObject rather than at first use.
-fn check_key_material(attrs: &Attributes) -> Result<()> {
+pub(crate) fn check_key_material(attrs: &Attributes) -> Result<()> {
     match attrs.get_ulong(CKA_CLASS)? {
         Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) => crate::mechanism::load_key(attrs)
             .map(|_| ())
@@ -93,7 +95,8 @@ pub fn copy(
     if !original.attrs.flag(CKA_COPYABLE, true) {
         return fail(CKR_ACTION_PROHIBITED);
     }
-    let attrs = policy::change(&original.attrs, &template, true)?;
+    let by_so = s.token.logged_in() == Some(UserType::So);
+    let attrs = policy::change_by(&original.attrs, &template, true, by_so)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.create_object(attrs, session)
 }
@@ -140,11 +143,25 @@ pub fn get_attributes(
         .map(|ty| match policy::read(&object.attrs, *ty) {
             // A sealed secret that cannot be unsealed without login is never revealed.
             _ if object.locked.contains(ty) => AttributeRead::Sensitive,
+            Readable::Value(v) if is_template_attribute(*ty) => {
+                match Attributes::from_template_bytes(v) {
+                    Some(t) => AttributeRead::Template(t),
+                    None => AttributeRead::Invalid,
+                }
+            }
             Readable::Value(v) => AttributeRead::Value(zeroize::Zeroizing::new(v.to_vec())),
             Readable::Sensitive => AttributeRead::Sensitive,
             Readable::Invalid => AttributeRead::Invalid,
         })
         .collect())
+}
+
+/// The attributes whose value is itself a template (an array of `CK_ATTRIBUTE`).
+pub fn is_template_attribute(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        ty,
+        CKA_WRAP_TEMPLATE | CKA_UNWRAP_TEMPLATE | CKA_DERIVE_TEMPLATE
+    )
 }
 
 pub fn set_attributes(
@@ -164,7 +181,8 @@ pub fn set_attributes(
     if !object.attrs.flag(CKA_MODIFIABLE, true) {
         return fail(CKR_ACTION_PROHIBITED);
     }
-    let attrs = policy::change(&object.attrs, &changes, false)?;
+    let by_so = s.token.logged_in() == Some(UserType::So);
+    let attrs = policy::change_by(&object.attrs, &changes, false, by_so)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.update_object(handle, attrs)
 }

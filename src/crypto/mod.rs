@@ -7,6 +7,7 @@
 pub mod hash;
 pub mod rsa;
 pub mod sm2;
+pub mod symmetric;
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> crate::error::Result<()> {

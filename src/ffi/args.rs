@@ -1,7 +1,7 @@
 //! Raw-pointer helpers: the only place where C arguments become Rust values. Every helper
 //! turns a NULL where the spec forbids one into CKR_ARGUMENTS_BAD.
 
-use crate::api::object::AttributeRead;
+use crate::api::object::{is_template_attribute, AttributeRead};
 use crate::error::{fail, Result};
 use crate::mechanism::params::{layout, ParamLayout};
 use crate::mechanism::MechanismParam;
@@ -86,6 +86,17 @@ pub fn written(len: &mut CK_ULONG, w: Written) -> Result<()> {
 /// # Safety
 /// `ptr` must be NULL or point to `count` valid `CK_ATTRIBUTE`s whose values are readable.
 pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attributes> {
+    template_at_depth(ptr, count, 0)
+}
+
+/// `template_in` for a template nested `depth` levels inside another (CKA_WRAP_TEMPLATE's
+/// value is itself an array of `CK_ATTRIBUTE`). Templates of templates are refused: no
+/// attribute of a wrap or unwrap template is one, and the limit bounds the recursion.
+unsafe fn template_at_depth(
+    ptr: *const CK_ATTRIBUTE,
+    count: CK_ULONG,
+    depth: usize,
+) -> Result<Attributes> {
     let attrs = if count == 0 {
         &[][..]
     } else if ptr.is_null() {
@@ -97,6 +108,16 @@ pub unsafe fn template_in(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<A
     for a in attrs {
         if a.ulValueLen == CK_UNAVAILABLE_INFORMATION {
             return fail(CKR_ATTRIBUTE_VALUE_INVALID);
+        }
+        if is_template_attribute(a.type_) {
+            let size = size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            if depth > 0 || a.ulValueLen % size != 0 {
+                return fail(CKR_ATTRIBUTE_VALUE_INVALID);
+            }
+            let nested = a.pValue as *const CK_ATTRIBUTE;
+            let inner = template_at_depth(nested, a.ulValueLen / size, depth + 1)?;
+            out.set(a.type_, inner.to_template_bytes());
+            continue;
         }
         let value = bytes_in(a.pValue as *const u8, a.ulValueLen)?;
         out.set(a.type_, value.to_vec());
@@ -149,6 +170,7 @@ pub unsafe fn attributes_out(
                 attr.ulValueLen = v.len() as CK_ULONG;
                 None
             }
+            AttributeRead::Template(t) => template_value_out(attr, &t).err().map(|e| e.rv),
         };
         if let Some(code) = problem {
             attr.ulValueLen = CK_UNAVAILABLE_INFORMATION;
@@ -162,6 +184,42 @@ pub unsafe fn attributes_out(
     } else {
         fail(rv)
     }
+}
+
+/// Writes an attribute-array value (§5.7, CKF_ARRAY_ATTRIBUTE): a NULL `pValue` asks for
+/// the array size (count * sizeof(CK_ATTRIBUTE)); otherwise `pValue` is the caller's array,
+/// whose entries get the types and, each under the usual buffer rule, the values.
+///
+/// # Safety
+/// `attr.pValue` NULL or valid for `attr.ulValueLen` bytes of `CK_ATTRIBUTE`s, each of
+/// whose non-NULL `pValue` is valid for its `ulValueLen` bytes of writes.
+unsafe fn template_value_out(attr: &mut CK_ATTRIBUTE, template: &Attributes) -> Result<()> {
+    let size = size_of::<CK_ATTRIBUTE>();
+    let needed = template.len() * size;
+    if attr.pValue.is_null() {
+        attr.ulValueLen = needed as CK_ULONG;
+        return Ok(());
+    }
+    if (attr.ulValueLen as usize) < needed {
+        return fail(CKR_BUFFER_TOO_SMALL);
+    }
+    let entries = std::slice::from_raw_parts_mut(attr.pValue as *mut CK_ATTRIBUTE, template.len());
+    let mut rv = Ok(());
+    for (entry, (ty, value)) in entries.iter_mut().zip(template.iter()) {
+        entry.type_ = ty;
+        if entry.pValue.is_null() {
+            entry.ulValueLen = value.len() as CK_ULONG;
+        } else if (entry.ulValueLen as usize) < value.len() {
+            entry.ulValueLen = CK_UNAVAILABLE_INFORMATION;
+            rv = fail(CKR_BUFFER_TOO_SMALL);
+        } else {
+            std::slice::from_raw_parts_mut(entry.pValue as *mut u8, value.len())
+                .copy_from_slice(value);
+            entry.ulValueLen = value.len() as CK_ULONG;
+        }
+    }
+    attr.ulValueLen = needed as CK_ULONG;
+    rv
 }
 
 /// Reads a `CK_MECHANISM` into its type and safe parameter.
@@ -213,9 +271,67 @@ pub unsafe fn mechanism_in(
                     salt_len: p.sLen,
                 }
             }
+            ParamLayout::Gcm => gcm_param(raw, len)?,
+            ParamLayout::Ctr => {
+                if len as usize != size_of::<CK_AES_CTR_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_AES_CTR_PARAMS).read_unaligned();
+                MechanismParam::Ctr {
+                    counter_bits: p.ulCounterBits,
+                    block: p.cb,
+                }
+            }
         }
     };
     Ok((m.mechanism, param))
+}
+
+/// `CK_GCM_PARAMS` as PKCS#11 2.40 defined it, before 3.0 added `ulIvBits`. Clients
+/// built against either header are in use (OpenSC and python-pkcs11 send the 3.0 form,
+/// older Java and C programs the 2.40 one); the two differ in size, so the length tells.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GcmParams240 {
+    iv: *const u8,
+    iv_len: CK_ULONG,
+    aad: *const u8,
+    aad_len: CK_ULONG,
+    tag_bits: CK_ULONG,
+}
+
+/// A GCM parameter in either layout. A NULL IV or AAD with a non-zero length is
+/// CKR_MECHANISM_PARAM_INVALID, as every other malformed parameter.
+///
+/// # Safety
+/// `raw` must point to `len` readable bytes whose pointers, if non-NULL, are readable for
+/// their lengths.
+unsafe fn gcm_param(raw: *const u8, len: CK_ULONG) -> Result<MechanismParam> {
+    let p = match len as usize {
+        n if n == size_of::<CK_GCM_PARAMS>() => {
+            let p = (raw as *const CK_GCM_PARAMS).read_unaligned();
+            GcmParams240 {
+                iv: p.pIv,
+                iv_len: p.ulIvLen,
+                aad: p.pAAD,
+                aad_len: p.ulAADLen,
+                tag_bits: p.ulTagBits,
+            }
+        }
+        n if n == size_of::<GcmParams240>() => (raw as *const GcmParams240).read_unaligned(),
+        _ => return fail(CKR_MECHANISM_PARAM_INVALID),
+    };
+    let copy = |ptr: *const u8, len: CK_ULONG| -> Result<Vec<u8>> {
+        if len != 0 && ptr.is_null() {
+            return fail(CKR_MECHANISM_PARAM_INVALID);
+        }
+        Ok(bytes_in(ptr, len)?.to_vec())
+    };
+    Ok(MechanismParam::Gcm {
+        iv: copy(p.iv, p.iv_len)?,
+        aad: copy(p.aad, p.aad_len)?,
+        tag_bits: p.tag_bits,
+    })
 }
 
 /// Copies `src` into a fixed-size, blank-padded PKCS#11 string field.

@@ -262,12 +262,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
 
 #[no_mangle]
 pub unsafe extern "C" fn C_DigestKey(hSession: CK_SESSION_HANDLE, hKey: CK_OBJECT_HANDLE) -> CK_RV {
-    let _ = hKey;
-    with_library("C_DigestKey", |lib| {
-        lib.session(hSession)?;
-        // Digesting a secret key's value is not offered; asymmetric keys are indigestible.
-        fail(CKR_FUNCTION_NOT_SUPPORTED)
-    })
+    with_library("C_DigestKey", |lib| api::digest_key(lib, hSession, hKey))
 }
 
 /// Signatures with message recovery and the dual-function updates are not offered.

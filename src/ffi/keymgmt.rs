@@ -1,8 +1,9 @@
 //! Key management functions.
 
-use super::args::{bytes_in, mechanism_in, out, template_in};
+use super::args::{buffer_out, bytes_in, mechanism_in, out, template_in, written};
 use super::guard::with_library;
 use crate::api::keygen as api;
+use crate::api::wrap;
 use cryptoki_sys::*;
 
 #[no_mangle]
@@ -40,8 +41,8 @@ pub unsafe extern "C" fn C_GenerateKey(
 ) -> CK_RV {
     with_library("C_GenerateKey", |lib| {
         let key = out(phKey)?;
-        template_in(pTemplate, ulCount)?;
-        *key = api::generate_key(lib, hSession, mechanism_in(pMechanism)?.0)?;
+        let template = template_in(pTemplate, ulCount)?;
+        *key = api::generate_key(lib, hSession, mechanism_in(pMechanism)?, template)?;
         Ok(())
     })
 }
@@ -55,10 +56,13 @@ pub unsafe extern "C" fn C_WrapKey(
     pWrappedKey: CK_BYTE_PTR,
     pulWrappedKeyLen: CK_ULONG_PTR,
 ) -> CK_RV {
-    let _ = (hWrappingKey, hKey, pWrappedKey);
     with_library("C_WrapKey", |lib| {
-        out(pulWrappedKeyLen)?;
-        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+        let mechanism = mechanism_in(pMechanism)?;
+        let (buf, len) = buffer_out(pWrappedKey, pulWrappedKeyLen)?;
+        written(
+            len,
+            wrap::wrap_key(lib, hSession, mechanism, hWrappingKey, hKey, buf)?,
+        )
     })
 }
 
@@ -73,12 +77,13 @@ pub unsafe extern "C" fn C_UnwrapKey(
     ulAttributeCount: CK_ULONG,
     phKey: CK_OBJECT_HANDLE_PTR,
 ) -> CK_RV {
-    let _ = hUnwrappingKey;
     with_library("C_UnwrapKey", |lib| {
-        out(phKey)?;
-        bytes_in(pWrappedKey, ulWrappedKeyLen)?;
-        template_in(pTemplate, ulAttributeCount)?;
-        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+        let key = out(phKey)?;
+        let wrapped = bytes_in(pWrappedKey, ulWrappedKeyLen)?;
+        let template = template_in(pTemplate, ulAttributeCount)?;
+        let mechanism = mechanism_in(pMechanism)?;
+        *key = wrap::unwrap_key(lib, hSession, mechanism, hUnwrappingKey, wrapped, template)?;
+        Ok(())
     })
 }
 

@@ -5,10 +5,13 @@
 //! object that the session keeps until the operation ends. Nothing here takes a lock.
 
 pub mod digest;
+pub mod mac;
 pub mod params;
 pub mod registry;
 pub mod rsa;
+pub mod secret;
 pub mod sm2;
+pub mod symmetric;
 
 use crate::error::{fail, Result};
 use crate::object::Attributes;
@@ -34,11 +37,16 @@ pub enum LoadedKey {
     RsaPrivate(Arc<dyn crate::crypto::rsa::RsaPrivateKey>),
     Sm2Public(Arc<crate::crypto::sm2::Sm2PublicKey>),
     Sm2Private(Arc<crate::crypto::sm2::Sm2PrivateKey>),
+    /// AES, SM4 and generic secret keys: the value, kept in zeroizing memory.
+    Secret(Arc<secret::SecretKey>),
 }
 
 /// Parses a stored key object (public or private) into its ready-to-use form. Called by
 /// the token once per key and login; the result is cached there.
 pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
+    if attrs.get_ulong(CKA_CLASS)? == Some(CKO_SECRET_KEY) {
+        return secret::load_key(attrs);
+    }
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(CKK_RSA) => rsa::load_key(attrs),
         Some(CKK_EC) | Some(crate::vendor::CKK_SM2) => sm2::load_key(attrs),
@@ -54,7 +62,9 @@ pub struct GeneratedKeyPair {
     pub private: Attributes,
 }
 
-/// Encrypt or decrypt. Single-part calls use `run`; mechanisms that allow multi-part
+/// Encrypt or decrypt; also C_WrapKey (a single-part encryption of the key's bytes) and
+/// C_UnwrapKey (a single-part decryption) for mechanisms whose info has CKF_WRAP /
+/// CKF_UNWRAP. Single-part calls use `run`; mechanisms that allow multi-part
 /// operation say so in `multi_part` and override `update`, `finish_len` and `finish`.
 pub trait CipherOperation: Send {
     /// False for mechanisms the spec marks single-part only (every RSA cipher): the session
@@ -137,8 +147,13 @@ pub trait Mechanism: Send + Sync {
     fn digest(&self, _param: &MechanismParam) -> Result<Box<dyn DigestOperation>> {
         fail(CKR_MECHANISM_INVALID)
     }
-    /// The key type `generate_key_pair` makes, so that templates can be checked before
-    /// the (slow) generation runs.
+    /// C_GenerateKey: the attributes of the new secret key (CKA_CLASS, CKA_KEY_TYPE,
+    /// CKA_VALUE, CKA_VALUE_LEN), from the caller's `template` (CKA_VALUE_LEN).
+    fn generate_key(&self, _param: &MechanismParam, _template: &Attributes) -> Result<Attributes> {
+        fail(CKR_MECHANISM_INVALID)
+    }
+    /// The key type `generate_key_pair` / `generate_key` makes, so that templates can be
+    /// checked before the (slow) generation runs.
     fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {
         None
     }

@@ -13,6 +13,10 @@ pub enum ParamLayout {
     Oaep,
     /// `CK_RSA_PKCS_PSS_PARAMS`.
     Pss,
+    /// `CK_GCM_PARAMS`, in the 3.0 layout (with `ulIvBits`) or the 2.40 one (without).
+    Gcm,
+    /// `CK_AES_CTR_PARAMS`.
+    Ctr,
 }
 
 pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
@@ -24,6 +28,8 @@ pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
         | CKM_SHA256_RSA_PKCS_PSS
         | CKM_SHA384_RSA_PKCS_PSS
         | CKM_SHA512_RSA_PKCS_PSS => ParamLayout::Pss,
+        CKM_AES_GCM => ParamLayout::Gcm,
+        CKM_AES_CTR => ParamLayout::Ctr,
         _ => ParamLayout::Opaque,
     }
 }
@@ -44,6 +50,15 @@ pub enum MechanismParam {
         mgf: CK_RSA_PKCS_MGF_TYPE,
         salt_len: CK_ULONG,
     },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: CK_ULONG,
+    },
+    Ctr {
+        counter_bits: CK_ULONG,
+        block: [u8; 16],
+    },
 }
 
 impl MechanismParam {
@@ -54,6 +69,15 @@ impl MechanismParam {
             MechanismParam::Bytes(b) => Some(b),
             _ => None,
         }
+    }
+
+    /// A parameter that is one `CK_ULONG` (`CK_MAC_GENERAL_PARAMS`, SM2 format codes), in
+    /// native byte order; anything else is `CKR_MECHANISM_PARAM_INVALID`.
+    pub fn ulong(&self) -> Result<CK_ULONG> {
+        self.bytes()
+            .and_then(|b| <[u8; std::mem::size_of::<CK_ULONG>()]>::try_from(b).ok())
+            .map(CK_ULONG::from_ne_bytes)
+            .ok_or_else(|| Error::with(CKR_MECHANISM_PARAM_INVALID, "parameter is not a CK_ULONG"))
     }
 
     /// Mechanisms without parameters accept only an absent (or empty) `pParameter`;

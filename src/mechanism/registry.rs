@@ -14,6 +14,8 @@ static REGISTRY: Lazy<Registry> = Lazy::new(|| {
     all.extend(super::digest::mechanisms());
     all.extend(super::rsa::mechanisms());
     all.extend(super::sm2::mechanisms());
+    all.extend(super::symmetric::mechanisms());
+    all.extend(super::mac::mechanisms());
     all
 });
 
@@ -61,6 +63,33 @@ const NAMES: &[(&str, CK_MECHANISM_TYPE)] = &[
     ("CKM_SM2_RAW", crate::vendor::CKM_SM2_RAW),
     ("CKM_SM2_CIPHER_DER", crate::vendor::CKM_SM2_CIPHER_DER),
     ("CKM_SM3", crate::vendor::CKM_SM3),
+    ("CKM_AES_KEY_GEN", CKM_AES_KEY_GEN),
+    ("CKM_AES_ECB", CKM_AES_ECB),
+    ("CKM_AES_CBC", CKM_AES_CBC),
+    ("CKM_AES_CBC_PAD", CKM_AES_CBC_PAD),
+    ("CKM_AES_CTR", CKM_AES_CTR),
+    ("CKM_AES_GCM", CKM_AES_GCM),
+    ("CKM_AES_CMAC", CKM_AES_CMAC),
+    ("CKM_AES_CMAC_GENERAL", CKM_AES_CMAC_GENERAL),
+    ("CKM_AES_KEY_WRAP", CKM_AES_KEY_WRAP),
+    ("CKM_AES_KEY_WRAP_KWP", CKM_AES_KEY_WRAP_KWP),
+    ("CKM_SM4_KEY_GEN", crate::vendor::CKM_SM4_KEY_GEN),
+    ("CKM_SM4_ECB", crate::vendor::CKM_SM4_ECB),
+    ("CKM_SM4_CBC", crate::vendor::CKM_SM4_CBC),
+    ("CKM_SM4_CBC_PAD", crate::vendor::CKM_SM4_CBC_PAD),
+    ("CKM_GENERIC_SECRET_KEY_GEN", CKM_GENERIC_SECRET_KEY_GEN),
+    ("CKM_SHA_1_HMAC", CKM_SHA_1_HMAC),
+    ("CKM_SHA_1_HMAC_GENERAL", CKM_SHA_1_HMAC_GENERAL),
+    ("CKM_SHA224_HMAC", CKM_SHA224_HMAC),
+    ("CKM_SHA224_HMAC_GENERAL", CKM_SHA224_HMAC_GENERAL),
+    ("CKM_SHA256_HMAC", CKM_SHA256_HMAC),
+    ("CKM_SHA256_HMAC_GENERAL", CKM_SHA256_HMAC_GENERAL),
+    ("CKM_SHA384_HMAC", CKM_SHA384_HMAC),
+    ("CKM_SHA384_HMAC_GENERAL", CKM_SHA384_HMAC_GENERAL),
+    ("CKM_SHA512_HMAC", CKM_SHA512_HMAC),
+    ("CKM_SHA512_HMAC_GENERAL", CKM_SHA512_HMAC_GENERAL),
+    ("CKM_SM3_HMAC", crate::vendor::CKM_SM3_HMAC),
+    ("CKM_SM3_HMAC_GENERAL", crate::vendor::CKM_SM3_HMAC_GENERAL),
 ];
 
 /// The mechanism a `CKM_*` name stands for, among those the module offers.

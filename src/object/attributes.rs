@@ -97,6 +97,35 @@ impl Attributes {
         self.0.is_empty()
     }
 
+    /// The stored form of a template-valued attribute (CKA_WRAP_TEMPLATE,
+    /// CKA_UNWRAP_TEMPLATE): per attribute, its type (8 bytes LE), value length (4 bytes LE)
+    /// and value, in ascending type order.
+    pub fn to_template_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (ty, value) in self.iter() {
+            // CK_ULONG is 32 bits on some platforms; the stored form is always 64.
+            #[allow(clippy::unnecessary_cast)]
+            let ty = ty as u64;
+            out.extend_from_slice(&ty.to_le_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value);
+        }
+        out
+    }
+
+    /// Reads `to_template_bytes`' form back; `None` when `bytes` is not in that form.
+    pub fn from_template_bytes(mut bytes: &[u8]) -> Option<Attributes> {
+        let mut out = Attributes::new();
+        while !bytes.is_empty() {
+            let ty = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+            let len = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
+            let value = bytes.get(12..12 + len)?;
+            out.set(ty as CK_ATTRIBUTE_TYPE, value);
+            bytes = &bytes[12 + len..];
+        }
+        Some(out)
+    }
+
     /// True when every attribute in `template` is present here with an equal value
     /// (the C_FindObjects match rule).
     pub fn matches(&self, template: &Attributes) -> bool {

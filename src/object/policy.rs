@@ -38,6 +38,17 @@ pub enum Origin {
     Create,
     /// C_GenerateKey / C_GenerateKeyPair by `mechanism`.
     Generate { mechanism: CK_MECHANISM_TYPE },
+    /// C_UnwrapKey: the key material comes from the unwrapped bytes (as a generation's
+    /// does: footnote 6 forbids it in the template, like footnote 4), but the key was known
+    /// outside the token, so it is not local (as an import).
+    Unwrap,
+}
+
+impl Origin {
+    /// True when the key material comes from the token (`generated`), not the template.
+    fn material_from_token(self) -> bool {
+        !matches!(self, Origin::Create)
+    }
 }
 
 /// What C_GetAttributeValue may reveal of one attribute.
@@ -71,7 +82,7 @@ pub fn new_object(
     normalize_template(&mut template);
     let mut generated = generated.clone();
     normalize_template(&mut generated);
-    let generating = matches!(origin, Origin::Generate { .. });
+    let generating = origin.material_from_token();
     if !generating {
         generated = Attributes::new();
     }
@@ -147,10 +158,10 @@ pub fn new_object(
         }
     }
 
-    let required = if generating {
-        rules::REQUIRED_ON_GENERATE
-    } else {
-        rules::REQUIRED_ON_CREATE
+    let required = match origin {
+        Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
+        // The unwrapped material is in `object` by now, as an import's would be.
+        Origin::Create | Origin::Unwrap => rules::REQUIRED_ON_CREATE,
     };
     for rule in set.all() {
         if rule.has(required) && !object.contains(rule.ty) {
@@ -188,6 +199,17 @@ pub fn new_object(
 /// change CKA_TOKEN, CKA_PRIVATE and CKA_MODIFIABLE, nothing else (making a modifiable copy
 /// is what CKA_COPYABLE=false exists to prevent, §4.4).
 pub fn change(current: &Attributes, changes: &Attributes, copy: bool) -> Result<Attributes> {
+    change_by(current, changes, copy, false)
+}
+
+/// `change` by a session in which the SO is logged in (`by_so`): the SO alone may set the
+/// footnote-10 attributes (CKA_TRUSTED) to true.
+pub fn change_by(
+    current: &Attributes,
+    changes: &Attributes,
+    copy: bool,
+    by_so: bool,
+) -> Result<Attributes> {
     let mut changes = changes.clone();
     normalize_template(&mut changes);
     let set = stored_rules(current).ok_or_else(|| {
@@ -213,7 +235,8 @@ pub fn change(current: &Attributes, changes: &Attributes, copy: bool) -> Result<
                 return Err(read_only(ty, "changeable only by C_CopyObject"));
             }
         } else {
-            if !rule.has(rules::MODIFIABLE) {
+            let so_trust = by_so && rule.has(rules::SO_ONLY_TRUE);
+            if !rule.has(rules::MODIFIABLE) && !so_trust {
                 return Err(read_only(ty, "fixed at creation"));
             }
             if !object_modifiable {
@@ -228,7 +251,7 @@ pub fn change(current: &Attributes, changes: &Attributes, copy: bool) -> Result<
                 return Err(read_only(ty, "cannot go back to true"));
             }
         }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) && !by_so {
             return Err(read_only(ty, "only the SO may set it to true"));
         }
         object.set(ty, value);
@@ -448,6 +471,10 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
                 Err(value_invalid(ty, "not a CK_MECHANISM_TYPE array"))
             }
         }
+        Kind::Template => match Attributes::from_template_bytes(value) {
+            Some(_) => Ok(value.to_vec()),
+            None => Err(value_invalid(ty, "not an attribute template")),
+        },
         Kind::Bytes => {
             let material = matches!(
                 ty,
@@ -520,20 +547,19 @@ fn object_class(
                     "CKA_CLASS is required",
                 ))
             }
-            Origin::Generate { .. } => inferred_class(generated).ok_or_else(|| {
-                Error::with(CKR_TEMPLATE_INCOMPLETE, "generated key has no class")
-            })?,
+            Origin::Generate { .. } | Origin::Unwrap => inferred_class(generated)
+                .ok_or_else(|| Error::with(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?,
         },
     };
     if !KNOWN_CLASSES.contains(&class) {
         return Err(value_invalid(CKA_CLASS, "unsupported object class"));
     }
-    if matches!(origin, Origin::Generate { .. })
+    if origin.material_from_token()
         && !matches!(class, CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY)
     {
         return Err(Error::with(
             CKR_TEMPLATE_INCONSISTENT,
-            "only keys are generated",
+            "only keys are generated or unwrapped",
         ));
     }
     Ok(class)
@@ -586,7 +612,7 @@ fn object_subtype(
                 (Some(k), _) | (None, Some(k)) => k,
                 (None, None) => {
                     let why = match origin {
-                        Origin::Create => "CKA_KEY_TYPE is required",
+                        Origin::Create | Origin::Unwrap => "CKA_KEY_TYPE is required",
                         Origin::Generate { .. } => "generated key has no CKA_KEY_TYPE",
                     };
                     return Err(Error::with(CKR_TEMPLATE_INCOMPLETE, why));
@@ -673,8 +699,10 @@ fn derive(
         }
         (CKO_SECRET_KEY, Subtype::Key(key_type)) => {
             if let Some(len) = object.get(CKA_VALUE).map(<[u8]>::len) {
-                if key_type == CKK_AES && !matches!(len, 16 | 24 | 32) {
-                    return Err(value_invalid(CKA_VALUE, "AES keys are 16, 24 or 32 bytes"));
+                let fits = crate::mechanism::secret::key_lengths(key_type)
+                    .is_some_and(|lengths| lengths.contains(len));
+                if !fits {
+                    return Err(value_invalid(CKA_VALUE, "wrong length for the key type"));
                 }
                 let value = (len as CK_ULONG).to_ne_bytes().to_vec();
                 set_derived(object, CKA_VALUE_LEN, value, CKR_TEMPLATE_INCONSISTENT)?;
@@ -722,7 +750,7 @@ fn unique_id() -> Result<Vec<u8>> {
 /// extractable, whatever its flags say now (§4.9, §4.10).
 fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Result<()> {
     let (local, mechanism) = match origin {
-        Origin::Create => (false, CK_UNAVAILABLE_INFORMATION),
+        Origin::Create | Origin::Unwrap => (false, CK_UNAVAILABLE_INFORMATION),
         Origin::Generate { mechanism } => (true, mechanism),
     };
     if set.find(CKA_LOCAL).is_some() {

@@ -536,7 +536,8 @@ fn attributes_outside_the_table_are_type_invalid() {
         (aes_key(), CKA_MODULUS),
         (certificate(), CKA_SIGN),
         (rsa_private(), 0x8000_1234),
-        (rsa_private(), CKA_UNWRAP_TEMPLATE),
+        (rsa_public(), CKA_UNWRAP_TEMPLATE),
+        (rsa_private(), CKA_WRAP_TEMPLATE),
     ] {
         let t = with(t, &[(ty, vec![0; 8])]);
         assert_eq!(rv(create(&t)), CKR_ATTRIBUTE_TYPE_INVALID, "0x{ty:x}");
@@ -1022,7 +1023,9 @@ fn is_secret_is_unchanged() {
 #[test]
 fn secret_key_check_value_is_computed_and_verified() {
     let o = create(&aes_key()).unwrap();
-    let kcv = check_value::aes_check_value(&[7; 16]).unwrap();
+    let kcv =
+        check_value::block_cipher_check_value(crate::crypto::symmetric::BlockCipher::Aes, &[7; 16])
+            .unwrap();
     assert_eq!(o.get(CKA_CHECK_VALUE), Some(&kcv[..]));
     assert_eq!(read(&o, CKA_CHECK_VALUE), Readable::Value(&kcv[..]));
     create(&with(aes_key(), &[(CKA_CHECK_VALUE, kcv)])).unwrap();

@@ -44,6 +44,9 @@ pub enum Kind {
     Date,
     /// An array of `CK_MECHANISM_TYPE`.
     Mechanisms,
+    /// An attribute template (`CK_ATTRIBUTE` array: CKA_WRAP_TEMPLATE, CKA_UNWRAP_TEMPLATE),
+    /// stored in the form of `Attributes::to_template_bytes`.
+    Template,
 }
 
 /// Footnote flags, one bit each.
@@ -63,8 +66,8 @@ pub const MODIFIABLE: Flags = 1 << 5;
 /// §4.4: CKA_TOKEN, CKA_PRIVATE, CKA_MODIFIABLE "can be changed in the process of copying
 /// an object", and only then.
 pub const CHANGE_ON_COPY: Flags = 1 << 6;
-/// Footnote 10: only the SO may set it to true. The policy layer does not know who is
-/// logged in, so true is refused (CKR_ATTRIBUTE_READ_ONLY) and false is the only value.
+/// Footnote 10: only the SO may set it to true: C_SetAttributeValue and C_CopyObject while
+/// the SO is logged in (`policy::change_by`); anywhere else true is CKR_ATTRIBUTE_READ_ONLY.
 pub const SO_ONLY_TRUE: Flags = 1 << 7;
 /// Footnote 11: once true it becomes read-only (may only go false -> true).
 pub const ONLY_TO_TRUE: Flags = 1 << 8;
@@ -197,7 +200,8 @@ const KEY: &[Rule] = &[
     rule(CKA_ALLOWED_MECHANISMS, Mechanisms, 0, None),
 ];
 
-/// §4.8 public key objects. CKA_WRAP_TEMPLATE is not supported (not listed: type invalid).
+/// §4.8 public key objects. CKA_WRAP_TEMPLATE has no footnote 8: fixed at creation, so a
+/// policy cannot be loosened afterwards.
 const PUBLIC_KEY: &[Rule] = &[
     rule(CKA_SUBJECT, Bytes, MODIFIABLE, Some(EMPTY)),
     rule(CKA_ENCRYPT, Bool, MODIFIABLE, Some(TRUE)),
@@ -206,9 +210,10 @@ const PUBLIC_KEY: &[Rule] = &[
     rule(CKA_WRAP, Bool, MODIFIABLE, Some(TRUE)),
     rule(CKA_TRUSTED, Bool, SO_ONLY_TRUE, Some(FALSE)),
     rule(CKA_PUBLIC_KEY_INFO, Bytes, 0, Some(EMPTY)),
+    rule(CKA_WRAP_TEMPLATE, Template, 0, None),
 ];
 
-/// §4.9 private key objects. CKA_UNWRAP_TEMPLATE is not supported.
+/// §4.9 private key objects. CKA_UNWRAP_TEMPLATE is fixed at creation.
 const PRIVATE_KEY: &[Rule] = &[
     rule(CKA_PRIVATE, Bool, CHANGE_ON_COPY, Some(TRUE)),
     rule(CKA_SUBJECT, Bytes, MODIFIABLE, Some(EMPTY)),
@@ -233,6 +238,7 @@ const PRIVATE_KEY: &[Rule] = &[
     ),
     rule(CKA_ALWAYS_AUTHENTICATE, Bool, 0, Some(FALSE)),
     rule(CKA_PUBLIC_KEY_INFO, Bytes, 0, Some(EMPTY)),
+    rule(CKA_UNWRAP_TEMPLATE, Template, 0, None),
 ];
 
 /// §4.10 secret key objects. CKA_CHECK_VALUE is computed by the token (AES: first three
@@ -262,9 +268,11 @@ const SECRET_KEY: &[Rule] = &[
         Some(FALSE),
     ),
     rule(CKA_TRUSTED, Bool, SO_ONLY_TRUE, Some(FALSE)),
+    rule(CKA_WRAP_TEMPLATE, Template, 0, None),
+    rule(CKA_UNWRAP_TEMPLATE, Template, 0, None),
 ];
 
-/// Generic secret (§2.8) and AES (§2.10) keys: CKA_VALUE footnotes 1,4,6,7; CKA_VALUE_LEN
+/// Generic secret (§2.8), AES (§2.10) and SM4 (vendor, the same shape) keys: CKA_VALUE footnotes 1,4,6,7; CKA_VALUE_LEN
 /// footnotes 2,3 (computed from CKA_VALUE on import).
 const SECRET_VALUE: &[Rule] = &[
     rule(
@@ -405,7 +413,7 @@ impl RuleSet {
 
 /// The key types ferrohsm stores, per class.
 pub const ASYMMETRIC_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_RSA, CKK_EC];
-pub const SECRET_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_GENERIC_SECRET, CKK_AES];
+pub const SECRET_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_GENERIC_SECRET, CKK_AES, crate::vendor::CKK_SM4];
 
 /// The tables for an object of `class` and `subtype`; `None` when ferrohsm does not store
 /// such objects.
@@ -419,7 +427,7 @@ pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
             &[RSA_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT]
         }
         (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC)) => &[EC_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT],
-        (CKO_SECRET_KEY, Subtype::Key(CKK_GENERIC_SECRET | CKK_AES)) => {
+        (CKO_SECRET_KEY, Subtype::Key(CKK_GENERIC_SECRET | CKK_AES | crate::vendor::CKK_SM4)) => {
             &[SECRET_VALUE, SECRET_KEY, KEY, STORAGE, OBJECT]
         }
         _ => return None,

@@ -845,6 +845,29 @@ pub fn mech_with<T>(mechanism: CK_MECHANISM_TYPE, param: &T) -> CK_MECHANISM {
     }
 }
 
+/// The bytes of a `#[repr(C)]` parameter struct, for `mech_bytes`.
+pub fn as_bytes<T>(value: &T) -> &[u8] {
+    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, std::mem::size_of::<T>()) }
+}
+
+/// A raw template entry holding a `CK_BBOOL` (which must outlive every use).
+pub fn bool_attr_raw(ty: CK_ATTRIBUTE_TYPE, value: &CK_BBOOL) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE {
+        type_: ty,
+        pValue: value as *const CK_BBOOL as *mut c_void,
+        ulValueLen: 1,
+    }
+}
+
+/// A raw template entry holding a `CK_ULONG` (which must outlive every use).
+pub fn ulong_attr_raw(ty: CK_ATTRIBUTE_TYPE, value: &CK_ULONG) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE {
+        type_: ty,
+        pValue: value as *const CK_ULONG as *mut c_void,
+        ulValueLen: std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+    }
+}
+
 /// A mechanism whose parameter is a byte string (e.g. an SM2 signer ID).
 pub fn mech_bytes(mechanism: CK_MECHANISM_TYPE, param: &[u8]) -> CK_MECHANISM {
     CK_MECHANISM {
@@ -874,6 +897,17 @@ pub const CKM_SM3_SM2_DER: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_8101;
 /// DER OID 1.2.156.10197.1.301 (sm2p256v1).
 #[allow(dead_code)]
 pub const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+// SM4 and SM3-HMAC (src/vendor.rs; the README's SM table).
+#[allow(dead_code)]
+pub const CKK_SM4: cryptoki_sys::CK_KEY_TYPE = 0x8000_0106;
+#[allow(dead_code)]
+pub const CKM_SM4_KEY_GEN: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_0107;
+#[allow(dead_code)]
+pub const CKM_SM4_ECB: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_0108;
+#[allow(dead_code)]
+pub const CKM_SM4_CBC_PAD: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_010A;
+#[allow(dead_code)]
+pub const CKM_SM3_HMAC: cryptoki_sys::CK_MECHANISM_TYPE = 0x8000_9002;
 // Format codes of the optional CK_ULONG parameter of the SM2 encryption mechanisms.
 #[allow(dead_code)]
 pub const FORMAT_DER: cryptoki_sys::CK_ULONG = 1;

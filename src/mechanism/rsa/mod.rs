@@ -43,12 +43,15 @@ struct RsaMechanism(Kind);
 
 const SIGN_VERIFY: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
 const ENCRYPT_DECRYPT: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
+const WRAP_UNWRAP: CK_FLAGS = CKF_WRAP | CKF_UNWRAP;
 
 impl Mechanism for RsaMechanism {
     fn info(&self) -> MechanismInfo {
         let flags = match self.0 {
-            Kind::Pkcs1 | Kind::X509 => ENCRYPT_DECRYPT | SIGN_VERIFY,
-            Kind::Oaep => ENCRYPT_DECRYPT,
+            // C_WrapKey / C_UnwrapKey encrypt and decrypt the key's bytes (api/wrap.rs).
+            Kind::Pkcs1 => ENCRYPT_DECRYPT | SIGN_VERIFY | WRAP_UNWRAP,
+            Kind::Oaep => ENCRYPT_DECRYPT | WRAP_UNWRAP,
+            Kind::X509 => ENCRYPT_DECRYPT | SIGN_VERIFY,
             Kind::Pss | Kind::HashPkcs1(_) | Kind::HashPss(_) => SIGN_VERIFY,
         };
         MechanismInfo {

@@ -200,9 +200,14 @@ fn mechanism_info_is_exact() {
         }
     );
     let all4 = CKF_ENCRYPT | CKF_DECRYPT | CKF_SIGN | CKF_VERIFY;
-    assert_eq!(info(CKM_RSA_PKCS).flags, all4);
+    let wrap = CKF_WRAP | CKF_UNWRAP;
+    assert_eq!(info(CKM_RSA_PKCS).flags, all4 | wrap);
+    // Raw RSA does not wrap: the unwrapped bytes would carry no length.
     assert_eq!(info(CKM_RSA_X_509).flags, all4);
-    assert_eq!(info(CKM_RSA_PKCS_OAEP).flags, CKF_ENCRYPT | CKF_DECRYPT);
+    assert_eq!(
+        info(CKM_RSA_PKCS_OAEP).flags,
+        CKF_ENCRYPT | CKF_DECRYPT | wrap
+    );
     for ty in [
         CKM_RSA_PKCS_PSS,
         CKM_SHA1_RSA_PKCS,

@@ -26,7 +26,8 @@ use signature::{Sm2Sign, Sm2SignKind};
 /// Every SM2 mechanism reports the curve's properties with its function flags.
 const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 const KEYGEN_FLAGS: CK_FLAGS = CKF_GENERATE_KEY_PAIR;
-const CIPHER_FLAGS: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
+/// The SM2 ciphers also wrap and unwrap: the wrapped key is the SM2 plaintext.
+const CIPHER_FLAGS: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP;
 const SIGN_FLAGS: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
 
 fn info(function_flags: CK_FLAGS) -> MechanismInfo {

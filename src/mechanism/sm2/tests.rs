@@ -80,8 +80,14 @@ fn mechanism_info() {
     for (m, flags) in [
         (CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR),
         (CKM_SM2_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR),
-        (CKM_SM2_RAW, CKF_ENCRYPT | CKF_DECRYPT),
-        (CKM_SM2_CIPHER_DER, CKF_ENCRYPT | CKF_DECRYPT),
+        (
+            CKM_SM2_RAW,
+            CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        ),
+        (
+            CKM_SM2_CIPHER_DER,
+            CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+        ),
         (CKM_SM3_SM2, CKF_SIGN | CKF_VERIFY),
         (CKM_SM3_SM2_DER, CKF_SIGN | CKF_VERIFY),
         (CKM_SM2, CKF_SIGN | CKF_VERIFY),

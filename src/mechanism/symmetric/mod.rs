@@ -1,0 +1,136 @@
+//! The AES and SM4 family: key generation, ECB, CBC, CBC with PKCS#7 padding, CTR, GCM and
+//! the RFC 3394 / 5649 key wraps. The primitives are `crate::crypto::symmetric`; this
+//! folder holds the PKCS#11 rules: parameters, partial blocks across multi-part calls,
+//! padding, and which functions each mechanism serves.
+//!
+//! Wrapping needs no code of its own: C_WrapKey is a single-part encryption of the key's
+//! bytes and C_UnwrapKey a single-part decryption, so a mechanism whose info says CKF_WRAP
+//! and CKF_UNWRAP wraps exactly what it encrypts (OpenSC's p11test checks that every
+//! mechanism advertised so really wraps).
+
+mod block;
+mod gcm;
+mod keywrap;
+
+use super::secret::{SecretKeyGen, AES_LENGTHS, SM4_LENGTHS};
+use super::{CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam};
+use crate::crypto::symmetric::keywrap::Scheme;
+use crate::crypto::symmetric::BlockCipher;
+use crate::error::Result;
+use crate::vendor::{CKK_SM4, CKM_SM4_CBC, CKM_SM4_CBC_PAD, CKM_SM4_ECB, CKM_SM4_KEY_GEN};
+use cryptoki_sys::*;
+
+/// Which member of the family a registered mechanism is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Ecb,
+    Cbc,
+    CbcPad,
+    Ctr,
+    Gcm,
+    KeyWrap(Scheme),
+}
+
+struct SymmetricCipher {
+    cipher: BlockCipher,
+    kind: Kind,
+}
+
+impl SymmetricCipher {
+    fn key_type(&self) -> CK_KEY_TYPE {
+        match self.cipher {
+            BlockCipher::Aes => CKK_AES,
+            BlockCipher::Sm4 => CKK_SM4,
+        }
+    }
+}
+
+/// AES key sizes are reported in bytes, as the mechanisms spec (§2.10) says.
+fn key_size_range(cipher: BlockCipher) -> (CK_ULONG, CK_ULONG) {
+    match cipher {
+        BlockCipher::Aes => (16, 32),
+        BlockCipher::Sm4 => (16, 16),
+    }
+}
+
+impl Mechanism for SymmetricCipher {
+    fn info(&self) -> MechanismInfo {
+        let wraps = matches!(self.kind, Kind::CbcPad | Kind::KeyWrap(_));
+        let (min_key_size, max_key_size) = key_size_range(self.cipher);
+        MechanismInfo {
+            min_key_size,
+            max_key_size,
+            flags: CKF_ENCRYPT | CKF_DECRYPT | if wraps { CKF_WRAP | CKF_UNWRAP } else { 0 },
+        }
+    }
+
+    fn encrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        self.operation(param, key, true)
+    }
+
+    fn decrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
+        self.operation(param, key, false)
+    }
+}
+
+impl SymmetricCipher {
+    fn operation(
+        &self,
+        param: &MechanismParam,
+        key: &LoadedKey,
+        encrypt: bool,
+    ) -> Result<Box<dyn CipherOperation>> {
+        let key = super::secret::secret_of(key, &[self.key_type()])?;
+        match self.kind {
+            Kind::Ecb | Kind::Cbc | Kind::CbcPad | Kind::Ctr => {
+                block::operation(self.cipher, self.kind, param, key.value(), encrypt)
+            }
+            Kind::Gcm => gcm::operation(param, key.value(), encrypt),
+            Kind::KeyWrap(scheme) => keywrap::operation(scheme, param, key.value(), encrypt),
+        }
+    }
+}
+
+/// Every AES and SM4 mechanism, for the registry.
+pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
+    let aes = BlockCipher::Aes;
+    let sm4 = BlockCipher::Sm4;
+    let ciphers = [
+        (CKM_AES_ECB, aes, Kind::Ecb),
+        (CKM_AES_CBC, aes, Kind::Cbc),
+        (CKM_AES_CBC_PAD, aes, Kind::CbcPad),
+        (CKM_AES_CTR, aes, Kind::Ctr),
+        (CKM_AES_GCM, aes, Kind::Gcm),
+        (CKM_AES_KEY_WRAP, aes, Kind::KeyWrap(Scheme::Kw)),
+        (CKM_AES_KEY_WRAP_KWP, aes, Kind::KeyWrap(Scheme::Kwp)),
+        (CKM_SM4_ECB, sm4, Kind::Ecb),
+        (CKM_SM4_CBC, sm4, Kind::Cbc),
+        (CKM_SM4_CBC_PAD, sm4, Kind::CbcPad),
+    ];
+    let mut all: Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> = ciphers
+        .into_iter()
+        .map(|(ty, cipher, kind)| {
+            (
+                ty,
+                Box::new(SymmetricCipher { cipher, kind }) as Box<dyn Mechanism>,
+            )
+        })
+        .collect();
+    all.push((
+        CKM_AES_KEY_GEN,
+        Box::new(SecretKeyGen {
+            key_type: CKK_AES,
+            lengths: AES_LENGTHS,
+            sizes_in_bits: false,
+        }),
+    ));
+    all.push((
+        CKM_SM4_KEY_GEN,
+        Box::new(SecretKeyGen {
+            key_type: CKK_SM4,
+            lengths: SM4_LENGTHS,
+            sizes_in_bits: false,
+        }),
+    ));
+    all
+}
