@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of ferrohsm: formatting, lints, the Rust tests (default aws-lc backend
-# and the pure-Rust backend), and the client matrix against the built module.
-# Needs the Debian packages that .ci/run installs (OpenSC, SoftHSMv2, libp11, ...).
+# and the pure-Rust backend), the client matrix against the built module, and python-pkcs11's
+# own test suite against it.
+# Needs the Debian packages that .ci/run installs (OpenSC, SoftHSMv2, libp11, ...) and PyPI.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,4 +29,10 @@ if [ -x softhsm-compat/run ]; then
     modules=()
     [ -f /usr/lib/softhsm/libsofthsm2.so ] && modules+=(/usr/lib/softhsm/libsofthsm2.so)
     softhsm-compat/run "${modules[@]}" target/release/libferrohsm.so
+fi
+
+if [ -x softhsm-compat/python-pkcs11/run ]; then
+    step "python-pkcs11 test suite (softhsm-compat/python-pkcs11)"
+    # Fails only on a failure that softhsm-compat/python-pkcs11/expected-failures.txt does not list.
+    softhsm-compat/python-pkcs11/run target/release/libferrohsm.so
 fi
