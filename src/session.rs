@@ -19,6 +19,27 @@ pub enum Written {
     TooSmall(usize),
 }
 
+impl Written {
+    /// Writes the length back (in every case, as the spec's section 5.2 says); a too-small
+    /// buffer is CKR_BUFFER_TOO_SMALL.
+    pub fn report(self, len: &mut CK_ULONG) -> Result<()> {
+        match self {
+            Written::Done(n) => {
+                *len = n as CK_ULONG;
+                Ok(())
+            }
+            Written::TooSmall(n) => {
+                *len = n as CK_ULONG;
+                fail(CKR_BUFFER_TOO_SMALL)
+            }
+        }
+    }
+}
+
+/// The output of a call under the buffer protocol, as the C boundary hands it over: the
+/// caller's buffer (None for a length query) and its length word.
+pub type Output<'a> = (Option<&'a mut [u8]>, &'a mut CK_ULONG);
+
 /// An active operation with its kept output.
 pub struct Active<T: ?Sized> {
     pub op: Box<T>,

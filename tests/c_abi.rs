@@ -469,6 +469,88 @@ isolated_test! {
     }
 }
 
+/// Checks that a call the C boundary refuses with CKR_ARGUMENTS_BAD ends the operation like
+/// any other failure (PKCS#11 3.0 §5.12-5.15: every call but a length query or
+/// CKR_BUFFER_TOO_SMALL "always terminates the active operation"; a failed update does
+/// too): `probe`, which would succeed or fail differently on a live operation, then gets
+/// CKR_OPERATION_NOT_INITIALIZED and a new init is not CKR_OPERATION_ACTIVE.
+fn check_bad_arguments_end(
+    what: &str,
+    init: &dyn Fn() -> CK_RV,
+    bad: &dyn Fn() -> CK_RV,
+    probe: &dyn Fn() -> CK_RV,
+) {
+    assert_rv(init(), CKR_OK, &format!("{what}: init"));
+    assert_rv(bad(), CKR_ARGUMENTS_BAD, what);
+    assert_rv(
+        probe(),
+        CKR_OPERATION_NOT_INITIALIZED,
+        &format!("{what} ended the operation"),
+    );
+    assert_rv(init(), CKR_OK, &format!("{what}: a new init after it"));
+    // Ends the new operation the same way, for the next case.
+    assert_rv(bad(), CKR_ARGUMENTS_BAD, what);
+}
+
+isolated_test! {
+    fn argument_errors_at_the_c_boundary_end_the_operation() {
+        let token = Token::new();
+        let session = token.user();
+        let (public, private) = gen_sm2(&session, "boundary");
+        let (public, private) = (public.handle(), private.handle());
+        let raw = token.raw();
+        let h = session.handle();
+        let null = ptr::null_mut::<u8>();
+        let null_len = ptr::null_mut::<CK_ULONG>();
+        let data = b"some data".as_ptr() as *mut u8;
+        let mut buf = [0u8; 512];
+        let out = buf.as_mut_ptr();
+        let out_len = std::cell::Cell::new(buf.len() as CK_ULONG);
+        let len = || out_len.as_ptr();
+        let query = |f: &dyn Fn(*mut CK_ULONG) -> CK_RV| {
+            let mut len: CK_ULONG = 0;
+            f(&mut len)
+        };
+
+        let digest_init = || raw!(raw, C_DigestInit(h, &mut mech(CKM_SHA256)));
+        let digest_probe = || query(&|l| raw!(raw, C_DigestFinal(h, null, l)));
+        check_bad_arguments_end("C_Digest(pulDigestLen NULL)", &digest_init, &|| raw!(raw, C_Digest(h, data, 9, out, null_len)), &digest_probe);
+        check_bad_arguments_end("C_Digest(pData NULL, 9)", &digest_init, &|| raw!(raw, C_Digest(h, null, 9, out, len())), &digest_probe);
+        check_bad_arguments_end("C_DigestUpdate(pPart NULL, 9)", &digest_init, &|| raw!(raw, C_DigestUpdate(h, null, 9)), &digest_probe);
+        check_bad_arguments_end("C_DigestFinal(pulDigestLen NULL)", &digest_init, &|| raw!(raw, C_DigestFinal(h, out, null_len)), &digest_probe);
+
+        let encrypt_init = || raw.encrypt_init(h, &mech(CKM_SM2_RAW), public);
+        let encrypt_probe = || query(&|l| raw!(raw, C_EncryptFinal(h, null, l)));
+        check_bad_arguments_end("C_Encrypt(pulEncryptedDataLen NULL)", &encrypt_init, &|| raw!(raw, C_Encrypt(h, data, 9, out, null_len)), &encrypt_probe);
+        check_bad_arguments_end("C_Encrypt(pData NULL, 9)", &encrypt_init, &|| raw!(raw, C_Encrypt(h, null, 9, out, len())), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptUpdate(pulEncryptedPartLen NULL)", &encrypt_init, &|| raw!(raw, C_EncryptUpdate(h, data, 9, out, null_len)), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptUpdate(pPart NULL, 9)", &encrypt_init, &|| raw!(raw, C_EncryptUpdate(h, null, 9, out, len())), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptFinal(pulLastEncryptedPartLen NULL)", &encrypt_init, &|| raw!(raw, C_EncryptFinal(h, out, null_len)), &encrypt_probe);
+
+        let decrypt_init = || raw.decrypt_init(h, &mech(CKM_SM2_RAW), private);
+        let decrypt_probe = || query(&|l| raw!(raw, C_DecryptUpdate(h, data, 9, null, l)));
+        check_bad_arguments_end("C_Decrypt(pulDataLen NULL)", &decrypt_init, &|| raw!(raw, C_Decrypt(h, data, 9, out, null_len)), &decrypt_probe);
+        check_bad_arguments_end("C_Decrypt(pEncryptedData NULL, 9)", &decrypt_init, &|| raw!(raw, C_Decrypt(h, null, 9, out, len())), &decrypt_probe);
+        check_bad_arguments_end("C_DecryptUpdate(pulPartLen NULL)", &decrypt_init, &|| raw!(raw, C_DecryptUpdate(h, data, 9, out, null_len)), &decrypt_probe);
+        check_bad_arguments_end("C_DecryptFinal(pulLastPartLen NULL)", &decrypt_init, &|| raw!(raw, C_DecryptFinal(h, out, null_len)), &decrypt_probe);
+
+        let sign_init = || raw.sign_init(h, &mech(CKM_SM3_SM2), private);
+        let sign_probe = || query(&|l| raw!(raw, C_SignFinal(h, null, l)));
+        check_bad_arguments_end("C_Sign(pulSignatureLen NULL)", &sign_init, &|| raw!(raw, C_Sign(h, data, 9, out, null_len)), &sign_probe);
+        check_bad_arguments_end("C_Sign(pData NULL, 9)", &sign_init, &|| raw!(raw, C_Sign(h, null, 9, out, len())), &sign_probe);
+        check_bad_arguments_end("C_SignUpdate(pPart NULL, 9)", &sign_init, &|| raw!(raw, C_SignUpdate(h, null, 9)), &sign_probe);
+        check_bad_arguments_end("C_SignFinal(pulSignatureLen NULL)", &sign_init, &|| raw!(raw, C_SignFinal(h, out, null_len)), &sign_probe);
+
+        let verify_init = || raw.verify_init(h, &mech(CKM_SM3_SM2), public);
+        // On a live operation this is CKR_SIGNATURE_INVALID.
+        let verify_probe = || raw!(raw, C_VerifyFinal(h, out, 64));
+        check_bad_arguments_end("C_Verify(pSignature NULL, 64)", &verify_init, &|| raw!(raw, C_Verify(h, data, 9, null, 64)), &verify_probe);
+        check_bad_arguments_end("C_Verify(pData NULL, 9)", &verify_init, &|| raw!(raw, C_Verify(h, null, 9, out, 64)), &verify_probe);
+        check_bad_arguments_end("C_VerifyUpdate(pPart NULL, 9)", &verify_init, &|| raw!(raw, C_VerifyUpdate(h, null, 9)), &verify_probe);
+        check_bad_arguments_end("C_VerifyFinal(pSignature NULL, 64)", &verify_init, &|| raw!(raw, C_VerifyFinal(h, null, 64)), &verify_probe);
+    }
+}
+
 isolated_test! {
     fn output_buffer_protocol() {
         let token = Token::new();

@@ -3,7 +3,7 @@
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
-use crate::session::{deliver, Active, Operations, Session, Written};
+use crate::session::{deliver, Active, Operations, Output, Session, Written};
 use crate::state::Library;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -97,22 +97,37 @@ fn key(k: Option<&LoadedKey>) -> Result<&LoadedKey> {
     k.ok_or(Error::new(CKR_KEY_HANDLE_INVALID))
 }
 
-/// Runs `f` on the session's operation of one kind.
-fn with_op<T: ?Sized, R>(
+/// Input and output of a call, as the C boundary converted them.
+pub type InOut<'a> = Result<(Zeroizing<Vec<u8>>, Output<'a>)>;
+
+/// Runs `f` on the session's operation of one kind with the call's arguments `args` as the
+/// C boundary converted them. Every call on an active operation comes through here, so the
+/// rule that a failed call ends the operation (all but CKR_BUFFER_TOO_SMALL and a length
+/// query, which `deliver` keeps) covers arguments refused at the boundary too: a NULL
+/// length pointer, a NULL buffer with a non-zero length (CKR_ARGUMENTS_BAD).
+fn with_op<T: ?Sized, A, R>(
     lib: &Library,
     session: CK_SESSION_HANDLE,
     slot: fn(&mut Operations) -> &mut Option<Active<T>>,
-    f: impl FnOnce(&mut Option<Active<T>>) -> Result<R>,
+    args: Result<A>,
+    f: impl FnOnce(&mut Option<Active<T>>, A) -> Result<R>,
 ) -> Result<R> {
     let s = lib.session(session)?;
     let mut s = s.lock();
     let slot = slot(&mut s.ops);
+    let args = match args {
+        Ok(args) => args,
+        Err(e) => {
+            *slot = None;
+            return Err(e);
+        }
+    };
     if slot.as_ref().is_some_and(|a| a.needs_login) {
         // A key with CKA_ALWAYS_AUTHENTICATE is used only after CKU_CONTEXT_SPECIFIC login.
         *slot = None;
         return fail(CKR_USER_NOT_LOGGED_IN);
     }
-    f(slot)
+    f(slot, args)
 }
 
 /// Refuses a single-part call on an operation that already had multi-part calls; the spec
@@ -203,56 +218,40 @@ fn cipher_final(
     deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
 }
 
-pub fn encrypt(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_single(slot, input, out))
+pub fn encrypt(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_single(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn encrypt_update(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_update(slot, input, out))
+pub fn encrypt_update(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_update(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn encrypt_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_final(slot, out))
+pub fn encrypt_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (out, len)| {
+        cipher_final(slot, out)?.report(len)
+    })
 }
 
-pub fn decrypt(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_single(slot, input, out))
+pub fn decrypt(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_single(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn decrypt_update(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_update(slot, input, out))
+pub fn decrypt_update(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_update(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn decrypt_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_final(slot, out))
+pub fn decrypt_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (out, len)| {
+        cipher_final(slot, out)?.report(len)
+    })
 }
 
 // ---- sign / verify -------------------------------------------------------------------
@@ -261,13 +260,8 @@ pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HAND
     start(lib, s, m, k, &SIGN, |m, p, k| m.sign(p, key(k)?))
 }
 
-pub fn sign(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    data: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, SIGN.slot, |slot| {
+pub fn sign(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, args, |slot, (data, (out, len))| {
         refuse_after_update(slot)?;
         deliver(
             slot,
@@ -275,15 +269,16 @@ pub fn sign(
             true,
             |op| Ok(op.signature_len()),
             |op| {
-                op.update(data)?;
+                op.update(&data)?;
                 op.finish().map(Zeroizing::new)
             },
-        )
+        )?
+        .report(len)
     })
 }
 
-pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, SIGN.slot, |slot| {
+pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, data, |slot, data| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -292,15 +287,16 @@ pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<(
     })
 }
 
-pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, out: Option<&mut [u8]>) -> Result<Written> {
-    with_op(lib, s, SIGN.slot, |slot| {
+pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, args, |slot, (out, len)| {
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.signature_len()),
             |op| op.finish().map(Zeroizing::new),
-        )
+        )?
+        .report(len)
     })
 }
 
@@ -313,8 +309,8 @@ pub fn verify_init(
     start(lib, s, m, k, &VERIFY, |m, p, k| m.verify(p, key(k)?))
 }
 
-pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
+pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, args: Result<(&[u8], &[u8])>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, args, |slot, (data, signature)| {
         refuse_after_update(slot)?;
         // A verification always ends the operation, whatever its outcome.
         let mut active = slot
@@ -325,8 +321,8 @@ pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]
     })
 }
 
-pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
+pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, data, |slot, data| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -335,8 +331,8 @@ pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result
     })
 }
 
-pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
+pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, signature, |slot, signature| {
         let mut active = slot
             .take()
             .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -350,13 +346,8 @@ pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
     start(lib, s, m, CK_INVALID_HANDLE, &DIGEST, |m, p, _| m.digest(p))
 }
 
-pub fn digest(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    data: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DIGEST.slot, |slot| {
+pub fn digest(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, args, |slot, (data, (out, len))| {
         refuse_after_update(slot)?;
         deliver(
             slot,
@@ -364,32 +355,30 @@ pub fn digest(
             true,
             |op| Ok(op.digest_len()),
             |op| {
-                op.update(data);
+                op.update(&data);
                 Ok(Zeroizing::new(op.finish()))
             },
-        )
+        )?
+        .report(len)
     })
 }
 
-pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, DIGEST.slot, |slot| {
+pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, data, |slot, data| {
         begin_update(slot, |_| true)?.op.update(data);
         Ok(())
     })
 }
 
-pub fn digest_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DIGEST.slot, |slot| {
+pub fn digest_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, args, |slot, (out, len)| {
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.digest_len()),
             |op| Ok(Zeroizing::new(op.finish())),
-        )
+        )?
+        .report(len)
     })
 }
