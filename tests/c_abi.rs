@@ -551,6 +551,92 @@ isolated_test! {
     }
 }
 
+/// Checks that once `first` made the operation single-part (a length query or a too-small
+/// buffer of C_Encrypt, C_Sign, ...) or multi-part, `mixed` (a call of the other kind) is
+/// refused with CKR_OPERATION_ACTIVE, and that the refusal ended the operation, as every
+/// failure of these calls does: `probe` gets CKR_OPERATION_NOT_INITIALIZED.
+fn check_mix_refused(
+    what: &str,
+    init: &dyn Fn() -> CK_RV,
+    first: &dyn Fn() -> CK_RV,
+    mixed: &dyn Fn() -> CK_RV,
+    probe: &dyn Fn() -> CK_RV,
+) {
+    assert_rv(init(), CKR_OK, &format!("{what}: init"));
+    assert_rv_in(
+        first(),
+        &[CKR_OK, CKR_BUFFER_TOO_SMALL],
+        &format!("{what}: first call"),
+    );
+    assert_rv(mixed(), CKR_OPERATION_ACTIVE, what);
+    assert_rv(
+        probe(),
+        CKR_OPERATION_NOT_INITIALIZED,
+        &format!("{what}: the refusal ended the operation"),
+    );
+}
+
+isolated_test! {
+    fn single_part_length_query_then_update_or_final_is_refused() {
+        let token = Token::new();
+        let session = token.user();
+        let (public, private) = gen_sm2(&session, "mix");
+        let (public, private) = (public.handle(), private.handle());
+        let raw = token.raw();
+        let h = session.handle();
+        let message = b"single or multi";
+        let ciphertext = raw.encrypt(h, &mech(CKM_SM2_RAW), public, message).expect("SM2 encrypt");
+        // A call with a buffer of `n` bytes (None: a length query).
+        let call = |which: OutputCall, input: &[u8], n: Option<usize>| raw.output_call(which, h, input, n).0;
+        let part = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, CK_ULONG) -> CK_RV| {
+            unsafe { f(h, message.as_ptr() as *mut u8, message.len() as CK_ULONG) }
+        };
+        let with_out = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, CK_ULONG, *mut u8, *mut CK_ULONG) -> CK_RV, input: &[u8]| {
+            let mut buf = [0u8; 512];
+            let mut len = buf.len() as CK_ULONG;
+            unsafe { f(h, input.as_ptr() as *mut u8, input.len() as CK_ULONG, buf.as_mut_ptr(), &mut len) }
+        };
+        let last = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, *mut CK_ULONG) -> CK_RV| {
+            let mut buf = [0u8; 512];
+            let mut len = buf.len() as CK_ULONG;
+            unsafe { f(h, buf.as_mut_ptr(), &mut len) }
+        };
+        let f = raw.f;
+
+        let digest_init = || raw!(raw, C_DigestInit(h, &mut mech(CKM_SHA256)));
+        let digest = || call(OutputCall::Digest, message, Some(32));
+        let digest_query = || call(OutputCall::Digest, message, None);
+        check_mix_refused("C_DigestFinal after a C_Digest length query", &digest_init, &digest_query, &|| last(f.C_DigestFinal.unwrap()), &digest);
+        check_mix_refused("C_DigestUpdate after a C_Digest length query", &digest_init, &digest_query, &|| part(f.C_DigestUpdate.unwrap()), &digest);
+        check_mix_refused("C_DigestFinal after C_Digest with a short buffer", &digest_init, &|| call(OutputCall::Digest, message, Some(4)), &|| last(f.C_DigestFinal.unwrap()), &digest);
+        check_mix_refused("C_Digest after a C_DigestFinal length query", &digest_init, &|| call(OutputCall::DigestFinal, &[], None), &digest, &digest);
+
+        let encrypt_init = || raw.encrypt_init(h, &mech(CKM_SM2_RAW), public);
+        let encrypt = || call(OutputCall::Encrypt, message, Some(512));
+        let encrypt_query = || call(OutputCall::Encrypt, message, None);
+        check_mix_refused("C_EncryptUpdate after a C_Encrypt length query", &encrypt_init, &encrypt_query, &|| with_out(f.C_EncryptUpdate.unwrap(), message), &encrypt);
+        check_mix_refused("C_EncryptFinal after a C_Encrypt length query", &encrypt_init, &encrypt_query, &|| last(f.C_EncryptFinal.unwrap()), &encrypt);
+
+        let decrypt_init = || raw.decrypt_init(h, &mech(CKM_SM2_RAW), private);
+        let decrypt = || call(OutputCall::Decrypt, &ciphertext, Some(512));
+        let decrypt_query = || call(OutputCall::Decrypt, &ciphertext, None);
+        check_mix_refused("C_DecryptUpdate after a C_Decrypt length query", &decrypt_init, &decrypt_query, &|| with_out(f.C_DecryptUpdate.unwrap(), &ciphertext), &decrypt);
+        check_mix_refused("C_DecryptFinal after a C_Decrypt length query", &decrypt_init, &decrypt_query, &|| last(f.C_DecryptFinal.unwrap()), &decrypt);
+        check_mix_refused("C_DecryptFinal after C_Decrypt with a short buffer", &decrypt_init, &|| call(OutputCall::Decrypt, &ciphertext, Some(1)), &|| last(f.C_DecryptFinal.unwrap()), &decrypt);
+
+        let sign_init = || raw.sign_init(h, &mech(CKM_SM3_SM2), private);
+        let sign = || call(OutputCall::Sign, message, Some(64));
+        let sign_query = || call(OutputCall::Sign, message, None);
+        check_mix_refused("C_SignUpdate after a C_Sign length query", &sign_init, &sign_query, &|| part(f.C_SignUpdate.unwrap()), &sign);
+        check_mix_refused("C_SignFinal after a C_Sign length query", &sign_init, &sign_query, &|| last(f.C_SignFinal.unwrap()), &sign);
+
+        // Without the mix, the two-call pattern still works.
+        assert_rv(digest_init(), CKR_OK, "C_DigestInit");
+        assert_rv(digest_query(), CKR_OK, "C_Digest length query");
+        assert_rv(digest(), CKR_OK, "C_Digest");
+    }
+}
+
 isolated_test! {
     fn output_buffer_protocol() {
         let token = Token::new();

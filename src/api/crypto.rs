@@ -3,7 +3,7 @@
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
-use crate::session::{deliver, Active, Operations, Output, Session, Written};
+use crate::session::{deliver, Active, Calls, Operations, Output, Session, Written};
 use crate::state::Library;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -130,20 +130,31 @@ fn with_op<T: ?Sized, A, R>(
     f(slot, args)
 }
 
-/// Refuses a single-part call on an operation that already had multi-part calls; the spec
-/// says C_Encrypt, C_Sign, C_Digest, ... cannot finish a multi-part operation.
-fn refuse_after_update<T: ?Sized>(slot: &mut Option<Active<T>>) -> Result<()> {
-    match slot {
-        None => fail(CKR_OPERATION_NOT_INITIALIZED),
-        Some(a) if a.multi_part => {
-            *slot = None;
-            fail(CKR_OPERATION_ACTIVE)
-        }
-        Some(_) => Ok(()),
+/// Notes a call of kind `calls` (single-part, or an update or final call) on the operation.
+/// A call of the other kind than the ones before is refused with CKR_OPERATION_ACTIVE and
+/// ends the operation. PKCS#11 3.0 §5.12-5.15: C_Encrypt, C_Sign, C_Digest, ... "cannot be
+/// used to terminate a multi-part operation, and MUST be called after C_*Init without
+/// intervening C_*Update calls"; the other way round, a C_Digest length query starts the
+/// single-part call, which C_DigestUpdate or C_DigestFinal cannot continue (they would
+/// digest other data than the query measured, or hand out an output kept for C_Digest).
+/// The refused call fails, and a failed call ends the operation: "A call to
+/// C_DigestUpdate which results in an error terminates the current digest operation", and
+/// C_DigestFinal, C_Digest "always terminate the active operation" unless they return
+/// CKR_BUFFER_TOO_SMALL or answer a length query (the same words for every kind).
+fn enter<T: ?Sized>(slot: &mut Option<Active<T>>, calls: Calls) -> Result<()> {
+    let active = slot
+        .as_mut()
+        .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+    if active.calls == Calls::None {
+        active.calls = calls;
+    } else if active.calls != calls {
+        *slot = None;
+        return fail(CKR_OPERATION_ACTIVE);
     }
+    Ok(())
 }
 
-/// Marks a multi-part call, ending single-part-only operations with the spec's refusal.
+/// Enters an update call, ending single-part-only operations with the spec's refusal.
 fn begin_update<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     allowed: impl Fn(&T) -> bool,
@@ -155,7 +166,7 @@ fn begin_update<T: ?Sized>(
         *slot = None;
         return fail(CKR_FUNCTION_NOT_SUPPORTED);
     }
-    active.multi_part = true;
+    enter(slot, Calls::MultiPart)?;
     Ok(slot.as_mut().expect("checked above"))
 }
 
@@ -186,7 +197,7 @@ fn cipher_single(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    refuse_after_update(slot)?;
+    enter(slot, Calls::SinglePart)?;
     deliver(
         slot,
         out,
@@ -215,6 +226,7 @@ fn cipher_final(
     slot: &mut Option<Active<dyn CipherOperation>>,
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
+    enter(slot, Calls::MultiPart)?;
     deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
 }
 
@@ -262,7 +274,7 @@ pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HAND
 
 pub fn sign(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
     with_op(lib, s, SIGN.slot, args, |slot, (data, (out, len))| {
-        refuse_after_update(slot)?;
+        enter(slot, Calls::SinglePart)?;
         deliver(
             slot,
             out,
@@ -289,6 +301,7 @@ pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> 
 
 pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
     with_op(lib, s, SIGN.slot, args, |slot, (out, len)| {
+        enter(slot, Calls::MultiPart)?;
         deliver(
             slot,
             out,
@@ -311,7 +324,7 @@ pub fn verify_init(
 
 pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, args: Result<(&[u8], &[u8])>) -> Result<()> {
     with_op(lib, s, VERIFY.slot, args, |slot, (data, signature)| {
-        refuse_after_update(slot)?;
+        enter(slot, Calls::SinglePart)?;
         // A verification always ends the operation, whatever its outcome.
         let mut active = slot
             .take()
@@ -333,6 +346,7 @@ pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -
 
 pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: Result<&[u8]>) -> Result<()> {
     with_op(lib, s, VERIFY.slot, signature, |slot, signature| {
+        enter(slot, Calls::MultiPart)?;
         let mut active = slot
             .take()
             .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -348,7 +362,7 @@ pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
 
 pub fn digest(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
     with_op(lib, s, DIGEST.slot, args, |slot, (data, (out, len))| {
-        refuse_after_update(slot)?;
+        enter(slot, Calls::SinglePart)?;
         deliver(
             slot,
             out,
@@ -372,6 +386,7 @@ pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -
 
 pub fn digest_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
     with_op(lib, s, DIGEST.slot, args, |slot, (out, len)| {
+        enter(slot, Calls::MultiPart)?;
         deliver(
             slot,
             out,
