@@ -31,8 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// PIN lengths accepted by C_InitToken, C_InitPIN, C_SetPIN and C_Login (ulMinPinLen,
-/// ulMaxPinLen of CK_TOKEN_INFO); anything else is CKR_PIN_LEN_RANGE.
+/// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO). A PIN being set (C_InitToken on
+/// a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE; a PIN
+/// being checked (C_Login, C_SetPIN's old PIN) of another length is just a wrong PIN.
 pub const MIN_PIN_LEN: usize = 4;
 pub const MAX_PIN_LEN: usize = 255;
 /// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
@@ -84,8 +85,13 @@ fn new_handle() -> CK_OBJECT_HANDLE {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
+fn possible_pin_len(pin: &[u8]) -> bool {
+    (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len())
+}
+
+/// For PINs being set.
 fn check_pin_len(pin: &[u8]) -> Result<()> {
-    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
+    if possible_pin_len(pin) {
         Ok(())
     } else {
         Err(Error::with(
@@ -228,7 +234,7 @@ impl Token {
 
     /// Verifies the PIN (Argon2id), updates the retry counters, unwraps the token key.
     /// Codes: CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_PIN_NOT_INITIALIZED,
-    /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_PIN_LEN_RANGE.
+    /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN.
     pub fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
         self.inner.lock().check_not_logged_in(user)?;
         let (mut inner, key, _) = self.check_pin(user, pin)?;
@@ -542,12 +548,18 @@ impl Token {
     /// Verifies `user`'s PIN and returns the token lock (re-taken after Argon2), the
     /// token key and the PIN key. A wrong PIN counts in the persisted retry counter; a
     /// right one resets it.
+    ///
+    /// A PIN of a length no PIN can have (every PIN set passed `check_pin_len`) is a wrong
+    /// PIN like any other: CKR_PIN_INCORRECT, not CKR_PIN_LEN_RANGE (which the spec gives
+    /// for PINs being set), refused while the PIN is locked, and counted, so it is neither a
+    /// way around the lockout nor a free probe. Argon2 is skipped for it: it cannot open the
+    /// wrapped key, and the bounds are public in CK_TOKEN_INFO, so the shorter run tells
+    /// nothing (and a megabyte "PIN" costs nothing).
     fn check_pin(
         &self,
         user: UserType,
         pin: &[u8],
     ) -> Result<(MutexGuard<'_, Inner>, TokenKey, Zeroizing<[u8; KEY_LEN]>)> {
-        check_pin_len(pin)?;
         let (record, epoch) = {
             let mut inner = self.inner.lock();
             inner.sync_record()?;
@@ -563,8 +575,13 @@ impl Token {
             }
             (record, inner.record.epoch)
         };
-        let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
-        let token_key = seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag());
+        let keys = if possible_pin_len(pin) {
+            let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
+            seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag())
+                .map(|token_key| (token_key, pin_key))
+        } else {
+            None
+        };
         let mut inner = self.inner.lock();
         inner.sync_record()?;
         if inner.record.epoch != epoch {
@@ -583,8 +600,8 @@ impl Token {
         {
             return fail(CKR_PIN_LOCKED);
         }
-        match token_key {
-            Some(token_key) => {
+        match keys {
+            Some((token_key, pin_key)) => {
                 if inner.record.pin(user).is_some_and(|p| p.failures > 0) {
                     inner.store.reset_pin_failures(user)?;
                     inner.set_failures(user, 0);
@@ -933,10 +950,15 @@ mod tests {
             CKR_USER_PIN_NOT_INITIALIZED
         );
         assert_eq!(rv(token.init_pin(USER_PIN)), CKR_USER_NOT_LOGGED_IN);
-        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_LEN_RANGE);
+        // PINs of impossible lengths are wrong PINs (and count: reset by the login below).
+        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_INCORRECT);
         assert_eq!(
             rv(token.login(UserType::So, &[b'x'; 256])),
-            CKR_PIN_LEN_RANGE
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            token.info().flags & CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_COUNT_LOW
         );
         assert_eq!(
             rv(token.login(UserType::So, b"wrong-pin")),
