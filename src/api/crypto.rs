@@ -10,8 +10,10 @@ use zeroize::Zeroizing;
 
 /// The key behind `handle` for `usage` (CKA_ENCRYPT, CKA_SIGN, ...) with `mechanism`, and
 /// whether it needs the PIN again (CKA_ALWAYS_AUTHENTICATE). A handle that names no key is
-/// CKR_KEY_HANDLE_INVALID, as clients and suites expect.
+/// CKR_KEY_HANDLE_INVALID, as clients and suites expect; an RSA key below the configured
+/// minimum is CKR_KEY_SIZE_RANGE (see `api::key_size`).
 fn usable_key(
+    lib: &Library,
     s: &Session,
     handle: CK_OBJECT_HANDLE,
     usage: CK_ATTRIBUTE_TYPE,
@@ -20,6 +22,7 @@ fn usable_key(
     let mut always_authenticate = false;
     let key = s.token.key_for_use(handle, |attrs| {
         policy::check_usage(attrs, usage, mechanism)?;
+        super::key_size::check_key(&lib.config, attrs, CKR_KEY_SIZE_RANGE)?;
         always_authenticate = attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
         Ok(())
     })?;
@@ -81,7 +84,7 @@ fn start<T: ?Sized>(
     }
     let (key, needs_login) = match kind.usage {
         Some(usage) => {
-            let (key, always_authenticate) = usable_key(&s, key, usage, ty)?;
+            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty)?;
             (Some(key), always_authenticate)
         }
         None => (None, false),
