@@ -19,13 +19,34 @@ pub enum Written {
     TooSmall(usize),
 }
 
+impl Written {
+    /// Writes the length back (in every case, as the spec's section 5.2 says); a too-small
+    /// buffer is CKR_BUFFER_TOO_SMALL.
+    pub fn report(self, len: &mut CK_ULONG) -> Result<()> {
+        match self {
+            Written::Done(n) => {
+                *len = n as CK_ULONG;
+                Ok(())
+            }
+            Written::TooSmall(n) => {
+                *len = n as CK_ULONG;
+                fail(CKR_BUFFER_TOO_SMALL)
+            }
+        }
+    }
+}
+
+/// The output of a call under the buffer protocol, as the C boundary hands it over: the
+/// caller's buffer (None for a length query) and its length word.
+pub type Output<'a> = (Option<&'a mut [u8]>, &'a mut CK_ULONG);
+
 /// An active operation with its kept output.
 pub struct Active<T: ?Sized> {
     pub op: Box<T>,
     /// Output computed for a call whose buffer was too small.
     pub pending: Option<Zeroizing<Vec<u8>>>,
-    /// Set once a multi-part call was made: single-part calls are then refused.
-    pub multi_part: bool,
+    /// The kind of the calls made so far; a call of the other kind is refused.
+    pub calls: Calls,
     /// The key has CKA_ALWAYS_AUTHENTICATE: a CKU_CONTEXT_SPECIFIC login must come first.
     pub needs_login: bool,
 }
@@ -35,10 +56,21 @@ impl<T: ?Sized> Active<T> {
         Active {
             op,
             pending: None,
-            multi_part: false,
+            calls: Calls::None,
             needs_login: false,
         }
     }
+}
+
+/// Which calls an operation has had. The spec finishes an operation either with one
+/// single-part call (C_Encrypt, C_Sign, C_Digest, ...) or with updates and a final call,
+/// never with a mix. A single-part call that answered a length query or
+/// CKR_BUFFER_TOO_SMALL keeps the operation, but for that single-part call only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Calls {
+    None,
+    SinglePart,
+    MultiPart,
 }
 
 /// A search in progress: the matching handles not yet returned.

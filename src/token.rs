@@ -14,6 +14,15 @@
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
 //! loaded (`loaded_key`), never by `find`. Login state is per process: every session of
 //! this process shares it. The SO sees public objects only; private objects need the user.
+//!
+//! Two keys seal: the token key (wrapped under the PINs, held only while logged in) for
+//! private objects, and the public-object key (in clear in the token record, see
+//! `seal::PublicObjectKey`) for public objects (CKA_PRIVATE false). The spec lets anyone
+//! use a public object without login, so a public key object with secret values (an RSA
+//! private key a client imports with CKA_PRIVATE false, as Google's pkcs11test does, or
+//! such a secret key) must open without the PIN: its secrets are therefore only as safe as
+//! the store file. Each sealed value records which key sealed it (`Seal`), so values
+//! stored before format 2 (under the token key) still open, with login, as they did.
 
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{load_key, LoadedKey};
@@ -22,7 +31,8 @@ use crate::object::policy::is_secret;
 use crate::object::Attributes;
 use crate::storage::seal::{self, TokenKey, KEY_LEN, SALT_LEN};
 use crate::storage::{
-    KdfParams, ObjectId, PinRecord, StoredObject, StoredValue, TokenRecord, TokenStore,
+    KdfParams, ObjectId, PinRecord, PublicObjectKey, Seal, StoredObject, StoredValue, TokenRecord,
+    TokenStore,
 };
 use cryptoki_sys::*;
 use parking_lot::{Mutex, MutexGuard};
@@ -31,8 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// PIN lengths accepted by C_InitToken, C_InitPIN, C_SetPIN and C_Login (ulMinPinLen,
-/// ulMaxPinLen of CK_TOKEN_INFO); anything else is CKR_PIN_LEN_RANGE.
+/// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO). A PIN being set (C_InitToken on
+/// a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE; a PIN
+/// being checked (C_Login, C_SetPIN's old PIN) of another length is just a wrong PIN.
 pub const MIN_PIN_LEN: usize = 4;
 pub const MAX_PIN_LEN: usize = 255;
 /// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
@@ -72,8 +83,8 @@ pub struct Object {
     pub attrs: Attributes,
     /// `Some(session)` for a session object, owned by that session.
     pub session: Option<CK_SESSION_HANDLE>,
-    /// Secret attributes the object has at rest but which cannot be opened now (nobody is
-    /// logged in): absent from `attrs`; treat them as sensitive.
+    /// Secret attributes the object has at rest but which cannot be opened now (sealed under
+    /// the token key, and nobody is logged in): absent from `attrs`; treat them as sensitive.
     pub locked: Vec<CK_ATTRIBUTE_TYPE>,
 }
 
@@ -84,8 +95,13 @@ fn new_handle() -> CK_OBJECT_HANDLE {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
+fn possible_pin_len(pin: &[u8]) -> bool {
+    (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len())
+}
+
+/// For PINs being set.
 fn check_pin_len(pin: &[u8]) -> Result<()> {
-    if (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len()) {
+    if possible_pin_len(pin) {
         Ok(())
     } else {
         Err(Error::with(
@@ -99,9 +115,12 @@ fn check_pin_len(pin: &[u8]) -> Result<()> {
 struct Stored {
     id: ObjectId,
     generation: u64,
-    /// The sealed values, opened on demand with the token key.
-    sealed: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+    /// The sealed values, opened on demand with the key that sealed each.
+    sealed: Vec<SealedValue>,
 }
+
+/// A sealed attribute value: its type, the key that sealed it, the blob.
+type SealedValue = (CK_ATTRIBUTE_TYPE, Seal, Vec<u8>);
 
 struct Meta {
     /// `None` for a session object.
@@ -187,6 +206,7 @@ impl Token {
             change_counter: 0,
             so_pin: Some(so_pin),
             user_pin: None,
+            public_key: Some(PublicObjectKey::new()?),
         })
     }
 
@@ -228,7 +248,7 @@ impl Token {
 
     /// Verifies the PIN (Argon2id), updates the retry counters, unwraps the token key.
     /// Codes: CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_PIN_NOT_INITIALIZED,
-    /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN, CKR_PIN_LEN_RANGE.
+    /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN.
     pub fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
         self.inner.lock().check_not_logged_in(user)?;
         let (mut inner, key, _) = self.check_pin(user, pin)?;
@@ -316,7 +336,10 @@ impl Token {
             failures: 0,
             ..so_record
         };
-        inner.store.reinitialise(label, epoch, &so_record)?;
+        // A new public-object key too: the objects it sealed are gone.
+        inner
+            .store
+            .reinitialise(label, epoch, &so_record, &PublicObjectKey::new()?)?;
         inner.drop_login();
         inner.index = ObjectIndex::new();
         inner.by_store_id.clear();
@@ -372,14 +395,14 @@ impl Token {
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
-        match (&entry.meta.stored, &inner.login) {
-            (Some(stored), Some(login)) if !stored.sealed.is_empty() => {
-                let attrs = open_sealed(&login.key, &entry.object.attrs, stored)?;
+        match &entry.meta.stored {
+            Some(stored) if !stored.sealed.is_empty() => {
+                let (attrs, locked) = open_sealed(inner.seal_keys(), &entry.object.attrs, stored)?;
                 Ok(Arc::new(Object {
                     handle,
                     attrs,
                     session: None,
-                    locked: Vec::new(),
+                    locked,
                 }))
             }
             _ => Ok(entry.object.clone()),
@@ -422,7 +445,7 @@ impl Token {
                 // in `attrs`, and C_SetAttributeValue cannot remove one.)
                 let keep: Vec<_> = old_sealed
                     .into_iter()
-                    .filter(|(ty, _)| !attrs.contains(*ty))
+                    .filter(|(ty, _, _)| !attrs.contains(*ty))
                     .collect();
                 inner.persist(handle, id, &attrs, &keep)
             }
@@ -517,13 +540,18 @@ impl Token {
                     return Ok(key.clone());
                 }
             }
-            let attrs = match (&entry.meta.stored, &inner.login) {
-                (Some(stored), _) if stored.sealed.is_empty() => entry.object.attrs.clone(),
-                (Some(stored), Some(login)) => {
-                    open_sealed(&login.key, &entry.object.attrs, stored)?
+            let attrs = match &entry.meta.stored {
+                Some(stored) if !stored.sealed.is_empty() => {
+                    let (attrs, locked) =
+                        open_sealed(inner.seal_keys(), &entry.object.attrs, stored)?;
+                    if !locked.is_empty() {
+                        // Sealed under the token key: a private key, or a public one
+                        // stored before format 2.
+                        return fail(CKR_USER_NOT_LOGGED_IN);
+                    }
+                    attrs
                 }
-                (Some(_), None) => return fail(CKR_USER_NOT_LOGGED_IN),
-                (None, _) => entry.object.attrs.clone(),
+                _ => entry.object.attrs.clone(),
             };
             (version, inner.login_serial, attrs)
         };
@@ -542,12 +570,18 @@ impl Token {
     /// Verifies `user`'s PIN and returns the token lock (re-taken after Argon2), the
     /// token key and the PIN key. A wrong PIN counts in the persisted retry counter; a
     /// right one resets it.
+    ///
+    /// A PIN of a length no PIN can have (every PIN set passed `check_pin_len`) is a wrong
+    /// PIN like any other: CKR_PIN_INCORRECT, not CKR_PIN_LEN_RANGE (which the spec gives
+    /// for PINs being set), refused while the PIN is locked, and counted, so it is neither a
+    /// way around the lockout nor a free probe. Argon2 is skipped for it: it cannot open the
+    /// wrapped key, and the bounds are public in CK_TOKEN_INFO, so the shorter run tells
+    /// nothing (and a megabyte "PIN" costs nothing).
     fn check_pin(
         &self,
         user: UserType,
         pin: &[u8],
     ) -> Result<(MutexGuard<'_, Inner>, TokenKey, Zeroizing<[u8; KEY_LEN]>)> {
-        check_pin_len(pin)?;
         let (record, epoch) = {
             let mut inner = self.inner.lock();
             inner.sync_record()?;
@@ -563,8 +597,13 @@ impl Token {
             }
             (record, inner.record.epoch)
         };
-        let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
-        let token_key = seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag());
+        let keys = if possible_pin_len(pin) {
+            let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
+            seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag())
+                .map(|token_key| (token_key, pin_key))
+        } else {
+            None
+        };
         let mut inner = self.inner.lock();
         inner.sync_record()?;
         if inner.record.epoch != epoch {
@@ -583,8 +622,8 @@ impl Token {
         {
             return fail(CKR_PIN_LOCKED);
         }
-        match token_key {
-            Some(token_key) => {
+        match keys {
+            Some((token_key, pin_key)) => {
                 if inner.record.pin(user).is_some_and(|p| p.failures > 0) {
                     inner.store.reset_pin_failures(user)?;
                     inner.set_failures(user, 0);
@@ -634,14 +673,42 @@ fn visible_to(object: &Object, user: Option<UserType>) -> bool {
     !object.attrs.flag(CKA_PRIVATE, true) || user == Some(UserType::User)
 }
 
-/// The object's clear attributes plus its opened sealed ones.
-fn open_sealed(key: &TokenKey, clear: &Attributes, stored: &Stored) -> Result<Attributes> {
-    let mut attrs = clear.clone();
-    for (ty, blob) in &stored.sealed {
-        let value = seal::unseal_attribute(key, stored.id, *ty, blob)?;
-        attrs.set(*ty, value.as_slice());
+/// The keys that can open sealed values now.
+#[derive(Clone, Copy)]
+struct SealKeys<'a> {
+    /// While someone is logged in.
+    token: Option<&'a TokenKey>,
+    public: Option<&'a PublicObjectKey>,
+}
+
+impl SealKeys<'_> {
+    fn get(&self, seal: Seal) -> Option<&TokenKey> {
+        match seal {
+            Seal::Token => self.token,
+            Seal::Public => self.public.map(|k| &k.0),
+        }
     }
-    Ok(attrs)
+}
+
+/// The object's clear attributes plus the sealed ones `keys` open, and the types of those
+/// they cannot open now.
+fn open_sealed(
+    keys: SealKeys<'_>,
+    clear: &Attributes,
+    stored: &Stored,
+) -> Result<(Attributes, Vec<CK_ATTRIBUTE_TYPE>)> {
+    let mut attrs = clear.clone();
+    let mut locked = Vec::new();
+    for (ty, seal, blob) in &stored.sealed {
+        match keys.get(*seal) {
+            Some(key) => {
+                let value = seal::unseal_attribute(key, stored.id, *ty, blob)?;
+                attrs.set(*ty, value.as_slice());
+            }
+            None => locked.push(*ty),
+        }
+    }
+    Ok((attrs, locked))
 }
 
 impl Inner {
@@ -650,6 +717,33 @@ impl Inner {
             None => Ok(()),
             Some(login) if login.user == user => fail(CKR_USER_ALREADY_LOGGED_IN),
             Some(_) => fail(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+        }
+    }
+
+    fn seal_keys(&self) -> SealKeys<'_> {
+        SealKeys {
+            token: self.login.as_ref().map(|l| &l.key),
+            public: self.record.public_key.as_ref(),
+        }
+    }
+
+    /// The key that seals the secrets of the object `attrs` describes: the token key for a
+    /// private object (CKA_PRIVATE true or absent: CKR_USER_NOT_LOGGED_IN without login),
+    /// the public-object key for a public one.
+    fn sealing_key(&self, attrs: &Attributes) -> Result<(Seal, &TokenKey)> {
+        if attrs.flag(CKA_PRIVATE, true) {
+            match &self.login {
+                Some(login) => Ok((Seal::Token, &login.key)),
+                None => fail(CKR_USER_NOT_LOGGED_IN),
+            }
+        } else {
+            match &self.record.public_key {
+                Some(key) => Ok((Seal::Public, &key.0)),
+                None => Err(Error::with(
+                    CKR_DEVICE_ERROR,
+                    "token record has no public-object key",
+                )),
+            }
         }
     }
 
@@ -708,25 +802,23 @@ impl Inner {
         handle: CK_OBJECT_HANDLE,
         id: ObjectId,
         attrs: &Attributes,
-        kept: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+        kept: &[SealedValue],
     ) -> Result<()> {
         let mut stored = Vec::with_capacity(attrs.len() + kept.len());
         for (ty, value) in attrs.iter() {
             if is_secret(attrs, ty) {
-                let key = match &self.login {
-                    Some(login) => &login.key,
-                    None => return fail(CKR_USER_NOT_LOGGED_IN),
-                };
+                let (seal, key) = self.sealing_key(attrs)?;
                 stored.push((
                     ty,
-                    StoredValue::Sealed(seal::seal_attribute(key, id, ty, value)?),
+                    StoredValue::Sealed(seal, seal::seal_attribute(key, id, ty, value)?),
                 ));
             } else {
                 stored.push((ty, StoredValue::Clear(value.to_vec())));
             }
         }
-        for (ty, blob) in kept {
-            stored.push((*ty, StoredValue::Sealed(blob.clone())));
+        // Kept values stay under the key that sealed them.
+        for (ty, seal, blob) in kept {
+            stored.push((*ty, StoredValue::Sealed(*seal, blob.clone())));
         }
         let epoch = self.record.epoch;
         let generation = self.store.put_object(epoch, id, &stored)?;
@@ -751,10 +843,11 @@ impl Inner {
         for (ty, value) in object.attributes {
             match value {
                 StoredValue::Clear(v) => attrs.set(ty, v),
-                StoredValue::Sealed(blob) => sealed.push((ty, blob)),
+                StoredValue::Sealed(seal, blob) => sealed.push((ty, seal, blob)),
             }
         }
-        let locked = sealed.iter().map(|(ty, _)| *ty).collect();
+        // The index's copy is what a search or a read without any key sees.
+        let locked = sealed.iter().map(|(ty, _, _)| *ty).collect();
         let version = self.next_version();
         self.keys.remove(&handle);
         self.by_store_id.insert(object.id, handle);
@@ -933,10 +1026,15 @@ mod tests {
             CKR_USER_PIN_NOT_INITIALIZED
         );
         assert_eq!(rv(token.init_pin(USER_PIN)), CKR_USER_NOT_LOGGED_IN);
-        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_LEN_RANGE);
+        // PINs of impossible lengths are wrong PINs (and count: reset by the login below).
+        assert_eq!(rv(token.login(UserType::So, b"123")), CKR_PIN_INCORRECT);
         assert_eq!(
             rv(token.login(UserType::So, &[b'x'; 256])),
-            CKR_PIN_LEN_RANGE
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            token.info().flags & CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_COUNT_LOW
         );
         assert_eq!(
             rv(token.login(UserType::So, b"wrong-pin")),
@@ -1075,25 +1173,75 @@ mod tests {
         drop(slots);
     }
 
+    /// A public object as format 1 stored it: its secrets sealed under the token key.
+    /// Needs a login.
+    fn legacy_public_object(token: &Token, label: &str) -> CK_OBJECT_HANDLE {
+        let mut inner = token.inner.lock();
+        let key = Zeroizing::new(*inner.login.as_ref().expect("logged in").key);
+        let id = inner.new_object_id().unwrap();
+        let attrs = public_secret_key(label);
+        let stored: Vec<_> = attrs
+            .iter()
+            .map(|(ty, v)| {
+                let value = if is_secret(&attrs, ty) {
+                    StoredValue::Sealed(Seal::Token, seal::seal_attribute(&key, id, ty, v).unwrap())
+                } else {
+                    StoredValue::Clear(v.to_vec())
+                };
+                (ty, value)
+            })
+            .collect();
+        let epoch = inner.record.epoch;
+        let generation = inner.store.put_object(epoch, id, &stored).unwrap();
+        let handle = new_handle();
+        inner.install(
+            StoredObject {
+                id,
+                generation,
+                attributes: stored,
+            },
+            Some(handle),
+        );
+        handle
+    }
+
+    /// The `sealed` codes of the stored values of the object labelled `label`.
+    fn seal_codes(dir: &Path, label: &str) -> Vec<i64> {
+        let conn = rusqlite::Connection::open(dir.join("token-0.db")).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT sealed FROM attributes WHERE sealed != 0 AND object_id =
+                     (SELECT object_id FROM attributes WHERE type = ?1 AND value = ?2)",
+            )
+            .unwrap();
+        let codes = stmt
+            .query_map(
+                rusqlite::params![CKA_LABEL as i64, label.as_bytes()],
+                |row| row.get(0),
+            )
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .unwrap();
+        codes
+    }
+
     #[test]
     fn token_objects_persist_with_secrets_sealed() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (_slots, token) = setup(dir.path());
-            // Secrets need the token key.
-            assert_eq!(
-                rv(token.create_object(public_secret_key("pub-secret"), 1)),
-                CKR_USER_NOT_LOGGED_IN
-            );
+            // A private object's secrets need the token key; a public object's go under the
+            // public-object key, without login.
             assert_eq!(
                 rv(token.create_object(private_key("rsa"), 1)),
                 CKR_USER_NOT_LOGGED_IN
             );
-            token.login(UserType::User, USER_PIN).unwrap();
-            token.create_object(private_key("rsa"), 1).unwrap();
             token
                 .create_object(public_secret_key("pub-secret"), 1)
                 .unwrap();
+            token.login(UserType::User, USER_PIN).unwrap();
+            token.create_object(private_key("rsa"), 1).unwrap();
+            legacy_public_object(&token, "legacy");
             token.logout().unwrap();
         }
         // Nothing on disk holds the secret in clear (database, WAL, anything else).
@@ -1101,12 +1249,24 @@ mod tests {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             assert!(!bytes.windows(SECRET.len()).any(|w| w == SECRET));
         }
+        assert_eq!(seal_codes(dir.path(), "rsa"), vec![1], "token key");
+        assert_eq!(
+            seal_codes(dir.path(), "pub-secret"),
+            vec![2],
+            "public-object key"
+        );
+        assert_eq!(seal_codes(dir.path(), "legacy"), vec![1], "token key");
 
         let (_slots, token) = reopen(dir.path());
-        // Not logged in: the private key is invisible, the public secret key is visible
-        // without its sealed value.
+        // Not logged in: the private key is invisible; the public secret key is visible
+        // with its value; the legacy one without it.
         assert!(token.find(&by_label("rsa")).unwrap().is_empty());
-        let found = token.find(&by_label("pub-secret")).unwrap();
+        let public = token.find(&by_label("pub-secret")).unwrap();
+        assert_eq!(public.len(), 1);
+        let object = token.object(public[0]).unwrap();
+        assert_eq!(object.attrs.get(CKA_VALUE), Some(SECRET));
+        assert!(object.locked.is_empty());
+        let found = token.find(&by_label("legacy")).unwrap();
         assert_eq!(found.len(), 1);
         let object = token.object(found[0]).unwrap();
         assert_eq!(object.attrs.get(CKA_VALUE), None);
@@ -1117,6 +1277,7 @@ mod tests {
         let mut renamed = object.attrs.clone();
         renamed.set(CKA_LABEL, b"renamed".to_vec());
         token.update_object(found[0], renamed).unwrap();
+        assert_eq!(seal_codes(dir.path(), "renamed"), vec![1], "kept as it was");
 
         token.login(UserType::User, USER_PIN).unwrap();
         let rsa = token.find(&by_label("rsa")).unwrap();
@@ -1134,13 +1295,101 @@ mod tests {
     }
 
     #[test]
+    fn a_format_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_slots, token) = setup(dir.path());
+            token.login(UserType::User, USER_PIN).unwrap();
+            legacy_public_object(&token, "legacy");
+        }
+        // Back to format 1, as an older ferrohsm left it.
+        let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
+        conn.execute_batch("ALTER TABLE token DROP COLUMN public_key; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(conn);
+        let elsewhere = tempfile::tempdir().unwrap();
+        let backup = elsewhere.path().join("backup-v1.db");
+        std::fs::copy(dir.path().join("token-0.db"), &backup).unwrap();
+        assert_eq!(
+            crate::storage::sqlite::SqliteStore::read_backup(&backup)
+                .unwrap()
+                .public_key,
+            None,
+            "a format-1 backup reads as it is"
+        );
+        // Restored, it is upgraded at once.
+        let restored = tempfile::tempdir().unwrap();
+        crate::storage::sqlite::SqliteStore::restore_into(
+            &backup,
+            &restored.path().join("token-0.db"),
+            0,
+        )
+        .unwrap();
+        let version: i64 = rusqlite::Connection::open(restored.path().join("token-0.db"))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, crate::storage::FORMAT_VERSION);
+        let (_restored_slots, restored_token) = reopen(restored.path());
+        restored_token
+            .create_object(public_secret_key("in restored"), 1)
+            .unwrap();
+
+        let (_slots, token) = reopen(dir.path());
+        let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, crate::storage::FORMAT_VERSION);
+        let key: Vec<u8> = conn
+            .query_row("SELECT public_key FROM token", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(key.len(), KEY_LEN);
+        // Public objects work without login from now on; the old one opens with login.
+        let public = token.create_object(public_secret_key("new"), 1).unwrap();
+        assert_eq!(
+            token.object(public).unwrap().attrs.get(CKA_VALUE),
+            Some(SECRET)
+        );
+        let legacy = handle_by_label(&token, "legacy");
+        assert_eq!(token.object(legacy).unwrap().locked, vec![CKA_VALUE]);
+        token.login(UserType::User, USER_PIN).unwrap();
+        assert_eq!(
+            token.object(legacy).unwrap().attrs.get(CKA_VALUE),
+            Some(SECRET)
+        );
+        // Another process (another Slots) opens the upgraded store with the same key.
+        let (_other_slots, other) = reopen(dir.path());
+        let public = handle_by_label(&other, "new");
+        assert_eq!(
+            other.object(public).unwrap().attrs.get(CKA_VALUE),
+            Some(SECRET)
+        );
+    }
+
+    #[test]
+    fn reinitialising_replaces_the_public_object_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let key = || -> Vec<u8> {
+            rusqlite::Connection::open(dir.path().join("token-0.db"))
+                .unwrap()
+                .query_row("SELECT public_key FROM token", [], |row| row.get(0))
+                .unwrap()
+        };
+        let before = key();
+        token.reinitialise(SO_PIN, "again").unwrap();
+        assert_ne!(key(), before);
+        assert_eq!(key().len(), KEY_LEN);
+    }
+
+    #[test]
     fn a_login_between_read_and_write_keeps_sealed_values() {
         let dir = tempfile::tempdir().unwrap();
         let (_slots, token) = setup(dir.path());
         token.login(UserType::User, USER_PIN).unwrap();
-        let handle = token
-            .create_object(public_secret_key("pub-secret"), 1)
-            .unwrap();
+        // Sealed under the token key (public objects are so only from before format 2).
+        let handle = legacy_public_object(&token, "pub-secret");
         token.logout().unwrap();
         // One session reads without login (no sealed value), another logs in, then the
         // first writes back what it read.

@@ -469,6 +469,174 @@ isolated_test! {
     }
 }
 
+/// Checks that a call the C boundary refuses with CKR_ARGUMENTS_BAD ends the operation like
+/// any other failure (PKCS#11 3.0 §5.12-5.15: every call but a length query or
+/// CKR_BUFFER_TOO_SMALL "always terminates the active operation"; a failed update does
+/// too): `probe`, which would succeed or fail differently on a live operation, then gets
+/// CKR_OPERATION_NOT_INITIALIZED and a new init is not CKR_OPERATION_ACTIVE.
+fn check_bad_arguments_end(
+    what: &str,
+    init: &dyn Fn() -> CK_RV,
+    bad: &dyn Fn() -> CK_RV,
+    probe: &dyn Fn() -> CK_RV,
+) {
+    assert_rv(init(), CKR_OK, &format!("{what}: init"));
+    assert_rv(bad(), CKR_ARGUMENTS_BAD, what);
+    assert_rv(
+        probe(),
+        CKR_OPERATION_NOT_INITIALIZED,
+        &format!("{what} ended the operation"),
+    );
+    assert_rv(init(), CKR_OK, &format!("{what}: a new init after it"));
+    // Ends the new operation the same way, for the next case.
+    assert_rv(bad(), CKR_ARGUMENTS_BAD, what);
+}
+
+isolated_test! {
+    fn argument_errors_at_the_c_boundary_end_the_operation() {
+        let token = Token::new();
+        let session = token.user();
+        let (public, private) = gen_sm2(&session, "boundary");
+        let (public, private) = (public.handle(), private.handle());
+        let raw = token.raw();
+        let h = session.handle();
+        let null = ptr::null_mut::<u8>();
+        let null_len = ptr::null_mut::<CK_ULONG>();
+        let data = b"some data".as_ptr() as *mut u8;
+        let mut buf = [0u8; 512];
+        let out = buf.as_mut_ptr();
+        let out_len = std::cell::Cell::new(buf.len() as CK_ULONG);
+        let len = || out_len.as_ptr();
+        let query = |f: &dyn Fn(*mut CK_ULONG) -> CK_RV| {
+            let mut len: CK_ULONG = 0;
+            f(&mut len)
+        };
+
+        let digest_init = || raw!(raw, C_DigestInit(h, &mut mech(CKM_SHA256)));
+        let digest_probe = || query(&|l| raw!(raw, C_DigestFinal(h, null, l)));
+        check_bad_arguments_end("C_Digest(pulDigestLen NULL)", &digest_init, &|| raw!(raw, C_Digest(h, data, 9, out, null_len)), &digest_probe);
+        check_bad_arguments_end("C_Digest(pData NULL, 9)", &digest_init, &|| raw!(raw, C_Digest(h, null, 9, out, len())), &digest_probe);
+        check_bad_arguments_end("C_DigestUpdate(pPart NULL, 9)", &digest_init, &|| raw!(raw, C_DigestUpdate(h, null, 9)), &digest_probe);
+        check_bad_arguments_end("C_DigestFinal(pulDigestLen NULL)", &digest_init, &|| raw!(raw, C_DigestFinal(h, out, null_len)), &digest_probe);
+
+        let encrypt_init = || raw.encrypt_init(h, &mech(CKM_SM2_RAW), public);
+        let encrypt_probe = || query(&|l| raw!(raw, C_EncryptFinal(h, null, l)));
+        check_bad_arguments_end("C_Encrypt(pulEncryptedDataLen NULL)", &encrypt_init, &|| raw!(raw, C_Encrypt(h, data, 9, out, null_len)), &encrypt_probe);
+        check_bad_arguments_end("C_Encrypt(pData NULL, 9)", &encrypt_init, &|| raw!(raw, C_Encrypt(h, null, 9, out, len())), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptUpdate(pulEncryptedPartLen NULL)", &encrypt_init, &|| raw!(raw, C_EncryptUpdate(h, data, 9, out, null_len)), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptUpdate(pPart NULL, 9)", &encrypt_init, &|| raw!(raw, C_EncryptUpdate(h, null, 9, out, len())), &encrypt_probe);
+        check_bad_arguments_end("C_EncryptFinal(pulLastEncryptedPartLen NULL)", &encrypt_init, &|| raw!(raw, C_EncryptFinal(h, out, null_len)), &encrypt_probe);
+
+        let decrypt_init = || raw.decrypt_init(h, &mech(CKM_SM2_RAW), private);
+        let decrypt_probe = || query(&|l| raw!(raw, C_DecryptUpdate(h, data, 9, null, l)));
+        check_bad_arguments_end("C_Decrypt(pulDataLen NULL)", &decrypt_init, &|| raw!(raw, C_Decrypt(h, data, 9, out, null_len)), &decrypt_probe);
+        check_bad_arguments_end("C_Decrypt(pEncryptedData NULL, 9)", &decrypt_init, &|| raw!(raw, C_Decrypt(h, null, 9, out, len())), &decrypt_probe);
+        check_bad_arguments_end("C_DecryptUpdate(pulPartLen NULL)", &decrypt_init, &|| raw!(raw, C_DecryptUpdate(h, data, 9, out, null_len)), &decrypt_probe);
+        check_bad_arguments_end("C_DecryptFinal(pulLastPartLen NULL)", &decrypt_init, &|| raw!(raw, C_DecryptFinal(h, out, null_len)), &decrypt_probe);
+
+        let sign_init = || raw.sign_init(h, &mech(CKM_SM3_SM2), private);
+        let sign_probe = || query(&|l| raw!(raw, C_SignFinal(h, null, l)));
+        check_bad_arguments_end("C_Sign(pulSignatureLen NULL)", &sign_init, &|| raw!(raw, C_Sign(h, data, 9, out, null_len)), &sign_probe);
+        check_bad_arguments_end("C_Sign(pData NULL, 9)", &sign_init, &|| raw!(raw, C_Sign(h, null, 9, out, len())), &sign_probe);
+        check_bad_arguments_end("C_SignUpdate(pPart NULL, 9)", &sign_init, &|| raw!(raw, C_SignUpdate(h, null, 9)), &sign_probe);
+        check_bad_arguments_end("C_SignFinal(pulSignatureLen NULL)", &sign_init, &|| raw!(raw, C_SignFinal(h, out, null_len)), &sign_probe);
+
+        let verify_init = || raw.verify_init(h, &mech(CKM_SM3_SM2), public);
+        // On a live operation this is CKR_SIGNATURE_INVALID.
+        let verify_probe = || raw!(raw, C_VerifyFinal(h, out, 64));
+        check_bad_arguments_end("C_Verify(pSignature NULL, 64)", &verify_init, &|| raw!(raw, C_Verify(h, data, 9, null, 64)), &verify_probe);
+        check_bad_arguments_end("C_Verify(pData NULL, 9)", &verify_init, &|| raw!(raw, C_Verify(h, null, 9, out, 64)), &verify_probe);
+        check_bad_arguments_end("C_VerifyUpdate(pPart NULL, 9)", &verify_init, &|| raw!(raw, C_VerifyUpdate(h, null, 9)), &verify_probe);
+        check_bad_arguments_end("C_VerifyFinal(pSignature NULL, 64)", &verify_init, &|| raw!(raw, C_VerifyFinal(h, null, 64)), &verify_probe);
+    }
+}
+
+/// Checks that once `first` made the operation single-part (a length query or a too-small
+/// buffer of C_Encrypt, C_Sign, ...) or multi-part, `mixed` (a call of the other kind) is
+/// refused with CKR_OPERATION_ACTIVE, and that the refusal ended the operation, as every
+/// failure of these calls does: `probe` gets CKR_OPERATION_NOT_INITIALIZED.
+fn check_mix_refused(
+    what: &str,
+    init: &dyn Fn() -> CK_RV,
+    first: &dyn Fn() -> CK_RV,
+    mixed: &dyn Fn() -> CK_RV,
+    probe: &dyn Fn() -> CK_RV,
+) {
+    assert_rv(init(), CKR_OK, &format!("{what}: init"));
+    assert_rv_in(
+        first(),
+        &[CKR_OK, CKR_BUFFER_TOO_SMALL],
+        &format!("{what}: first call"),
+    );
+    assert_rv(mixed(), CKR_OPERATION_ACTIVE, what);
+    assert_rv(
+        probe(),
+        CKR_OPERATION_NOT_INITIALIZED,
+        &format!("{what}: the refusal ended the operation"),
+    );
+}
+
+isolated_test! {
+    fn single_part_length_query_then_update_or_final_is_refused() {
+        let token = Token::new();
+        let session = token.user();
+        let (public, private) = gen_sm2(&session, "mix");
+        let (public, private) = (public.handle(), private.handle());
+        let raw = token.raw();
+        let h = session.handle();
+        let message = b"single or multi";
+        let ciphertext = raw.encrypt(h, &mech(CKM_SM2_RAW), public, message).expect("SM2 encrypt");
+        // A call with a buffer of `n` bytes (None: a length query).
+        let call = |which: OutputCall, input: &[u8], n: Option<usize>| raw.output_call(which, h, input, n).0;
+        let part = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, CK_ULONG) -> CK_RV| {
+            unsafe { f(h, message.as_ptr() as *mut u8, message.len() as CK_ULONG) }
+        };
+        let with_out = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, CK_ULONG, *mut u8, *mut CK_ULONG) -> CK_RV, input: &[u8]| {
+            let mut buf = [0u8; 512];
+            let mut len = buf.len() as CK_ULONG;
+            unsafe { f(h, input.as_ptr() as *mut u8, input.len() as CK_ULONG, buf.as_mut_ptr(), &mut len) }
+        };
+        let last = |f: unsafe extern "C" fn(CK_SESSION_HANDLE, *mut u8, *mut CK_ULONG) -> CK_RV| {
+            let mut buf = [0u8; 512];
+            let mut len = buf.len() as CK_ULONG;
+            unsafe { f(h, buf.as_mut_ptr(), &mut len) }
+        };
+        let f = raw.f;
+
+        let digest_init = || raw!(raw, C_DigestInit(h, &mut mech(CKM_SHA256)));
+        let digest = || call(OutputCall::Digest, message, Some(32));
+        let digest_query = || call(OutputCall::Digest, message, None);
+        check_mix_refused("C_DigestFinal after a C_Digest length query", &digest_init, &digest_query, &|| last(f.C_DigestFinal.unwrap()), &digest);
+        check_mix_refused("C_DigestUpdate after a C_Digest length query", &digest_init, &digest_query, &|| part(f.C_DigestUpdate.unwrap()), &digest);
+        check_mix_refused("C_DigestFinal after C_Digest with a short buffer", &digest_init, &|| call(OutputCall::Digest, message, Some(4)), &|| last(f.C_DigestFinal.unwrap()), &digest);
+        check_mix_refused("C_Digest after a C_DigestFinal length query", &digest_init, &|| call(OutputCall::DigestFinal, &[], None), &digest, &digest);
+
+        let encrypt_init = || raw.encrypt_init(h, &mech(CKM_SM2_RAW), public);
+        let encrypt = || call(OutputCall::Encrypt, message, Some(512));
+        let encrypt_query = || call(OutputCall::Encrypt, message, None);
+        check_mix_refused("C_EncryptUpdate after a C_Encrypt length query", &encrypt_init, &encrypt_query, &|| with_out(f.C_EncryptUpdate.unwrap(), message), &encrypt);
+        check_mix_refused("C_EncryptFinal after a C_Encrypt length query", &encrypt_init, &encrypt_query, &|| last(f.C_EncryptFinal.unwrap()), &encrypt);
+
+        let decrypt_init = || raw.decrypt_init(h, &mech(CKM_SM2_RAW), private);
+        let decrypt = || call(OutputCall::Decrypt, &ciphertext, Some(512));
+        let decrypt_query = || call(OutputCall::Decrypt, &ciphertext, None);
+        check_mix_refused("C_DecryptUpdate after a C_Decrypt length query", &decrypt_init, &decrypt_query, &|| with_out(f.C_DecryptUpdate.unwrap(), &ciphertext), &decrypt);
+        check_mix_refused("C_DecryptFinal after a C_Decrypt length query", &decrypt_init, &decrypt_query, &|| last(f.C_DecryptFinal.unwrap()), &decrypt);
+        check_mix_refused("C_DecryptFinal after C_Decrypt with a short buffer", &decrypt_init, &|| call(OutputCall::Decrypt, &ciphertext, Some(1)), &|| last(f.C_DecryptFinal.unwrap()), &decrypt);
+
+        let sign_init = || raw.sign_init(h, &mech(CKM_SM3_SM2), private);
+        let sign = || call(OutputCall::Sign, message, Some(64));
+        let sign_query = || call(OutputCall::Sign, message, None);
+        check_mix_refused("C_SignUpdate after a C_Sign length query", &sign_init, &sign_query, &|| part(f.C_SignUpdate.unwrap()), &sign);
+        check_mix_refused("C_SignFinal after a C_Sign length query", &sign_init, &sign_query, &|| last(f.C_SignFinal.unwrap()), &sign);
+
+        // Without the mix, the two-call pattern still works.
+        assert_rv(digest_init(), CKR_OK, "C_DigestInit");
+        assert_rv(digest_query(), CKR_OK, "C_Digest length query");
+        assert_rv(digest(), CKR_OK, "C_Digest");
+    }
+}
+
 isolated_test! {
     fn output_buffer_protocol() {
         let token = Token::new();

@@ -290,3 +290,236 @@ fn private_data_object_values_are_sealed_at_rest() {
         }
     }
 }
+
+/// The RSA components of a key pair generated (as session objects, readable) for import.
+const COMPONENTS: [(&str, AttributeType); 8] = [
+    ("n", AttributeType::Modulus),
+    ("e", AttributeType::PublicExponent),
+    ("d", AttributeType::PrivateExponent),
+    ("p", AttributeType::Prime1),
+    ("q", AttributeType::Prime2),
+    ("dp", AttributeType::Exponent1),
+    ("dq", AttributeType::Exponent2),
+    ("qinv", AttributeType::Coefficient),
+];
+
+/// An RSA private key as a client imports it: every component, token object.
+fn rsa_private_template(label: &str, private: bool) -> Vec<Attribute> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(cryptoki::object::KeyType::RSA),
+        Attribute::Token(true),
+        Attribute::Private(private),
+        Attribute::Sensitive(true),
+        Attribute::Decrypt(true),
+        Attribute::Sign(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    for (name, kind) in COMPONENTS {
+        let value = load(name);
+        template.push(match kind {
+            AttributeType::Modulus => Attribute::Modulus(value),
+            AttributeType::PublicExponent => Attribute::PublicExponent(value),
+            AttributeType::PrivateExponent => Attribute::PrivateExponent(value),
+            AttributeType::Prime1 => Attribute::Prime1(value),
+            AttributeType::Prime2 => Attribute::Prime2(value),
+            AttributeType::Exponent1 => Attribute::Exponent1(value),
+            AttributeType::Exponent2 => Attribute::Exponent2(value),
+            _ => Attribute::Coefficient(value),
+        });
+    }
+    template
+}
+
+/// The public half, as a session object.
+fn rsa_public_object(session: &cryptoki::session::Session) -> cryptoki::object::ObjectHandle {
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::RSA),
+            Attribute::Token(false),
+            Attribute::Encrypt(true),
+            Attribute::Verify(true),
+            Attribute::Modulus(load("n")),
+            Attribute::PublicExponent(load("e")),
+        ])
+        .expect("public key object")
+}
+
+const SECRET_VALUE: &[u8] = b"public secret key value, 32 byte";
+
+fn one(session: &cryptoki::session::Session, label: &str) -> cryptoki::object::ObjectHandle {
+    let found = find_by_label(session, label);
+    assert_eq!(found.len(), 1, "{label}");
+    found[0]
+}
+
+/// Decrypts and signs with the key labelled `label` from `session`, checked with the
+/// public key.
+fn use_rsa_key(session: &cryptoki::session::Session, label: &str) -> cryptoki::error::Result<()> {
+    let key = one(session, label);
+    let public = rsa_public_object(session);
+    let ciphertext = session.encrypt(&Mechanism::RsaPkcs, public, MESSAGE)?;
+    assert_eq!(
+        session.decrypt(&Mechanism::RsaPkcs, key, &ciphertext)?,
+        MESSAGE
+    );
+    let signature = session.sign(&Mechanism::Sha256RsaPkcs, key, MESSAGE)?;
+    session.verify(&Mechanism::Sha256RsaPkcs, public, MESSAGE, &signature)
+}
+
+/// A public token object (CKA_PRIVATE false) with secret values, as Google's pkcs11test
+/// makes one, is created and used without login, in its process and the next: the spec
+/// lets anyone use a public object. Its secrets are sealed under the token's public-object
+/// key; a private key's stay sealed under the PIN-protected token key, so even a private
+/// key made "public" by editing the file does not open without the PIN.
+#[test]
+fn public_objects_with_secret_values_work_without_login() {
+    const TEST: &str = "public_objects_with_secret_values_work_without_login";
+    match common::child_phase(TEST).as_deref() {
+        Some("create") => {
+            let token = Token::new();
+            {
+                let session = token.user();
+                let (public, mut private) = rsa_templates(2048, "components", false);
+                for attribute in private.iter_mut() {
+                    match attribute {
+                        Attribute::Sensitive(v) => *v = false,
+                        Attribute::Extractable(v) => *v = true,
+                        _ => {}
+                    }
+                }
+                let (_, key) = session
+                    .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+                    .expect("generate");
+                for (name, kind) in COMPONENTS {
+                    save(name, &bytes_attr_any(&session, key, kind));
+                }
+                session
+                    .create_object(&rsa_private_template("private-rsa", true))
+                    .expect("private RSA key");
+                session.logout().expect("logout");
+            }
+            // A R/W public session: nobody logged in.
+            let session = token.rw();
+            session
+                .create_object(&rsa_private_template("public-rsa", false))
+                .expect("a public RSA private key without login");
+            session
+                .create_object(&[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(cryptoki::object::KeyType::GENERIC_SECRET),
+                    Attribute::Token(true),
+                    Attribute::Private(false),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                    Attribute::Label(b"public-secret".to_vec()),
+                    Attribute::Value(SECRET_VALUE.to_vec()),
+                ])
+                .expect("a public secret key without login");
+            use_rsa_key(&session, "public-rsa").expect("use without login");
+            assert!(
+                find_by_label(&session, "private-rsa").is_empty(),
+                "private: needs login"
+            );
+        }
+        Some("use") => {
+            let token = Token::existing();
+            let session = token.ro();
+            use_rsa_key(&session, "public-rsa").expect("use without login in a new process");
+            let secret = one(&session, "public-secret");
+            assert_eq!(
+                bytes_attr(&session, secret, AttributeType::Value),
+                SECRET_VALUE
+            );
+            assert!(find_by_label(&session, "private-rsa").is_empty());
+            // Logged in, both work.
+            session
+                .login(UserType::User, Some(&pin(USER_PIN)))
+                .expect("login");
+            use_rsa_key(&session, "public-rsa").expect("use after login");
+            use_rsa_key(&session, "private-rsa").expect("the private key");
+        }
+        Some("scan") => {
+            // Sealed under a key that is in the file, but sealed: never in clear.
+            let d = load("d");
+            assert_absent_from_store(&[
+                (
+                    "the public key's private exponent".to_string(),
+                    d[..16].to_vec(),
+                ),
+                (
+                    "the public secret key's value".to_string(),
+                    SECRET_VALUE[..16].to_vec(),
+                ),
+            ]);
+            // The private key was made public by editing the file (see the parent): its
+            // secrets still need the PIN.
+            let token = Token::existing();
+            let session = token.rw();
+            let code = common::rv_of(use_rsa_key(&session, "private-rsa"));
+            assert!(
+                matches!(
+                    code,
+                    cryptoki::error::RvError::UserNotLoggedIn
+                        | cryptoki::error::RvError::DeviceError
+                ),
+                "an edited private key must not open without the PIN: {code:?}"
+            );
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "create");
+            sandbox.run(TEST, "use");
+            make_public_in_file(&sandbox.token_dir(), b"private-rsa");
+            sandbox.run(TEST, "scan");
+        }
+    }
+}
+
+/// Sets CKA_PRIVATE to false in the store for the object labelled `label`, as someone
+/// holding the token file could.
+fn make_public_in_file(token_dir: &std::path::Path, label: &[u8]) {
+    let db = files_under(token_dir)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("token database");
+    let conn = rusqlite::Connection::open(&db).expect("open store");
+    let changed = conn
+        .execute(
+            "UPDATE attributes SET value = x'00' WHERE type = ?1 AND object_id =
+                 (SELECT object_id FROM attributes WHERE type = ?2 AND value = ?3)",
+            rusqlite::params![
+                cryptoki_sys::CKA_PRIVATE as i64,
+                cryptoki_sys::CKA_LABEL as i64,
+                label
+            ],
+        )
+        .expect("edit store");
+    assert_eq!(changed, 1, "one CKA_PRIVATE changed");
+}
+
+/// A byte-string attribute of any kind `bytes_attr` does not list.
+fn bytes_attr_any(
+    session: &cryptoki::session::Session,
+    object: cryptoki::object::ObjectHandle,
+    kind: AttributeType,
+) -> Vec<u8> {
+    match session
+        .get_attributes(object, &[kind])
+        .expect("C_GetAttributeValue")
+        .into_iter()
+        .next()
+    {
+        Some(Attribute::Modulus(v))
+        | Some(Attribute::PublicExponent(v))
+        | Some(Attribute::PrivateExponent(v))
+        | Some(Attribute::Prime1(v))
+        | Some(Attribute::Prime2(v))
+        | Some(Attribute::Exponent1(v))
+        | Some(Attribute::Exponent2(v))
+        | Some(Attribute::Coefficient(v)) => v,
+        other => panic!("{kind:?}: {other:?}"),
+    }
+}

@@ -281,6 +281,57 @@ isolated_test! {
 }
 
 isolated_test! {
+    /// A ciphertext no key could decrypt (too short, C2 empty, C1 off the curve, broken
+    /// DER) fails the length query itself, and the failure ends the operation; answering
+    /// CKR_OK with a length left PyKCS11 with an operation it never finished, and
+    /// CKR_OPERATION_ACTIVE at every later C_DecryptInit of the session.
+    fn sm2_length_query_refuses_impossible_ciphertexts() {
+        let token = Token::new();
+        let session = token.user();
+        let pair = sm2_keygen(&session, "sm2-query");
+        let raw = token.raw();
+        let h = session.handle();
+        let message = b"a message";
+        let good = encrypt(&raw, h, &mech(CKM_SM2_RAW), pair.public, message);
+        let der = encrypt(&raw, h, &mech(CKM_SM2_CIPHER_DER), pair.public, message);
+        let mut off_curve = good.clone();
+        off_curve[10] ^= 1;
+        let mut trailing_der = der.clone();
+        trailing_der.push(0);
+        let der_code = FORMAT_DER;
+        let as_der = mech_with(CKM_SM2_RAW, &der_code);
+        let auto = mech(CKM_SM2_RAW);
+        for (what, mechanism, ciphertext) in [
+            ("too short", &auto, good[..90].to_vec()),
+            ("C1 and C3 only (C2 empty)", &auto, good[..65 + 32].to_vec()),
+            ("empty", &auto, Vec::new()),
+            ("C1 off the curve", &auto, off_curve),
+            ("DER with a trailing byte", &as_der, trailing_der),
+            ("a DER header and nothing", &as_der, vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+        ] {
+            assert_rv(raw.decrypt_init(h, mechanism, pair.private.handle()), CKR_OK, what);
+            let (rv, _, _) = raw.output_call(OutputCall::Decrypt, h, &ciphertext, None);
+            assert_rv(rv, CKR_ENCRYPTED_DATA_INVALID, &format!("C_Decrypt length query, {what}"));
+            let (rv, _, _) = raw.output_call(OutputCall::Decrypt, h, &good, Some(256));
+            assert_rv(rv, CKR_OPERATION_NOT_INITIALIZED, &format!("{what}: the query ended the operation"));
+
+            // Multi-part: C_DecryptFinal's length query on the collected ciphertext.
+            assert_rv(raw.decrypt_init(h, mechanism, pair.private.handle()), CKR_OK, what);
+            let mut len: CK_ULONG = 0;
+            let rv = raw!(raw, C_DecryptUpdate(h, ciphertext.as_ptr() as *mut u8, ciphertext.len() as CK_ULONG, std::ptr::null_mut(), &mut len));
+            assert_rv(rv, CKR_OK, &format!("C_DecryptUpdate, {what}"));
+            let rv = raw!(raw, C_DecryptFinal(h, std::ptr::null_mut(), &mut len));
+            assert_rv(rv, CKR_ENCRYPTED_DATA_INVALID, &format!("C_DecryptFinal length query, {what}"));
+            let rv = raw!(raw, C_DecryptFinal(h, std::ptr::null_mut(), &mut len));
+            assert_rv(rv, CKR_OPERATION_NOT_INITIALIZED, &format!("{what}: the final query ended the operation"));
+
+            // The session goes on decrypting.
+            assert_eq!(decrypt(&raw, h, &auto, pair.private, &good).expect("decrypt after"), message);
+        }
+    }
+}
+
+isolated_test! {
     fn sm2_signatures_verify_with_the_sm2_crate() {
         let token = Token::new();
         let session = token.user();

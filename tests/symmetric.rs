@@ -442,6 +442,9 @@ isolated_test! {
         let pair = gen_rsa(&session, 2048, "indigestible", false);
         session.digest_init(&Mechanism::Sha256).unwrap();
         assert_eq!(raw!(raw, C_DigestKey(s, pair.private.handle())), CKR_KEY_INDIGESTIBLE);
+        // The error ended the digest, as a failed C_DigestUpdate would.
+        assert_eq!(raw!(raw, C_DigestKey(s, key.handle())), CKR_OPERATION_NOT_INITIALIZED);
+        session.digest_init(&Mechanism::Sha256).unwrap();
         assert_eq!(raw!(raw, C_DigestKey(s, 0xdead_beef)), CKR_KEY_HANDLE_INVALID);
     }
 }

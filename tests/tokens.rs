@@ -336,6 +336,132 @@ fn user_pin_locks_after_ten_failures_and_stays_locked() {
     }
 }
 
+/// A PIN presented for checking (C_Login, C_SetPIN's old PIN) whose length no PIN can
+/// have is a wrong PIN: CKR_PIN_INCORRECT, counted in the persisted retry counter, and
+/// refused with CKR_PIN_LOCKED once locked. CKR_PIN_LEN_RANGE is for PINs being set.
+#[test]
+fn wrong_length_pins_are_incorrect_and_counted() {
+    const TEST: &str = "wrong_length_pins_are_incorrect_and_counted";
+    match common::child_phase(TEST).as_deref() {
+        Some("count") => {
+            let token = Token::new();
+            let session = token.rw();
+            let info = token.p11.get_token_info(token.slot).expect("info");
+            let too_short = "x".repeat(info.min_pin_length() - 1);
+            let too_long = "y".repeat(info.max_pin_length() + 1);
+
+            common::expect_rv(
+                session.login(UserType::User, Some(&pin(&too_short))),
+                RvError::PinIncorrect,
+            );
+            assert!(
+                token
+                    .p11
+                    .get_token_info(token.slot)
+                    .expect("info")
+                    .user_pin_count_low(),
+                "a short PIN counts"
+            );
+            // A good login resets the counter, so a short PIN is not a free guess either.
+            session
+                .login(UserType::User, Some(&pin(USER_PIN)))
+                .expect("login");
+            session.logout().expect("logout");
+            common::expect_rv(
+                session.login(UserType::User, Some(&pin(&too_long))),
+                RvError::PinIncorrect,
+            );
+            assert!(
+                token
+                    .p11
+                    .get_token_info(token.slot)
+                    .expect("info")
+                    .user_pin_count_low(),
+                "a long PIN counts"
+            );
+            // C_SetPIN without login checks the user's old PIN the same way; the new PIN
+            // is the one being set.
+            common::expect_rv(
+                session.set_pin(&pin(&too_short), &pin("new-user-pin")),
+                RvError::PinIncorrect,
+            );
+            common::expect_rv(
+                session.set_pin(&pin(USER_PIN), &pin(&too_short)),
+                RvError::PinLenRange,
+            );
+            common::expect_rv(
+                session.set_pin(&pin(USER_PIN), &pin(&too_long)),
+                RvError::PinLenRange,
+            );
+            // The SO's counter too.
+            common::expect_rv(
+                session.login(UserType::So, Some(&pin(&too_short))),
+                RvError::PinIncorrect,
+            );
+            assert!(
+                token
+                    .p11
+                    .get_token_info(token.slot)
+                    .expect("info")
+                    .so_pin_count_low(),
+                "the SO's short PIN counts"
+            );
+
+            // Two user failures so far (the long login, the short old PIN); eight more lock.
+            for attempt in 3..=10 {
+                let wrong = if attempt % 2 == 0 {
+                    &too_short
+                } else {
+                    &too_long
+                };
+                common::expect_rv_in(
+                    session.login(UserType::User, Some(&pin(wrong))),
+                    &[RvError::PinIncorrect, RvError::PinLocked],
+                );
+                let info = token.p11.get_token_info(token.slot).expect("info");
+                assert_eq!(
+                    info.user_pin_locked(),
+                    attempt == 10,
+                    "locked after {attempt} failures?"
+                );
+                if attempt == 9 {
+                    assert!(info.user_pin_final_try(), "final try after 9 failures");
+                }
+            }
+        }
+        Some("check") => {
+            let token = Token::existing();
+            let info = token.p11.get_token_info(token.slot).expect("info");
+            assert!(
+                info.user_pin_locked(),
+                "the lock the wrong-length PINs caused persists"
+            );
+            assert!(info.so_pin_count_low(), "the SO's count persists");
+            let session = token.rw();
+            let too_short = "x".repeat(info.min_pin_length() - 1);
+            // No way around the lock with a PIN of another length.
+            common::expect_rv(
+                session.login(UserType::User, Some(&pin(&too_short))),
+                RvError::PinLocked,
+            );
+            common::expect_rv(
+                session.set_pin(&pin(&too_short), &pin("new-user-pin")),
+                RvError::PinLocked,
+            );
+            common::expect_rv(
+                session.login(UserType::User, Some(&pin(USER_PIN))),
+                RvError::PinLocked,
+            );
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "count");
+            sandbox.run(TEST, "check");
+        }
+    }
+}
+
 isolated_test! {
     fn token_slot_and_library_info_report_true_values() {
         let token = Token::new();

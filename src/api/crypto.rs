@@ -3,15 +3,18 @@
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
-use crate::session::{deliver, Active, Operations, Session, Written};
+use crate::session::{deliver, Active, Calls, Operations, Output, Session, Written};
 use crate::state::Library;
+use crate::token::Token;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 /// The key behind `handle` for `usage` (CKA_ENCRYPT, CKA_SIGN, ...) with `mechanism`, and
 /// whether it needs the PIN again (CKA_ALWAYS_AUTHENTICATE). A handle that names no key is
-/// CKR_KEY_HANDLE_INVALID, as clients and suites expect.
+/// CKR_KEY_HANDLE_INVALID, as clients and suites expect; an RSA key below the configured
+/// minimum is CKR_KEY_SIZE_RANGE (see `api::key_size`).
 fn usable_key(
+    lib: &Library,
     s: &Session,
     handle: CK_OBJECT_HANDLE,
     usage: CK_ATTRIBUTE_TYPE,
@@ -20,6 +23,7 @@ fn usable_key(
     let mut always_authenticate = false;
     let key = s.token.key_for_use(handle, |attrs| {
         policy::check_usage(attrs, usage, mechanism)?;
+        super::key_size::check_key(&lib.config, attrs, CKR_KEY_SIZE_RANGE)?;
         always_authenticate = attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
         Ok(())
     })?;
@@ -81,7 +85,7 @@ fn start<T: ?Sized>(
     }
     let (key, needs_login) = match kind.usage {
         Some(usage) => {
-            let (key, always_authenticate) = usable_key(&s, key, usage, ty)?;
+            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty)?;
             (Some(key), always_authenticate)
         }
         None => (None, false),
@@ -97,38 +101,64 @@ fn key(k: Option<&LoadedKey>) -> Result<&LoadedKey> {
     k.ok_or(Error::new(CKR_KEY_HANDLE_INVALID))
 }
 
-/// Runs `f` on the session's operation of one kind.
-fn with_op<T: ?Sized, R>(
+/// Input and output of a call, as the C boundary converted them.
+pub type InOut<'a> = Result<(Zeroizing<Vec<u8>>, Output<'a>)>;
+
+/// Runs `f` on the session's operation of one kind with the call's arguments `args` as the
+/// C boundary converted them. Every call on an active operation comes through here, so the
+/// rule that a failed call ends the operation (all but CKR_BUFFER_TOO_SMALL and a length
+/// query, which `deliver` keeps) covers arguments refused at the boundary too: a NULL
+/// length pointer, a NULL buffer with a non-zero length (CKR_ARGUMENTS_BAD).
+fn with_op<T: ?Sized, A, R>(
     lib: &Library,
     session: CK_SESSION_HANDLE,
     slot: fn(&mut Operations) -> &mut Option<Active<T>>,
-    f: impl FnOnce(&mut Option<Active<T>>) -> Result<R>,
+    args: Result<A>,
+    f: impl FnOnce(&mut Option<Active<T>>, A) -> Result<R>,
 ) -> Result<R> {
     let s = lib.session(session)?;
     let mut s = s.lock();
     let slot = slot(&mut s.ops);
+    let args = match args {
+        Ok(args) => args,
+        Err(e) => {
+            *slot = None;
+            return Err(e);
+        }
+    };
     if slot.as_ref().is_some_and(|a| a.needs_login) {
         // A key with CKA_ALWAYS_AUTHENTICATE is used only after CKU_CONTEXT_SPECIFIC login.
         *slot = None;
         return fail(CKR_USER_NOT_LOGGED_IN);
     }
-    f(slot)
+    f(slot, args)
 }
 
-/// Refuses a single-part call on an operation that already had multi-part calls; the spec
-/// says C_Encrypt, C_Sign, C_Digest, ... cannot finish a multi-part operation.
-fn refuse_after_update<T: ?Sized>(slot: &mut Option<Active<T>>) -> Result<()> {
-    match slot {
-        None => fail(CKR_OPERATION_NOT_INITIALIZED),
-        Some(a) if a.multi_part => {
-            *slot = None;
-            fail(CKR_OPERATION_ACTIVE)
-        }
-        Some(_) => Ok(()),
+/// Notes a call of kind `calls` (single-part, or an update or final call) on the operation.
+/// A call of the other kind than the ones before is refused with CKR_OPERATION_ACTIVE and
+/// ends the operation. PKCS#11 3.0 §5.12-5.15: C_Encrypt, C_Sign, C_Digest, ... "cannot be
+/// used to terminate a multi-part operation, and MUST be called after C_*Init without
+/// intervening C_*Update calls"; the other way round, a C_Digest length query starts the
+/// single-part call, which C_DigestUpdate or C_DigestFinal cannot continue (they would
+/// digest other data than the query measured, or hand out an output kept for C_Digest).
+/// The refused call fails, and a failed call ends the operation: "A call to
+/// C_DigestUpdate which results in an error terminates the current digest operation", and
+/// C_DigestFinal, C_Digest "always terminate the active operation" unless they return
+/// CKR_BUFFER_TOO_SMALL or answer a length query (the same words for every kind).
+fn enter<T: ?Sized>(slot: &mut Option<Active<T>>, calls: Calls) -> Result<()> {
+    let active = slot
+        .as_mut()
+        .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
+    if active.calls == Calls::None {
+        active.calls = calls;
+    } else if active.calls != calls {
+        *slot = None;
+        return fail(CKR_OPERATION_ACTIVE);
     }
+    Ok(())
 }
 
-/// Marks a multi-part call, ending single-part-only operations with the spec's refusal.
+/// Enters an update call, ending single-part-only operations with the spec's refusal.
 fn begin_update<T: ?Sized>(
     slot: &mut Option<Active<T>>,
     allowed: impl Fn(&T) -> bool,
@@ -140,7 +170,7 @@ fn begin_update<T: ?Sized>(
         *slot = None;
         return fail(CKR_FUNCTION_NOT_SUPPORTED);
     }
-    active.multi_part = true;
+    enter(slot, Calls::MultiPart)?;
     Ok(slot.as_mut().expect("checked above"))
 }
 
@@ -171,7 +201,7 @@ fn cipher_single(
     input: &[u8],
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
-    refuse_after_update(slot)?;
+    enter(slot, Calls::SinglePart)?;
     deliver(
         slot,
         out,
@@ -200,59 +230,44 @@ fn cipher_final(
     slot: &mut Option<Active<dyn CipherOperation>>,
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
+    enter(slot, Calls::MultiPart)?;
     deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
 }
 
-pub fn encrypt(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_single(slot, input, out))
+pub fn encrypt(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_single(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn encrypt_update(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_update(slot, input, out))
+pub fn encrypt_update(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_update(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn encrypt_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, ENCRYPT.slot, |slot| cipher_final(slot, out))
+pub fn encrypt_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, ENCRYPT.slot, args, |slot, (out, len)| {
+        cipher_final(slot, out)?.report(len)
+    })
 }
 
-pub fn decrypt(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_single(slot, input, out))
+pub fn decrypt(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_single(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn decrypt_update(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    input: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_update(slot, input, out))
+pub fn decrypt_update(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (input, (out, len))| {
+        cipher_update(slot, &input, out)?.report(len)
+    })
 }
 
-pub fn decrypt_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DECRYPT.slot, |slot| cipher_final(slot, out))
+pub fn decrypt_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, DECRYPT.slot, args, |slot, (out, len)| {
+        cipher_final(slot, out)?.report(len)
+    })
 }
 
 // ---- sign / verify -------------------------------------------------------------------
@@ -261,29 +276,25 @@ pub fn sign_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech, k: CK_OBJECT_HAND
     start(lib, s, m, k, &SIGN, |m, p, k| m.sign(p, key(k)?))
 }
 
-pub fn sign(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    data: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, SIGN.slot, |slot| {
-        refuse_after_update(slot)?;
+pub fn sign(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, args, |slot, (data, (out, len))| {
+        enter(slot, Calls::SinglePart)?;
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.signature_len()),
             |op| {
-                op.update(data)?;
+                op.update(&data)?;
                 op.finish().map(Zeroizing::new)
             },
-        )
+        )?
+        .report(len)
     })
 }
 
-pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, SIGN.slot, |slot| {
+pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, data, |slot, data| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -292,15 +303,17 @@ pub fn sign_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<(
     })
 }
 
-pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, out: Option<&mut [u8]>) -> Result<Written> {
-    with_op(lib, s, SIGN.slot, |slot| {
+pub fn sign_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, SIGN.slot, args, |slot, (out, len)| {
+        enter(slot, Calls::MultiPart)?;
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.signature_len()),
             |op| op.finish().map(Zeroizing::new),
-        )
+        )?
+        .report(len)
     })
 }
 
@@ -313,9 +326,9 @@ pub fn verify_init(
     start(lib, s, m, k, &VERIFY, |m, p, k| m.verify(p, key(k)?))
 }
 
-pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
-        refuse_after_update(slot)?;
+pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, args: Result<(&[u8], &[u8])>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, args, |slot, (data, signature)| {
+        enter(slot, Calls::SinglePart)?;
         // A verification always ends the operation, whatever its outcome.
         let mut active = slot
             .take()
@@ -325,8 +338,8 @@ pub fn verify(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8], signature: &[u8]
     })
 }
 
-pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
+pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, data, |slot, data| {
         let result = begin_update(slot, |op| op.multi_part())?.op.update(data);
         if result.is_err() {
             *slot = None;
@@ -335,8 +348,9 @@ pub fn verify_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result
     })
 }
 
-pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: &[u8]) -> Result<()> {
-    with_op(lib, s, VERIFY.slot, |slot| {
+pub fn verify_final(lib: &Library, s: CK_SESSION_HANDLE, signature: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, VERIFY.slot, signature, |slot, signature| {
+        enter(slot, Calls::MultiPart)?;
         let mut active = slot
             .take()
             .ok_or(Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -350,79 +364,79 @@ pub fn digest_init(lib: &Library, s: CK_SESSION_HANDLE, m: Mech) -> Result<()> {
     start(lib, s, m, CK_INVALID_HANDLE, &DIGEST, |m, p, _| m.digest(p))
 }
 
-pub fn digest(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    data: &[u8],
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DIGEST.slot, |slot| {
-        refuse_after_update(slot)?;
+pub fn digest(lib: &Library, s: CK_SESSION_HANDLE, args: InOut<'_>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, args, |slot, (data, (out, len))| {
+        enter(slot, Calls::SinglePart)?;
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.digest_len()),
             |op| {
-                op.update(data);
+                op.update(&data);
                 Ok(Zeroizing::new(op.finish()))
             },
-        )
+        )?
+        .report(len)
     })
 }
 
-pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    with_op(lib, s, DIGEST.slot, |slot| {
+pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, data, |slot, data| {
         begin_update(slot, |_| true)?.op.update(data);
         Ok(())
     })
 }
 
-/// C_DigestKey: a secret key's value enters the running digest as if by C_DigestUpdate.
-/// Only secret keys have a value to digest; any other object is CKR_KEY_INDIGESTIBLE.
-/// Sensitivity does not forbid it: a digest reveals no more than CKA_CHECK_VALUE does.
+/// C_DigestKey: a secret key's value enters the running digest as if by C_DigestUpdate,
+/// and, as for C_DigestUpdate, an error ends the operation. Only secret keys have a value
+/// to digest; any other object is CKR_KEY_INDIGESTIBLE. Sensitivity does not forbid it: a
+/// digest reveals no more than CKA_CHECK_VALUE does.
 pub fn digest_key(lib: &Library, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
-    let object = {
+    let token = {
         let session = lib.session(s)?;
         let session = session.lock();
         if session.ops.digest.is_none() {
             return fail(CKR_OPERATION_NOT_INITIALIZED);
         }
-        session.token.object(key)
+        session.token.clone()
     };
-    let object = match object {
-        Ok(object) => object,
-        Err(e) if e.rv == CKR_OBJECT_HANDLE_INVALID => return fail(CKR_KEY_HANDLE_INVALID),
-        Err(e) => return Err(e),
-    };
+    let value = digestible_value(&token, key);
+    with_op(lib, s, DIGEST.slot, value, |slot, value| {
+        begin_update(slot, |_| true)?.op.update(&value);
+        Ok(())
+    })
+}
+
+/// The value of the secret key `key`, for C_DigestKey.
+fn digestible_value(token: &Token, key: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
+    let object = token.object(key).map_err(|e| match e.rv {
+        CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
+        _ => e,
+    })?;
     if object.attrs.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) {
         return fail(CKR_KEY_INDIGESTIBLE);
     }
     if !object.locked.is_empty() {
         return fail(CKR_USER_NOT_LOGGED_IN);
     }
-    let value = object
+    object
         .attrs
         .get(CKA_VALUE)
-        .ok_or(Error::new(CKR_KEY_INDIGESTIBLE))?;
-    with_op(lib, s, DIGEST.slot, |slot| {
-        begin_update(slot, |_| true)?.op.update(value);
-        Ok(())
-    })
+        .map(|v| Zeroizing::new(v.to_vec()))
+        .ok_or(Error::new(CKR_KEY_INDIGESTIBLE))
 }
 
-pub fn digest_final(
-    lib: &Library,
-    s: CK_SESSION_HANDLE,
-    out: Option<&mut [u8]>,
-) -> Result<Written> {
-    with_op(lib, s, DIGEST.slot, |slot| {
+pub fn digest_final(lib: &Library, s: CK_SESSION_HANDLE, args: Result<Output<'_>>) -> Result<()> {
+    with_op(lib, s, DIGEST.slot, args, |slot, (out, len)| {
+        enter(slot, Calls::MultiPart)?;
         deliver(
             slot,
             out,
             true,
             |op| Ok(op.digest_len()),
             |op| Ok(Zeroizing::new(op.finish())),
-        )
+        )?
+        .report(len)
     })
 }

@@ -87,7 +87,7 @@ pub fn mechanism_info(
     ty: CK_MECHANISM_TYPE,
 ) -> Result<CK_MECHANISM_INFO> {
     lib.slots.token(slot)?; // CKR_SLOT_ID_INVALID for an unknown slot
-    let info = lib.mechanism(ty)?.info();
+    let info = super::key_size::mechanism_info(&lib.config, ty, lib.mechanism(ty)?.info());
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: info.min_key_size,
         ulMaxKeySize: info.max_key_size,

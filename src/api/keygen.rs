@@ -22,6 +22,7 @@ pub fn generate_key_pair(
     for template in [&public_template, &private_template] {
         check_storage(&s.token, s.read_write, template)?;
     }
+    super::key_size::check_generation(&lib.config, m.generated_key_type(), &public_template)?;
     if let Some(key_type) = m.generated_key_type() {
         policy::check_generate_template(&public_template, CKO_PUBLIC_KEY, key_type)?;
         policy::check_generate_template(&private_template, CKO_PRIVATE_KEY, key_type)?;

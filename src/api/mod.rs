@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod general;
+pub mod key_size;
 pub mod keygen;
 pub mod object;
 pub mod session;

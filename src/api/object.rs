@@ -1,5 +1,7 @@
 //! Object management functions: create, copy, destroy, attributes, search.
 
+use super::key_size;
+use crate::config::Config;
 use crate::error::{fail, Error, Result};
 use crate::object::policy::{self, Origin, Readable};
 use crate::object::Attributes;
@@ -32,14 +34,15 @@ pub(crate) fn check_storage(token: &Token, read_write: bool, attrs: &Attributes)
 
 /// Key objects must hold usable key material: parse them once now so that a bad import is
 /// refused at C_CreateObject rather than at first use.
-pub(crate) fn check_key_material(attrs: &Attributes) -> Result<()> {
+pub(crate) fn check_key_material(config: &Config, attrs: &Attributes) -> Result<()> {
     match attrs.get_ulong(CKA_CLASS)? {
         Some(CKO_PUBLIC_KEY) | Some(CKO_PRIVATE_KEY) => crate::mechanism::load_key(attrs)
             .map(|_| ())
             .map_err(|e| match e.rv {
                 CKR_TEMPLATE_INCOMPLETE | CKR_CURVE_NOT_SUPPORTED => e,
                 _ => Error::with(CKR_ATTRIBUTE_VALUE_INVALID, e.context),
-            }),
+            })
+            .and_then(|()| key_size::check_key(config, attrs, CKR_ATTRIBUTE_VALUE_INVALID)),
         _ => Ok(()),
     }
 }
@@ -54,17 +57,18 @@ pub fn check_create(
 ) -> Result<Attributes> {
     let s = lib.session(session)?;
     let s = s.lock();
-    checked_new_object(&s.token, s.read_write, template)
+    checked_new_object(&lib.config, &s.token, s.read_write, template)
 }
 
 fn checked_new_object(
+    config: &Config,
     token: &Token,
     read_write: bool,
     template: &Attributes,
 ) -> Result<Attributes> {
     let attrs = policy::new_object(template, Origin::Create, &Attributes::new())?;
     check_storage(token, read_write, &attrs)?;
-    check_key_material(&attrs)?;
+    check_key_material(config, &attrs)?;
     Ok(attrs)
 }
 
@@ -75,7 +79,7 @@ pub fn create(
 ) -> Result<CK_OBJECT_HANDLE> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let attrs = checked_new_object(&s.token, s.read_write, &template)?;
+    let attrs = checked_new_object(&lib.config, &s.token, s.read_write, &template)?;
     s.token.create_object(attrs, session)
 }
 

@@ -219,7 +219,7 @@ pub fn unwrap_key(
     };
     let attrs = policy::new_object(&template, Origin::Unwrap, &material)?;
     check_storage(&s.token, s.read_write, &attrs)?;
-    check_key_material(&attrs)?;
+    check_key_material(&lib.config, &attrs)?;
     s.token.create_object(attrs, session)
 }
 

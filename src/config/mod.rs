@@ -8,7 +8,18 @@ use crate::log::Level;
 use cryptoki_sys::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+
+/// `rsa_min_bits` when the file does not set it.
+pub const DEFAULT_RSA_MIN_BITS: usize = 2048;
+/// The values `rsa_min_bits` may take: never below the smallest modulus any RSA operation
+/// accepts (1024: smaller keys are broken, and the crypto backends refuse them), never
+/// above the largest size key generation makes (a minimum above it would leave no size to
+/// generate). Anything else fails C_Initialize rather than being clamped: a policy that
+/// silently differs from what its file says is worse than a clear error.
+pub const RSA_MIN_BITS_RANGE: RangeInclusive<usize> =
+    crate::crypto::rsa::MIN_MODULUS_BITS..=crate::mechanism::rsa::MAX_GENERATED_BITS;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -20,6 +31,9 @@ pub struct Config {
     pub removable: bool,
     /// `slots.mechanisms`: which mechanisms the slots offer.
     pub mechanisms: MechanismFilter,
+    /// `rsa_min_bits`: the smallest RSA modulus, in bits, that is generated, imported or
+    /// used (see `api::key_size`), within `RSA_MIN_BITS_RANGE`.
+    pub rsa_min_bits: usize,
 }
 
 impl Default for Config {
@@ -29,6 +43,7 @@ impl Default for Config {
             log_level: None,
             removable: false,
             mechanisms: MechanismFilter::All,
+            rsa_min_bits: DEFAULT_RSA_MIN_BITS,
         }
     }
 }
@@ -79,6 +94,7 @@ impl MechanismFilter {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     token_dir: Option<PathBuf>,
+    rsa_min_bits: Option<toml::Spanned<i64>>,
 }
 
 impl Config {
@@ -101,18 +117,38 @@ impl Config {
         if softhsm::looks_like_softhsm(&text) {
             return softhsm::parse(&path, &text);
         }
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
+        let bad = |span: Option<std::ops::Range<usize>>, what: String| {
+            let line = span
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
                 .unwrap_or(0);
-            // One line on stderr: toml's messages may span several.
-            let what = e.message().trim().replace('\n', "; ");
             Error::with(
                 CKR_FUNCTION_FAILED,
                 format!("config file {} line {line}: {what}", path.display()),
             )
-        })?;
+        };
+        // One line on stderr: toml's messages may span several.
+        let file: ConfigFile = toml::from_str(&text)
+            .map_err(|e| bad(e.span(), e.message().trim().replace('\n', "; ")))?;
+        let rsa_min_bits = match file.rsa_min_bits {
+            None => DEFAULT_RSA_MIN_BITS,
+            Some(value) => usize::try_from(*value.get_ref())
+                .ok()
+                .filter(|bits| RSA_MIN_BITS_RANGE.contains(bits))
+                .ok_or_else(|| {
+                    bad(
+                        Some(value.span()),
+                        format!(
+                            "rsa_min_bits = {} is out of range: {}..={} (no RSA key below {} \
+                             bits is ever accepted, none above {} generated)",
+                            value.get_ref(),
+                            RSA_MIN_BITS_RANGE.start(),
+                            RSA_MIN_BITS_RANGE.end(),
+                            RSA_MIN_BITS_RANGE.start(),
+                            RSA_MIN_BITS_RANGE.end(),
+                        ),
+                    )
+                })?,
+        };
         let token_dir = match file.token_dir {
             // A relative token_dir is relative to the config file, not to the caller's cwd.
             Some(dir) if dir.is_relative() => path.parent().map(|p| p.join(&dir)).unwrap_or(dir),
@@ -121,6 +157,7 @@ impl Config {
         };
         Ok(Config {
             token_dir,
+            rsa_min_bits,
             ..Config::default()
         })
     }
@@ -135,4 +172,38 @@ pub fn default_token_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/ferrohsm")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferrohsm.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::from_file(path)
+    }
+
+    #[test]
+    fn rsa_min_bits_default_range_and_message() {
+        assert_eq!(load("").unwrap().rsa_min_bits, 2048);
+        assert_eq!(load("rsa_min_bits = 1024\n").unwrap().rsa_min_bits, 1024);
+        assert_eq!(load("rsa_min_bits = 4096\n").unwrap().rsa_min_bits, 4096);
+        for bad in ["512", "1023", "4097", "-2048"] {
+            let e = load(&format!("token_dir = \"t\"\nrsa_min_bits = {bad}\n")).unwrap_err();
+            assert_eq!(e.rv, CKR_FUNCTION_FAILED);
+            assert!(
+                e.context.contains("line 2: rsa_min_bits")
+                    && e.context.contains("1024..=4096")
+                    && !e.context.contains('\n'),
+                "{}",
+                e.context
+            );
+        }
+        assert_eq!(
+            load("rsa_min_bits = \"2048\"\n").unwrap_err().rv,
+            CKR_FUNCTION_FAILED
+        );
+    }
 }

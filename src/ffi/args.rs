@@ -6,7 +6,7 @@ use crate::error::{fail, Result};
 use crate::mechanism::params::{layout, ParamLayout};
 use crate::mechanism::MechanismParam;
 use crate::object::Attributes;
-use crate::session::Written;
+use crate::session::Output;
 use cryptoki_sys::*;
 use std::mem::size_of;
 
@@ -52,10 +52,7 @@ pub unsafe fn out<'a, T>(ptr: *mut T) -> Result<&'a mut T> {
 ///
 /// # Safety
 /// `len` must be NULL or valid; `buf` NULL or valid for `*len` bytes of writes.
-pub unsafe fn buffer_out<'a>(
-    buf: *mut u8,
-    len: *mut CK_ULONG,
-) -> Result<(Option<&'a mut [u8]>, &'a mut CK_ULONG)> {
+pub unsafe fn buffer_out<'a>(buf: *mut u8, len: *mut CK_ULONG) -> Result<Output<'a>> {
     let len = out(len)?;
     let buf = if buf.is_null() {
         None
@@ -63,21 +60,6 @@ pub unsafe fn buffer_out<'a>(
         Some(std::slice::from_raw_parts_mut(buf, *len as usize))
     };
     Ok((buf, len))
-}
-
-/// Reports the outcome of an output-producing call: the length is written in every case,
-/// and a too-small buffer is CKR_BUFFER_TOO_SMALL.
-pub fn written(len: &mut CK_ULONG, w: Written) -> Result<()> {
-    match w {
-        Written::Done(n) => {
-            *len = n as CK_ULONG;
-            Ok(())
-        }
-        Written::TooSmall(n) => {
-            *len = n as CK_ULONG;
-            fail(CKR_BUFFER_TOO_SMALL)
-        }
-    }
 }
 
 /// An input template. Attribute values are copied; a NULL value with a non-zero length is

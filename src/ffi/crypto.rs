@@ -1,10 +1,45 @@
 //! Encryption, decryption, digest, signing and verification functions.
 
-use super::args::{buffer_out, bytes_copied, bytes_in, mechanism_in, written};
+use super::args::{buffer_out, bytes_copied, bytes_in, mechanism_in};
 use super::guard::with_library;
 use crate::api::crypto as api;
-use crate::error::fail;
+use crate::error::{fail, Result};
+use crate::session::Output;
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
+
+// The calls on an active operation hand their converted arguments to the api layer as a
+// `Result`, not with `?`: a refused argument is a failed call, which ends the operation
+// (see `api::crypto::with_op`), and only the api layer knows the session's operations.
+
+/// The input (copied: input and output may be the same buffer) and output of a call.
+///
+/// # Safety
+/// As `bytes_copied` and `buffer_out`.
+unsafe fn in_out<'a>(
+    input: *const u8,
+    input_len: CK_ULONG,
+    output: *mut u8,
+    output_len: *mut CK_ULONG,
+) -> Result<(Zeroizing<Vec<u8>>, Output<'a>)> {
+    Ok((
+        bytes_copied(input, input_len)?,
+        buffer_out(output, output_len)?,
+    ))
+}
+
+/// The data and signature of C_Verify.
+///
+/// # Safety
+/// As `bytes_in`, for both.
+unsafe fn two_in<'a>(
+    a: *const u8,
+    a_len: CK_ULONG,
+    b: *const u8,
+    b_len: CK_ULONG,
+) -> Result<(&'a [u8], &'a [u8])> {
+    Ok((bytes_in(a, a_len)?, bytes_in(b, b_len)?))
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn C_EncryptInit(
@@ -69,9 +104,11 @@ pub unsafe extern "C" fn C_Encrypt(
     pulEncryptedDataLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_Encrypt", |lib| {
-        let input = bytes_copied(pData, ulDataLen)?;
-        let (buf, len) = buffer_out(pEncryptedData, pulEncryptedDataLen)?;
-        written(len, api::encrypt(lib, hSession, &input, buf)?)
+        api::encrypt(
+            lib,
+            hSession,
+            in_out(pData, ulDataLen, pEncryptedData, pulEncryptedDataLen),
+        )
     })
 }
 
@@ -84,9 +121,11 @@ pub unsafe extern "C" fn C_EncryptUpdate(
     pulEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_EncryptUpdate", |lib| {
-        let input = bytes_copied(pPart, ulPartLen)?;
-        let (buf, len) = buffer_out(pEncryptedPart, pulEncryptedPartLen)?;
-        written(len, api::encrypt_update(lib, hSession, &input, buf)?)
+        api::encrypt_update(
+            lib,
+            hSession,
+            in_out(pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen),
+        )
     })
 }
 
@@ -99,9 +138,11 @@ pub unsafe extern "C" fn C_Decrypt(
     pulDataLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_Decrypt", |lib| {
-        let input = bytes_copied(pEncryptedData, ulEncryptedDataLen)?;
-        let (buf, len) = buffer_out(pData, pulDataLen)?;
-        written(len, api::decrypt(lib, hSession, &input, buf)?)
+        api::decrypt(
+            lib,
+            hSession,
+            in_out(pEncryptedData, ulEncryptedDataLen, pData, pulDataLen),
+        )
     })
 }
 
@@ -114,9 +155,11 @@ pub unsafe extern "C" fn C_DecryptUpdate(
     pulPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_DecryptUpdate", |lib| {
-        let input = bytes_copied(pEncryptedPart, ulEncryptedPartLen)?;
-        let (buf, len) = buffer_out(pPart, pulPartLen)?;
-        written(len, api::decrypt_update(lib, hSession, &input, buf)?)
+        api::decrypt_update(
+            lib,
+            hSession,
+            in_out(pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen),
+        )
     })
 }
 
@@ -129,9 +172,11 @@ pub unsafe extern "C" fn C_Digest(
     pulDigestLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_Digest", |lib| {
-        let input = bytes_copied(pData, ulDataLen)?;
-        let (buf, len) = buffer_out(pDigest, pulDigestLen)?;
-        written(len, api::digest(lib, hSession, &input, buf)?)
+        api::digest(
+            lib,
+            hSession,
+            in_out(pData, ulDataLen, pDigest, pulDigestLen),
+        )
     })
 }
 
@@ -144,9 +189,11 @@ pub unsafe extern "C" fn C_Sign(
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_Sign", |lib| {
-        let input = bytes_copied(pData, ulDataLen)?;
-        let (buf, len) = buffer_out(pSignature, pulSignatureLen)?;
-        written(len, api::sign(lib, hSession, &input, buf)?)
+        api::sign(
+            lib,
+            hSession,
+            in_out(pData, ulDataLen, pSignature, pulSignatureLen),
+        )
     })
 }
 
@@ -157,8 +204,11 @@ pub unsafe extern "C" fn C_EncryptFinal(
     pulLastEncryptedPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_EncryptFinal", |lib| {
-        let (buf, len) = buffer_out(pLastEncryptedPart, pulLastEncryptedPartLen)?;
-        written(len, api::encrypt_final(lib, hSession, buf)?)
+        api::encrypt_final(
+            lib,
+            hSession,
+            buffer_out(pLastEncryptedPart, pulLastEncryptedPartLen),
+        )
     })
 }
 
@@ -169,8 +219,7 @@ pub unsafe extern "C" fn C_DecryptFinal(
     pulLastPartLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_DecryptFinal", |lib| {
-        let (buf, len) = buffer_out(pLastPart, pulLastPartLen)?;
-        written(len, api::decrypt_final(lib, hSession, buf)?)
+        api::decrypt_final(lib, hSession, buffer_out(pLastPart, pulLastPartLen))
     })
 }
 
@@ -181,8 +230,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     pulDigestLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_DigestFinal", |lib| {
-        let (buf, len) = buffer_out(pDigest, pulDigestLen)?;
-        written(len, api::digest_final(lib, hSession, buf)?)
+        api::digest_final(lib, hSession, buffer_out(pDigest, pulDigestLen))
     })
 }
 
@@ -193,8 +241,7 @@ pub unsafe extern "C" fn C_SignFinal(
     pulSignatureLen: CK_ULONG_PTR,
 ) -> CK_RV {
     with_library("C_SignFinal", |lib| {
-        let (buf, len) = buffer_out(pSignature, pulSignatureLen)?;
-        written(len, api::sign_final(lib, hSession, buf)?)
+        api::sign_final(lib, hSession, buffer_out(pSignature, pulSignatureLen))
     })
 }
 
@@ -205,7 +252,7 @@ pub unsafe extern "C" fn C_DigestUpdate(
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_DigestUpdate", |lib| {
-        api::digest_update(lib, hSession, bytes_in(pPart, ulPartLen)?)
+        api::digest_update(lib, hSession, bytes_in(pPart, ulPartLen))
     })
 }
 
@@ -216,7 +263,7 @@ pub unsafe extern "C" fn C_SignUpdate(
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_SignUpdate", |lib| {
-        api::sign_update(lib, hSession, bytes_in(pPart, ulPartLen)?)
+        api::sign_update(lib, hSession, bytes_in(pPart, ulPartLen))
     })
 }
 
@@ -227,7 +274,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     ulPartLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_VerifyUpdate", |lib| {
-        api::verify_update(lib, hSession, bytes_in(pPart, ulPartLen)?)
+        api::verify_update(lib, hSession, bytes_in(pPart, ulPartLen))
     })
 }
 
@@ -243,8 +290,7 @@ pub unsafe extern "C" fn C_Verify(
         api::verify(
             lib,
             hSession,
-            bytes_in(pData, ulDataLen)?,
-            bytes_in(pSignature, ulSignatureLen)?,
+            two_in(pData, ulDataLen, pSignature, ulSignatureLen),
         )
     })
 }
@@ -256,7 +302,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
     ulSignatureLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_VerifyFinal", |lib| {
-        api::verify_final(lib, hSession, bytes_in(pSignature, ulSignatureLen)?)
+        api::verify_final(lib, hSession, bytes_in(pSignature, ulSignatureLen))
     })
 }
 

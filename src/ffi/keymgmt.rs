@@ -1,6 +1,6 @@
 //! Key management functions.
 
-use super::args::{buffer_out, bytes_in, mechanism_in, out, template_in, written};
+use super::args::{buffer_out, bytes_in, mechanism_in, out, template_in};
 use super::guard::with_library;
 use crate::api::keygen as api;
 use crate::api::wrap;
@@ -59,10 +59,7 @@ pub unsafe extern "C" fn C_WrapKey(
     with_library("C_WrapKey", |lib| {
         let mechanism = mechanism_in(pMechanism)?;
         let (buf, len) = buffer_out(pWrappedKey, pulWrappedKeyLen)?;
-        written(
-            len,
-            wrap::wrap_key(lib, hSession, mechanism, hWrappingKey, hKey, buf)?,
-        )
+        wrap::wrap_key(lib, hSession, mechanism, hWrappingKey, hKey, buf)?.report(len)
     })
 }
 

@@ -16,11 +16,12 @@ pub mod sqlite;
 use crate::error::Result;
 use crate::token::UserType;
 use cryptoki_sys::*;
-pub use seal::KdfParams;
+pub use seal::{KdfParams, PublicObjectKey};
 
 /// The on-disk format this build writes and reads. A newer store is refused with a clear
-/// message rather than misread.
-pub const FORMAT_VERSION: i64 = 1;
+/// message rather than misread; an older one is upgraded in place when opened (see
+/// `sqlite::upgrade`). Format 2 added the public-object key and values sealed under it.
+pub const FORMAT_VERSION: i64 = 2;
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values
 /// are bound to it, so it never changes.
@@ -48,6 +49,9 @@ pub struct TokenRecord {
     pub change_counter: u64,
     pub so_pin: Option<PinRecord>,
     pub user_pin: Option<PinRecord>,
+    /// Seals the secret values of public objects; `None` only in the record of a format-1
+    /// backup read without upgrading it.
+    pub public_key: Option<PublicObjectKey>,
 }
 
 impl TokenRecord {
@@ -59,11 +63,22 @@ impl TokenRecord {
     }
 }
 
-/// An attribute value as stored: clear (public) or sealed under the token key.
+/// The key a stored value is sealed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seal {
+    /// The token key, wrapped under the PINs: the secrets of private objects (and of
+    /// public objects stored before format 2).
+    Token,
+    /// The token's public-object key, kept in clear in the token record: the secrets of
+    /// public objects (CKA_PRIVATE false), which anyone may use without login.
+    Public,
+}
+
+/// An attribute value as stored: clear (public) or sealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoredValue {
     Clear(Vec<u8>),
-    Sealed(Vec<u8>),
+    Sealed(Seal, Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,8 +108,14 @@ pub trait TokenStore: Send {
     fn store_pin(&mut self, epoch: u64, user: UserType, pin: &PinRecord) -> Result<()>;
 
     /// C_InitToken on an initialised token: every object and the user PIN go, the label,
-    /// epoch and SO PIN record are replaced.
-    fn reinitialise(&mut self, label: &str, epoch: u64, so_pin: &PinRecord) -> Result<()>;
+    /// epoch, SO PIN record and public-object key are replaced.
+    fn reinitialise(
+        &mut self,
+        label: &str,
+        epoch: u64,
+        so_pin: &PinRecord,
+        public_key: &PublicObjectKey,
+    ) -> Result<()>;
 
     /// Every stored object's id and generation, for a cheap diff against the index.
     fn object_generations(&mut self) -> Result<Vec<(ObjectId, u64)>>;

@@ -56,6 +56,38 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     Ok(buf)
 }
 
+/// The key that seals the secret values of a token's public objects (CKA_PRIVATE false).
+/// The spec lets anyone use a public object without login, so this key is not wrapped
+/// under a PIN: it lies in clear in the token record, and whoever holds the store file can
+/// open those values. It keeps them out of the file in clear and bound to their object and
+/// attribute, nothing more; real keys belong in private objects (the default).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicObjectKey(pub TokenKey);
+
+impl std::fmt::Debug for PublicObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Records are printed in tests and errors; the key never is.
+        f.write_str("PublicObjectKey(..)")
+    }
+}
+
+impl PublicObjectKey {
+    pub fn new() -> Result<Self> {
+        new_token_key().map(PublicObjectKey)
+    }
+
+    /// From its stored bytes; anything but KEY_LEN bytes is a damaged record.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
+            Error::with(
+                CKR_DEVICE_ERROR,
+                "token record has no valid public-object key",
+            )
+        })?;
+        Ok(PublicObjectKey(Zeroizing::new(bytes)))
+    }
+}
+
 pub fn new_token_key() -> Result<TokenKey> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     getrandom::fill(key.as_mut_slice())

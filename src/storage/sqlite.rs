@@ -8,7 +8,8 @@
 //! form (native-endian CK_ULONG), so a store is tied to the byte order of its machine.
 
 use super::{
-    ObjectId, PinRecord, StoredObject, StoredValue, TokenRecord, TokenStore, FORMAT_VERSION,
+    ObjectId, PinRecord, PublicObjectKey, Seal, StoredObject, StoredValue, TokenRecord, TokenStore,
+    FORMAT_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::storage::KdfParams;
@@ -36,7 +37,8 @@ CREATE TABLE token (
     label TEXT NOT NULL,
     serial TEXT NOT NULL,
     epoch INTEGER NOT NULL,
-    change_counter INTEGER NOT NULL
+    change_counter INTEGER NOT NULL,
+    public_key BLOB NOT NULL
 );
 CREATE TABLE pins (
     user_type INTEGER PRIMARY KEY,
@@ -51,6 +53,7 @@ CREATE TABLE objects (
     id INTEGER PRIMARY KEY,
     generation INTEGER NOT NULL
 );
+-- sealed: 0 clear, 1 sealed under the token key, 2 under the public-object key.
 CREATE TABLE attributes (
     object_id INTEGER NOT NULL,
     type INTEGER NOT NULL,
@@ -64,6 +67,46 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     data_version: Option<i64>,
+    /// The store's format (FORMAT_VERSION once opened for use; a backup read as it is may
+    /// be older).
+    format: i64,
+}
+
+/// The `sealed` column's codes.
+fn seal_code(seal: Option<Seal>) -> i64 {
+    match seal {
+        None => 0,
+        Some(Seal::Token) => 1,
+        Some(Seal::Public) => 2,
+    }
+}
+
+/// Brings a store of an older format up to FORMAT_VERSION in place, in one write
+/// transaction that re-reads the version, so processes opening an old store at the same
+/// time upgrade it once. Nothing is re-sealed (no PIN is at hand, and values sealed under
+/// the PIN-protected token key must not lose that protection behind their owner's back):
+/// format-1 values keep `sealed = 1`, and the public objects among them keep needing a
+/// login to open their secrets until they are written again while logged in.
+fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| db_error(path, e))?;
+    let run = || -> Result<()> {
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|e| db_error(path, e))?;
+        if version < 2 {
+            // Format 2: the public-object key (see seal::PublicObjectKey) and `sealed = 2`.
+            let key = PublicObjectKey::new()?;
+            tx.execute_batch("ALTER TABLE token ADD COLUMN public_key BLOB NOT NULL DEFAULT x''")
+                .and_then(|()| tx.execute("UPDATE token SET public_key = ?1", [key.0.as_slice()]))
+                .map_err(|e| db_error(path, e))?;
+        }
+        tx.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(|e| db_error(path, e))
+    };
+    run()?;
+    tx.commit().map_err(|e| db_error(path, e))
 }
 
 fn user_key(user: UserType) -> i64 {
@@ -87,17 +130,25 @@ impl SqliteStore {
         .map_err(|e| db_error(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(path, e))?;
+        let public_key = record.public_key.as_ref().ok_or_else(|| {
+            Error::with(
+                CKR_GENERAL_ERROR,
+                "new token record without public-object key",
+            )
+        })?;
         let tx = conn.transaction().map_err(|e| db_error(path, e))?;
         tx.execute_batch(SCHEMA).map_err(|e| db_error(path, e))?;
         tx.execute(
-            "INSERT INTO token (singleton, slot_id, label, serial, epoch, change_counter)
-             VALUES (0, ?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO token
+             (singleton, slot_id, label, serial, epoch, change_counter, public_key)
+             VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 record.slot_id as i64,
                 record.label,
                 record.serial,
                 record.epoch as i64,
-                record.change_counter as i64
+                record.change_counter as i64,
+                public_key.0.as_slice()
             ],
         )
         .map_err(|e| db_error(path, e))?;
@@ -118,14 +169,14 @@ impl SqliteStore {
     /// Opens an existing token database; a file that is not one (or of a newer format)
     /// is CKR_TOKEN_NOT_RECOGNIZED with the reason.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| db_error(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(path, e))?;
-        check_format(&conn, path)?;
+        let format = check_format(&conn, path)?;
         // Persistent in the file; a no-op once set.
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -142,10 +193,14 @@ impl SqliteStore {
         // FULL: a commit that returned is on disk, also across a power loss.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| db_error(path, e))?;
+        if format < FORMAT_VERSION {
+            upgrade(&mut conn, path)?;
+        }
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
             data_version: None,
+            format: FORMAT_VERSION,
         };
         store.load_token()?;
         Ok(store)
@@ -187,11 +242,12 @@ impl SqliteStore {
     pub fn read_backup(src: &Path) -> Result<TokenRecord> {
         let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| db_error(src, e))?;
-        check_format(&conn, src)?;
+        let format = check_format(&conn, src)?;
         let mut store = SqliteStore {
             conn,
             path: src.to_path_buf(),
             data_version: None,
+            format,
         };
         store
             .load_token()
@@ -215,6 +271,11 @@ impl SqliteStore {
             .query_row("SELECT change_counter FROM token", [], |row| row.get(0))
             .unwrap_or(0);
         copy_database(&source, &mut target, dest, "restore into")?;
+        // An older backup is upgraded at once: the processes using `dest` read the current
+        // format. (Between the copy and the upgrade, a reader may fail one call.)
+        if check_format(&target, dest)? < FORMAT_VERSION {
+            upgrade(&mut target, dest)?;
+        }
         // `before` was read outside the backup's transaction, so other processes may have
         // committed (and seen counters) a little above it meanwhile: jump far past them.
         target
@@ -238,8 +299,8 @@ impl SqliteStore {
     }
 }
 
-/// A ferrohsm store of a format this build reads, or CKR_TOKEN_NOT_RECOGNIZED with why not.
-fn check_format(conn: &Connection, path: &Path) -> Result<()> {
+/// The format of a ferrohsm store this build reads, or CKR_TOKEN_NOT_RECOGNIZED with why not.
+fn check_format(conn: &Connection, path: &Path) -> Result<i64> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(|e| not_recognized(path, e.to_string()))?;
@@ -254,7 +315,7 @@ fn check_format(conn: &Connection, path: &Path) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
 fn not_recognized(path: &Path, reason: String) -> Error {
@@ -358,23 +419,30 @@ fn bump_counter(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
 impl TokenStore for SqliteStore {
     fn load_token(&mut self) -> Result<TokenRecord> {
         let path = self.path.clone();
+        let format = self.format;
         let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
-        let read = || -> rusqlite::Result<TokenRecord> {
-            let mut record = tx.query_row(
-                "SELECT slot_id, label, serial, epoch, change_counter FROM token",
-                [],
-                |row| {
-                    Ok(TokenRecord {
-                        slot_id: row.get::<_, i64>(0)? as CK_SLOT_ID,
-                        label: row.get(1)?,
-                        serial: row.get(2)?,
-                        epoch: row.get::<_, i64>(3)? as u64,
-                        change_counter: row.get::<_, i64>(4)? as u64,
-                        so_pin: None,
-                        user_pin: None,
-                    })
-                },
-            )?;
+        let read = || -> rusqlite::Result<(TokenRecord, Option<Vec<u8>>)> {
+            let columns = if format >= 2 {
+                "slot_id, label, serial, epoch, change_counter, public_key"
+            } else {
+                "slot_id, label, serial, epoch, change_counter, NULL"
+            };
+            let (mut record, public_key) =
+                tx.query_row(&format!("SELECT {columns} FROM token"), [], |row| {
+                    Ok((
+                        TokenRecord {
+                            slot_id: row.get::<_, i64>(0)? as CK_SLOT_ID,
+                            label: row.get(1)?,
+                            serial: row.get(2)?,
+                            epoch: row.get::<_, i64>(3)? as u64,
+                            change_counter: row.get::<_, i64>(4)? as u64,
+                            so_pin: None,
+                            user_pin: None,
+                            public_key: None,
+                        },
+                        row.get::<_, Option<Vec<u8>>>(5)?,
+                    ))
+                })?;
             let mut stmt = tx.prepare_cached(
                 "SELECT user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt,
                         wrapped_key, failures FROM pins",
@@ -397,10 +465,20 @@ impl TokenStore for SqliteStore {
                     _ => {}
                 }
             }
-            Ok(record)
+            Ok((record, public_key))
         };
-        let record = read().map_err(|e| db_error(&path, e))?;
+        let (mut record, public_key) = read().map_err(|e| db_error(&path, e))?;
         tx.commit().map_err(|e| db_error(&path, e))?;
+        record.public_key = public_key
+            .map(|key| {
+                PublicObjectKey::from_bytes(&key).map_err(|e| {
+                    Error::with(
+                        e.rv,
+                        format!("token store {}: {}", path.display(), e.context),
+                    )
+                })
+            })
+            .transpose()?;
         Ok(record)
     }
 
@@ -452,7 +530,13 @@ impl TokenStore for SqliteStore {
         tx.commit().map_err(|e| db_error(&path, e))
     }
 
-    fn reinitialise(&mut self, label: &str, epoch: u64, so_pin: &PinRecord) -> Result<()> {
+    fn reinitialise(
+        &mut self,
+        label: &str,
+        epoch: u64,
+        so_pin: &PinRecord,
+        public_key: &PublicObjectKey,
+    ) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
         let run = || -> rusqlite::Result<()> {
@@ -461,8 +545,8 @@ impl TokenStore for SqliteStore {
             tx.execute("DELETE FROM pins", [])?;
             bump_counter(&tx)?;
             tx.execute(
-                "UPDATE token SET label = ?1, epoch = ?2",
-                params![label, epoch as i64],
+                "UPDATE token SET label = ?1, epoch = ?2, public_key = ?3",
+                params![label, epoch as i64, public_key.0.as_slice()],
             )?;
             write_pin(&tx, UserType::So, so_pin)?;
             Ok(())
@@ -494,7 +578,7 @@ impl TokenStore for SqliteStore {
                 let id: i64 = row.get(0)?;
                 let generation = row.get::<_, i64>(1)? as u64;
                 let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
-                let sealed: bool = row.get(3)?;
+                let sealed: i64 = row.get(3)?;
                 // A value SQLite turned into TEXT (by hand edits) still reads as its bytes;
                 // a damaged sealed value is then caught when it is opened.
                 let value: Vec<u8> = match row.get_ref(4)? {
@@ -509,10 +593,13 @@ impl TokenStore for SqliteStore {
                         ))
                     }
                 };
-                let value = if sealed {
-                    StoredValue::Sealed(value)
-                } else {
-                    StoredValue::Clear(value)
+                let value = match sealed {
+                    0 => StoredValue::Clear(value),
+                    1 => StoredValue::Sealed(Seal::Token, value),
+                    2 => StoredValue::Sealed(Seal::Public, value),
+                    other => {
+                        return Err(rusqlite::Error::IntegralValueOutOfRange(3, other));
+                    }
                 };
                 match objects.last_mut() {
                     Some(last) if last.id == id => last.attributes.push((ty, value)),
@@ -572,8 +659,8 @@ impl TokenStore for SqliteStore {
             )?;
             for (ty, value) in attributes {
                 let (sealed, bytes) = match value {
-                    StoredValue::Clear(v) => (false, v),
-                    StoredValue::Sealed(v) => (true, v),
+                    StoredValue::Clear(v) => (seal_code(None), v),
+                    StoredValue::Sealed(seal, v) => (seal_code(Some(*seal)), v),
                 };
                 stmt.execute(params![id, *ty as i64, sealed, bytes])?;
             }

@@ -396,6 +396,33 @@ pub fn gen_rsa(session: &Session, bits: u64, label: &str, token: bool) -> RsaPai
     RsaPair { public, private }
 }
 
+/// An SM2 key pair of session objects for encryption and signing (CKM_SM2_KEY_PAIR_GEN).
+pub fn gen_sm2(session: &Session, label: &str) -> (ObjectHandle, ObjectHandle) {
+    let mechanism = Mechanism::VendorDefined(
+        cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(
+            vendor_mechanism(CKM_SM2_KEY_PAIR_GEN),
+            None,
+        ),
+    );
+    let label = Attribute::Label(label.as_bytes().to_vec());
+    let public = [
+        Attribute::Token(false),
+        Attribute::Encrypt(true),
+        Attribute::Verify(true),
+        label.clone(),
+    ];
+    let private = [
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Decrypt(true),
+        Attribute::Sign(true),
+        label,
+    ];
+    session
+        .generate_key_pair(&mechanism, &public, &private)
+        .expect("CKM_SM2_KEY_PAIR_GEN")
+}
+
 pub fn bytes_attr(session: &Session, object: ObjectHandle, kind: AttributeType) -> Vec<u8> {
     let attrs = session
         .get_attributes(object, &[kind])

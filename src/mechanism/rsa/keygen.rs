@@ -7,7 +7,9 @@ use crate::object::Attributes;
 use cryptoki_sys::*;
 
 pub const DEFAULT_MODULUS_BITS: usize = 2048;
-pub const MIN_GENERATED_BITS: usize = 2048;
+/// The floor of generation; the configured `rsa_min_bits` (2048 by default) raises it,
+/// applied by `api::key_size`, which also reports it in C_GetMechanismInfo.
+pub const MIN_GENERATED_BITS: usize = crate::crypto::rsa::MIN_MODULUS_BITS;
 pub const MAX_GENERATED_BITS: usize = 4096;
 const F4: [u8; 3] = [0x01, 0x00, 0x01];
 

@@ -11,6 +11,7 @@ mod signature;
 #[cfg(test)]
 mod tests;
 
+pub use keygen::{DEFAULT_MODULUS_BITS, MAX_GENERATED_BITS};
 pub use keys::{export_public_key, load_key};
 
 use super::{
@@ -78,25 +79,32 @@ impl Mechanism for RsaMechanism {
     }
 }
 
+/// The RSA mechanisms but key-pair generation.
+const FAMILY: [(CK_MECHANISM_TYPE, Kind); 14] = [
+    (CKM_RSA_PKCS, Kind::Pkcs1),
+    (CKM_RSA_PKCS_OAEP, Kind::Oaep),
+    (CKM_RSA_X_509, Kind::X509),
+    (CKM_RSA_PKCS_PSS, Kind::Pss),
+    (CKM_SHA1_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha1)),
+    (CKM_SHA224_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha224)),
+    (CKM_SHA256_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha256)),
+    (CKM_SHA384_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha384)),
+    (CKM_SHA512_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha512)),
+    (CKM_SHA1_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha1)),
+    (CKM_SHA224_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha224)),
+    (CKM_SHA256_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha256)),
+    (CKM_SHA384_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha384)),
+    (CKM_SHA512_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha512)),
+];
+
+/// Whether `ty` is one of the RSA mechanisms (for the configured key-size minimum).
+pub fn is_rsa_mechanism(ty: CK_MECHANISM_TYPE) -> bool {
+    ty == CKM_RSA_PKCS_KEY_PAIR_GEN || FAMILY.iter().any(|(t, _)| *t == ty)
+}
+
 /// Every RSA mechanism, for the registry.
 pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
-    let family: [(CK_MECHANISM_TYPE, Kind); 14] = [
-        (CKM_RSA_PKCS, Kind::Pkcs1),
-        (CKM_RSA_PKCS_OAEP, Kind::Oaep),
-        (CKM_RSA_X_509, Kind::X509),
-        (CKM_RSA_PKCS_PSS, Kind::Pss),
-        (CKM_SHA1_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha1)),
-        (CKM_SHA224_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha224)),
-        (CKM_SHA256_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha256)),
-        (CKM_SHA384_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha384)),
-        (CKM_SHA512_RSA_PKCS, Kind::HashPkcs1(HashAlg::Sha512)),
-        (CKM_SHA1_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha1)),
-        (CKM_SHA224_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha224)),
-        (CKM_SHA256_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha256)),
-        (CKM_SHA384_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha384)),
-        (CKM_SHA512_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha512)),
-    ];
-    let mut all: Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> = family
+    let mut all: Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> = FAMILY
         .into_iter()
         .map(|(ty, kind)| (ty, Box::new(RsaMechanism(kind)) as Box<dyn Mechanism>))
         .collect();

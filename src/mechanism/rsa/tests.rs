@@ -148,8 +148,9 @@ fn keygen_template_checks() {
         }
         rv(RsaKeyPairGen.generate_key_pair(&MechanismParam::None, &t, &Attributes::new()))
     };
-    assert_eq!(gen(Some(1024), None), CKR_KEY_SIZE_RANGE);
-    assert_eq!(gen(Some(2047), None), CKR_KEY_SIZE_RANGE);
+    // The mechanism's own floor; the configured minimum (api::key_size) raises it.
+    assert_eq!(gen(Some(768), None), CKR_KEY_SIZE_RANGE);
+    assert_eq!(gen(Some(1023), None), CKR_KEY_SIZE_RANGE);
     assert_eq!(gen(Some(4097), None), CKR_KEY_SIZE_RANGE);
     assert_eq!(gen(Some(0), None), CKR_KEY_SIZE_RANGE);
     assert_eq!(gen(None, Some(&[3])), CKR_ATTRIBUTE_VALUE_INVALID);
@@ -194,7 +195,8 @@ fn mechanism_info_is_exact() {
     assert_eq!(
         info(CKM_RSA_PKCS_KEY_PAIR_GEN),
         MechanismInfo {
-            min_key_size: 2048,
+            // Before the configured minimum (api::key_size) applies.
+            min_key_size: 1024,
             max_key_size: 4096,
             flags: CKF_GENERATE_KEY_PAIR
         }

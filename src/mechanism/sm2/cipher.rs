@@ -9,8 +9,9 @@ use crate::crypto::sm2::{
     ciphertext_len_bound, plaintext_len, plaintext_len_bound, CiphertextForm, Sm2PrivateKey,
     Sm2PublicKey,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mechanism::{CipherOperation, LoadedKey, Mechanism, MechanismInfo, MechanismParam};
+use cryptoki_sys::CKR_ENCRYPTED_DATA_INVALID;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -87,11 +88,20 @@ struct Decrypt {
 }
 
 impl Decrypt {
-    /// |C2| read from the ciphertext itself; the length-only bound when it is no valid
-    /// ciphertext (the decryption proper then reports `CKR_ENCRYPTED_DATA_INVALID`).
-    fn exact_len(&self, input: &[u8]) -> usize {
-        plaintext_len(input, self.form)
-            .unwrap_or_else(|_| plaintext_len_bound(input.len(), self.form))
+    /// |C2| read from the ciphertext itself, which also checks everything about it that does
+    /// not depend on the key: its form (length, DER), C1 on the curve, C2 not empty (an
+    /// empty key stream is refused by GB/T 32918.4 step B4 whatever the key). A ciphertext
+    /// that fails there can never decrypt, so its length query fails with the code the
+    /// decryption would give, and the failure ends the operation; answering a length would
+    /// leave the operation active for a client that then never makes the real call.
+    fn exact_len(&self, input: &[u8]) -> Result<usize> {
+        match plaintext_len(input, self.form)? {
+            0 => Err(Error::with(
+                CKR_ENCRYPTED_DATA_INVALID,
+                "SM2 ciphertext without C2",
+            )),
+            n => Ok(n),
+        }
     }
 }
 
@@ -101,7 +111,7 @@ impl CipherOperation for Decrypt {
     }
 
     fn output_len_for(&self, input: &[u8]) -> Result<usize> {
-        Ok(self.exact_len(input))
+        self.exact_len(input)
     }
 
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -118,7 +128,7 @@ impl CipherOperation for Decrypt {
     }
 
     fn finish_len(&self) -> Result<usize> {
-        Ok(self.exact_len(&self.buffer))
+        self.exact_len(&self.buffer)
     }
 
     fn finish(&mut self) -> Result<Zeroizing<Vec<u8>>> {
