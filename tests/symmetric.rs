@@ -157,7 +157,7 @@ isolated_test! {
         );
         expect_rv(
             session.generate_key(&Mechanism::AesKeyGen, &[Attribute::ValueLen(20.into())]),
-            RvError::KeySizeRange,
+            RvError::AttributeValueInvalid,
         );
         expect_rv(
             session.generate_key(
@@ -253,6 +253,24 @@ isolated_test! {
         assert!(raw.encrypt(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle(), &[0; 32]).is_ok());
         assert_eq!(
             raw.encrypt(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle(), &[0; 33]),
+            Err(CKR_DATA_LEN_RANGE)
+        );
+        // The same limit across multi-part calls that end mid-block.
+        assert_eq!(raw.encrypt_init(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle()), CKR_OK);
+        let chunks = [&[0u8; 8][..]; 4];
+        assert!(multi_part(&raw, s, true, &chunks).is_ok());
+        assert_eq!(raw.encrypt_init(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle()), CKR_OK);
+        let chunks = [&[0u8; 8][..]; 5];
+        assert_eq!(multi_part(&raw, s, true, &chunks), Err(CKR_DATA_LEN_RANGE));
+        assert_eq!(raw.decrypt_init(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle()), CKR_OK);
+        assert_eq!(multi_part(&raw, s, false, &[&[0u8; 33][..]]), Err(CKR_ENCRYPTED_DATA_LEN_RANGE));
+        // A 128-bit counter at its last value still has that one block.
+        ctr.ulCounterBits = 128;
+        ctr.cb = [0xff; 16];
+        let ctr_bytes = as_bytes(&ctr);
+        assert!(raw.encrypt(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle(), &[0; 16]).is_ok());
+        assert_eq!(
+            raw.encrypt(s, &mech_bytes(CKM_AES_CTR, ctr_bytes), key.handle(), &[0; 17]),
             Err(CKR_DATA_LEN_RANGE)
         );
         // SM4, GB/T 32907 Appendix A.1.
@@ -429,7 +447,20 @@ isolated_test! {
         assert_eq!(hex::encode(cmac), "070a16b46b4d4144f79bdd9dd04a287c");
         expect_rv(session.sign(&Mechanism::AesCMac, key, b"x"), RvError::KeyTypeInconsistent);
 
-        // C_DigestKey: the key's value enters the digest.
+        // C_DigestKey: the value of a key the caller could read anyway enters the digest;
+        // a sensitive key is indigestible.
+        session.digest_init(&Mechanism::Sha256).unwrap();
+        assert_eq!(raw!(raw, C_DigestKey(s, key.handle())), CKR_KEY_INDIGESTIBLE);
+        let key = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Value(b"Jefe".to_vec()),
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ])
+            .unwrap();
         session.digest_init(&Mechanism::Sha256).unwrap();
         session.digest_update(b"prefix").unwrap();
         assert_eq!(raw!(raw, C_DigestKey(s, key.handle())), CKR_OK);
@@ -499,5 +530,90 @@ fn token_aes_key_works_in_a_second_process() {
             sandbox.run(TEST, "create");
             sandbox.run(TEST, "use");
         }
+    }
+}
+
+isolated_test! {
+    fn aes_encrypt_data_derivation() {
+        let token = Token::new();
+        let session = token.user();
+        let raw = token.raw();
+        let s = handle(&session);
+        let base_value = [0x21u8; 16];
+        let base = session
+            .create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::Value(base_value.to_vec()),
+                Attribute::Token(false),
+                Attribute::Encrypt(true),
+                Attribute::Derive(true),
+            ])
+            .unwrap();
+        let data: Vec<u8> = (0..32u8).collect();
+        let iv = [0x44u8; 16];
+        let ecb = raw.encrypt(s, &mech(CKM_AES_ECB), base.handle(), &data).unwrap();
+        let cbc = raw.encrypt(s, &mech_bytes(CKM_AES_CBC, &iv), base.handle(), &data).unwrap();
+        let ecb_param = CK_KEY_DERIVATION_STRING_DATA { pData: data.as_ptr() as *mut u8, ulLen: 32 };
+        let cbc_param = CK_AES_CBC_ENCRYPT_DATA_PARAMS { iv, pData: data.as_ptr() as *mut u8, length: 32 };
+        let class: CK_ULONG = CKO_SECRET_KEY;
+        let aes: CK_ULONG = CKK_AES;
+        let yes: CK_BBOOL = CK_TRUE;
+        let no: CK_BBOOL = CK_FALSE;
+        for (ty, param, expected) in [
+            (CKM_AES_ECB_ENCRYPT_DATA, as_bytes(&ecb_param), &ecb),
+            (CKM_AES_CBC_ENCRYPT_DATA, as_bytes(&cbc_param), &cbc),
+        ] {
+            let mut m = mech_bytes(ty, param);
+            let mut template = [
+                ulong_attr_raw(CKA_CLASS, &class),
+                ulong_attr_raw(CKA_KEY_TYPE, &aes),
+                bool_attr_raw(CKA_ENCRYPT, &yes),
+                bool_attr_raw(CKA_TOKEN, &no),
+            ];
+            let mut derived = 0;
+            let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 4, &mut derived));
+            assert_rv(rv, CKR_OK, &format!("C_DeriveKey {ty:#x}"));
+            // The derived key is the encrypted data: it encrypts like a key imported so.
+            let twin = secret_key(&session, CKK_AES, expected);
+            let a = raw.encrypt(s, &mech(CKM_AES_ECB), derived, &[0; 16]).unwrap();
+            let b = raw.encrypt(s, &mech(CKM_AES_ECB), twin.handle(), &[0; 16]).unwrap();
+            assert_eq!(a, b, "{ty:#x} derived another value");
+            // CKA_VALUE_LEN takes a prefix: a 16-byte key from the same data.
+            let sixteen: CK_ULONG = 16;
+            let mut template = [
+                ulong_attr_raw(CKA_CLASS, &class),
+                ulong_attr_raw(CKA_KEY_TYPE, &aes),
+                ulong_attr_raw(CKA_VALUE_LEN, &sixteen),
+                bool_attr_raw(CKA_TOKEN, &no),
+            ];
+            let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 4, &mut derived));
+            assert_rv(rv, CKR_OK, "derive with CKA_VALUE_LEN");
+        }
+        // An imported base key was never "always sensitive": neither is what it derives.
+        let derived = session
+            .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Local(false), Attribute::ValueLen(16.into())])
+            .unwrap();
+        assert!(!derived.is_empty());
+        for key in derived {
+            assert!(!bool_attr(&session, key, AttributeType::AlwaysSensitive));
+        }
+        // Codes: whole blocks only; CKA_DERIVE; no CBC parameter on ECB.
+        let short = CK_KEY_DERIVATION_STRING_DATA { pData: data.as_ptr() as *mut u8, ulLen: 20 };
+        let mut m = mech_bytes(CKM_AES_ECB_ENCRYPT_DATA, as_bytes(&short));
+        let mut template = [ulong_attr_raw(CKA_CLASS, &class), ulong_attr_raw(CKA_KEY_TYPE, &aes)];
+        let mut derived = 0;
+        let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 2, &mut derived));
+        assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "20 bytes of derivation data");
+        let no_derive = secret_key(&session, CKK_AES, &[9; 16]);
+        let mut m = mech_bytes(CKM_AES_ECB_ENCRYPT_DATA, as_bytes(&ecb_param));
+        let rv = raw!(raw, C_DeriveKey(s, &mut m, no_derive.handle(), template.as_mut_ptr(), 2, &mut derived));
+        assert_rv(rv, CKR_KEY_FUNCTION_NOT_PERMITTED, "base key without CKA_DERIVE");
+        let mut m = mech_bytes(CKM_AES_CBC_ENCRYPT_DATA, as_bytes(&ecb_param));
+        let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 2, &mut derived));
+        assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "ECB parameter on the CBC mechanism");
+        let mut m = mech(CKM_AES_CBC);
+        let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 2, &mut derived));
+        assert_rv(rv, CKR_MECHANISM_INVALID, "a mechanism that does not derive");
     }
 }

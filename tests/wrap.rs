@@ -497,6 +497,14 @@ isolated_test! {
             RvError::TemplateInconsistent,
         );
         assert_eq!(object_count(&session), before);
+        // The value never comes from the template, not even the right one.
+        let mut with_value = t.clone();
+        let value = vec![0u8; 32];
+        with_value.push(Attribute::Value(value));
+        expect_rv(
+            session.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &with_value),
+            RvError::TemplateInconsistent,
+        );
         let copy = session.unwrap_key(&Mechanism::AesKeyWrap, kek, &wrapped, &t).unwrap();
         assert!(!bool_attr(&session, copy, AttributeType::Extractable));
         let _ = class;
@@ -527,6 +535,12 @@ isolated_test! {
         session.login(UserType::User, Some(&pin(USER_PIN))).unwrap();
         let wrapped = session.wrap_key(&Mechanism::RsaPkcs, trusted_pub, precious).unwrap();
         assert_eq!(wrapped.len(), 256);
+        // A user's copy of a trusted key is not trusted (else it could be made modifiable and
+        // given other usages).
+        let copy = session.copy_object(trusted_pub, &[Attribute::Token(false)]).unwrap();
+        let trusted = session.get_attributes(copy, &[AttributeType::Trusted]).unwrap();
+        assert_eq!(trusted, vec![Attribute::Trusted(false)]);
+        expect_rv(session.wrap_key(&Mechanism::RsaPkcs, copy, precious), RvError::KeyNotWrappable);
         expect_rv(session.wrap_key(&Mechanism::AesKeyWrap, kek, precious), RvError::KeyNotWrappable);
     }
 }

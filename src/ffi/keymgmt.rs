@@ -3,7 +3,7 @@
 use super::args::{buffer_out, bytes_in, mechanism_in, out, template_in};
 use super::guard::with_library;
 use crate::api::keygen as api;
-use crate::api::wrap;
+use crate::api::{derive, wrap};
 use cryptoki_sys::*;
 
 #[no_mangle]
@@ -93,10 +93,11 @@ pub unsafe extern "C" fn C_DeriveKey(
     ulAttributeCount: CK_ULONG,
     phKey: CK_OBJECT_HANDLE_PTR,
 ) -> CK_RV {
-    let _ = hBaseKey;
     with_library("C_DeriveKey", |lib| {
-        out(phKey)?;
-        template_in(pTemplate, ulAttributeCount)?;
-        api::unsupported_key_mechanism(lib, hSession, mechanism_in(pMechanism)?.0)
+        let key = out(phKey)?;
+        let template = template_in(pTemplate, ulAttributeCount)?;
+        let mechanism = mechanism_in(pMechanism)?;
+        *key = derive::derive_key(lib, hSession, mechanism, hBaseKey, template)?;
+        Ok(())
     })
 }

@@ -152,6 +152,11 @@ pub trait Mechanism: Send + Sync {
     fn generate_key(&self, _param: &MechanismParam, _template: &Attributes) -> Result<Attributes> {
         fail(CKR_MECHANISM_INVALID)
     }
+    /// C_DeriveKey: the bytes of the new key's value, made from `base` (already checked for
+    /// CKA_DERIVE); the object layer builds the key from them and the caller's template.
+    fn derive(&self, _param: &MechanismParam, _base: &LoadedKey) -> Result<Zeroizing<Vec<u8>>> {
+        fail(CKR_MECHANISM_INVALID)
+    }
     /// The key type `generate_key_pair` / `generate_key` makes, so that templates can be
     /// checked before the (slow) generation runs.
     fn generated_key_type(&self) -> Option<CK_KEY_TYPE> {

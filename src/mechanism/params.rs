@@ -17,6 +17,10 @@ pub enum ParamLayout {
     Gcm,
     /// `CK_AES_CTR_PARAMS`.
     Ctr,
+    /// `CK_KEY_DERIVATION_STRING_DATA`.
+    DerivationString,
+    /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS`.
+    CbcEncryptData,
 }
 
 pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
@@ -30,6 +34,8 @@ pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
         | CKM_SHA512_RSA_PKCS_PSS => ParamLayout::Pss,
         CKM_AES_GCM => ParamLayout::Gcm,
         CKM_AES_CTR => ParamLayout::Ctr,
+        CKM_AES_ECB_ENCRYPT_DATA => ParamLayout::DerivationString,
+        CKM_AES_CBC_ENCRYPT_DATA => ParamLayout::CbcEncryptData,
         _ => ParamLayout::Opaque,
     }
 }
@@ -58,6 +64,11 @@ pub enum MechanismParam {
     Ctr {
         counter_bits: CK_ULONG,
         block: [u8; 16],
+    },
+    /// The data a key is derived from, and for CBC its IV.
+    DeriveData {
+        iv: Option<[u8; 16]>,
+        data: Vec<u8>,
     },
 }
 

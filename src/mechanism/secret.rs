@@ -2,7 +2,7 @@
 //! and the one generation mechanism all three key types share.
 
 use super::{LoadedKey, Mechanism, MechanismInfo, MechanismParam};
-use crate::error::{fail, Error, Result};
+use crate::error::{Error, Result};
 use crate::object::Attributes;
 use cryptoki_sys::*;
 use std::sync::Arc;
@@ -88,7 +88,11 @@ impl Mechanism for SecretKeyGen {
             }
         };
         if !self.lengths.contains(len) {
-            return fail(CKR_KEY_SIZE_RANGE);
+            // C_GenerateKey's list has no CKR_KEY_SIZE_RANGE: the template's value is wrong.
+            return Err(Error::with(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                "CKA_VALUE_LEN is not a length of the key type",
+            ));
         }
         let mut value = Zeroizing::new(vec![0u8; len]);
         crate::crypto::random_bytes(&mut value)?;
@@ -154,4 +158,17 @@ pub fn key_lengths(key_type: CK_KEY_TYPE) -> Option<KeyLengths> {
         CKK_GENERIC_SECRET => Some(GENERIC_SECRET_LENGTHS),
         _ => None,
     }
+}
+
+/// Appends `data` to a zeroizing buffer without leaving copies behind: `Vec` growth frees
+/// the old allocation unwiped, so growth goes into a new zeroizing buffer instead (the old
+/// one is wiped when dropped).
+pub fn append_wiped(buffer: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    let needed = buffer.len() + data.len();
+    if needed > buffer.capacity() {
+        let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(2 * buffer.capacity())));
+        grown.extend_from_slice(buffer);
+        *buffer = grown;
+    }
+    buffer.extend_from_slice(data);
 }

@@ -42,6 +42,12 @@ pub enum Origin {
     /// does: footnote 6 forbids it in the template, like footnote 4), but the key was known
     /// outside the token, so it is not local (as an import).
     Unwrap,
+    /// C_DeriveKey from a base key: material from the mechanism, not local; the new key is
+    /// always sensitive / never extractable only if the base key was and it is too (§4.10).
+    Derive {
+        base_always_sensitive: bool,
+        base_never_extractable: bool,
+    },
 }
 
 impl Origin {
@@ -116,6 +122,19 @@ pub fn new_object(
             }
             object.set(ty, value);
         }
+        // Footnote 6: an unwrapped or derived key's secret material never comes from the
+        // template, not even equal to what the token computes (that would let a caller
+        // test guesses of it).
+        if matches!(origin, Origin::Unwrap | Origin::Derive { .. }) {
+            for ty in template.types() {
+                if set.find(ty).is_some_and(|r| r.has(rules::SENSITIVE)) {
+                    return Err(Error::with(
+                        CKR_TEMPLATE_INCONSISTENT,
+                        format!("attribute 0x{ty:x} comes from the unwrapped or derived key"),
+                    ));
+                }
+            }
+        }
         // Footnote 4: material the mechanism did not make cannot come from the caller.
         for ty in template.types() {
             let forbidden = set
@@ -161,7 +180,7 @@ pub fn new_object(
     let required = match origin {
         Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
         // The unwrapped material is in `object` by now, as an import's would be.
-        Origin::Create | Origin::Unwrap => rules::REQUIRED_ON_CREATE,
+        Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
     };
     for rule in set.all() {
         if rule.has(required) && !object.contains(rule.ty) {
@@ -255,6 +274,11 @@ pub fn change_by(
             return Err(read_only(ty, "only the SO may set it to true"));
         }
         object.set(ty, value);
+    }
+    // A copy made by anyone but the SO is not trusted, whatever the original is: else a
+    // user could copy a trusted key with CKA_MODIFIABLE true and widen its usage.
+    if copy && !by_so && object.flag(CKA_TRUSTED, false) {
+        object.set_bool(CKA_TRUSTED, false);
     }
     if copy && set.find(CKA_UNIQUE_ID).is_some() {
         object.set(CKA_UNIQUE_ID, unique_id()?);
@@ -547,8 +571,10 @@ fn object_class(
                     "CKA_CLASS is required",
                 ))
             }
-            Origin::Generate { .. } | Origin::Unwrap => inferred_class(generated)
-                .ok_or_else(|| Error::with(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?,
+            Origin::Generate { .. } | Origin::Unwrap | Origin::Derive { .. } => {
+                inferred_class(generated)
+                    .ok_or_else(|| Error::with(CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is required"))?
+            }
         },
     };
     if !KNOWN_CLASSES.contains(&class) {
@@ -612,7 +638,9 @@ fn object_subtype(
                 (Some(k), _) | (None, Some(k)) => k,
                 (None, None) => {
                     let why = match origin {
-                        Origin::Create | Origin::Unwrap => "CKA_KEY_TYPE is required",
+                        Origin::Create | Origin::Unwrap | Origin::Derive { .. } => {
+                            "CKA_KEY_TYPE is required"
+                        }
                         Origin::Generate { .. } => "generated key has no CKA_KEY_TYPE",
                     };
                     return Err(Error::with(CKR_TEMPLATE_INCOMPLETE, why));
@@ -745,13 +773,23 @@ fn unique_id() -> Result<Vec<u8>> {
 }
 
 /// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
-/// CKA_UNIQUE_ID, where the object kind has them. A key imported by C_CreateObject was
-/// known outside the token: it is neither local, nor always sensitive, nor never
-/// extractable, whatever its flags say now (§4.9, §4.10).
+/// CKA_UNIQUE_ID, where the object kind has them. A key imported by C_CreateObject or
+/// C_UnwrapKey was known outside the token: it is neither local, nor always sensitive, nor
+/// never extractable, whatever its flags say now (§4.9, §4.10); a derived key inherits the
+/// base key's history.
 fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Result<()> {
     let (local, mechanism) = match origin {
-        Origin::Create | Origin::Unwrap => (false, CK_UNAVAILABLE_INFORMATION),
         Origin::Generate { mechanism } => (true, mechanism),
+        _ => (false, CK_UNAVAILABLE_INFORMATION),
+    };
+    // What the key's history allows, before its own flags count.
+    let (may_be_always_sensitive, may_be_never_extractable) = match origin {
+        Origin::Generate { .. } => (true, true),
+        Origin::Derive {
+            base_always_sensitive,
+            base_never_extractable,
+        } => (base_always_sensitive, base_never_extractable),
+        Origin::Create | Origin::Unwrap => (false, false),
     };
     if set.find(CKA_LOCAL).is_some() {
         object.set_bool(CKA_LOCAL, local);
@@ -761,11 +799,14 @@ fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Resul
     }
     if set.find(CKA_ALWAYS_SENSITIVE).is_some() {
         let sensitive = object.flag(CKA_SENSITIVE, true);
-        object.set_bool(CKA_ALWAYS_SENSITIVE, local && sensitive);
+        object.set_bool(CKA_ALWAYS_SENSITIVE, may_be_always_sensitive && sensitive);
     }
     if set.find(CKA_NEVER_EXTRACTABLE).is_some() {
         let extractable = object.flag(CKA_EXTRACTABLE, false);
-        object.set_bool(CKA_NEVER_EXTRACTABLE, local && !extractable);
+        object.set_bool(
+            CKA_NEVER_EXTRACTABLE,
+            may_be_never_extractable && !extractable,
+        );
     }
     object.set(CKA_UNIQUE_ID, unique_id()?);
     Ok(())

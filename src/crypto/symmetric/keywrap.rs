@@ -81,27 +81,31 @@ pub fn wrap(scheme: Scheme, kek: &[u8], input: &[u8]) -> Result<Vec<u8>> {
 /// The unwrapped bytes; a wrong integrity check value is CKR_ENCRYPTED_DATA_INVALID.
 pub fn unwrap(scheme: Scheme, kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     check_unwrap_len(scheme, wrapped.len())?;
+    // Into a zeroizing buffer: on an integrity failure it holds unverified plaintext too.
+    let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);
     macro_rules! with {
         ($aes:ty) => {{
             let kek = Kek::<$aes>::try_from(kek).map_err(|_| Error::new(CKR_KEY_SIZE_RANGE))?;
             match scheme {
-                Scheme::Kw => kek.unwrap_vec(wrapped),
-                Scheme::Kwp => kek.unwrap_with_padding_vec(wrapped),
+                Scheme::Kw => kek.unwrap(wrapped, &mut out).map(|()| out.len()),
+                Scheme::Kwp => kek.unwrap_with_padding(wrapped, &mut out).map(<[u8]>::len),
             }
         }};
     }
-    let unwrapped = match kek.len() {
+    let len = match kek.len() {
         16 => with!(Aes128),
         24 => with!(Aes192),
         32 => with!(Aes256),
         _ => return Err(Error::new(CKR_KEY_SIZE_RANGE)),
-    };
-    unwrapped.map(Zeroizing::new).map_err(|_| {
+    }
+    .map_err(|_| {
         Error::with(
             CKR_ENCRYPTED_DATA_INVALID,
             "AES key unwrap integrity check failed",
         )
-    })
+    })?;
+    out.truncate(len);
+    Ok(out)
 }
 
 #[cfg(test)]

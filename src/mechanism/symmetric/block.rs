@@ -44,6 +44,7 @@ pub fn operation(
         direction,
         padded: kind == Kind::CbcPad,
         counter_blocks_left: counter_limit,
+        stream_offset: 0,
         pending: Zeroizing::new(Vec::with_capacity(BLOCK_LEN)),
     }))
 }
@@ -69,29 +70,36 @@ fn ctr_param(param: &MechanismParam) -> Result<([u8; BLOCK_LEN], u128)> {
             "CTR needs CK_AES_CTR_PARAMS",
         ));
     };
-    let bits = *counter_bits as u32;
-    if !(1..=128).contains(&bits) {
+    if !(1..=128).contains(counter_bits) {
         return Err(Error::with(
             CKR_MECHANISM_PARAM_INVALID,
             "ulCounterBits must be 1..=128",
         ));
     }
+    let bits = *counter_bits as u32;
     let value = u128::from_be_bytes(*block);
-    let (counter, space) = if bits == 128 {
-        (value, u128::MAX)
+    // Counter values left from the starting one (itself included): 2^bits - counter. For
+    // 128 bits that is 2^128 - value, which u128 holds unless value is 0 (then u128::MAX,
+    // one short, which no message comes near).
+    let left = if bits == 128 {
+        match value {
+            0 => u128::MAX,
+            v => 0u128.wrapping_sub(v),
+        }
     } else {
-        (value & ((1u128 << bits) - 1), 1u128 << bits)
+        (1u128 << bits) - (value & ((1u128 << bits) - 1))
     };
-    // The block with the starting counter is the first one used.
-    Ok((*block, space - counter))
+    Ok((*block, left))
 }
 
 struct BlockOperation {
     stream: Box<dyn BlockStream>,
     direction: Direction,
     padded: bool,
-    /// CTR only: the blocks the counter has left.
+    /// CTR only: the counter values the data may use (each block of keystream one).
     counter_blocks_left: Option<u128>,
+    /// CTR only: keystream bytes used so far, so that data ending mid-block is counted.
+    stream_offset: u128,
     /// Input not yet transformed: a partial block (or, decrypting with padding, the last
     /// whole block, which may be the padding block).
     pending: Zeroizing<Vec<u8>>,
@@ -129,19 +137,23 @@ impl BlockOperation {
         }
     }
 
-    /// Transforms `data` in place, counting CTR blocks.
+    /// Transforms `data` in place. For CTR, refuses data that would need a counter value
+    /// past the counter bits' space: the keystream would wrap into the nonce bits, or
+    /// repeat (a partly used block has used its counter value).
     fn apply(&mut self, data: &mut [u8]) -> Result<()> {
-        if let Some(left) = self.counter_blocks_left.as_mut() {
-            // Blocks touched so far plus these: a partial block uses a whole counter value.
-            let used = data.len().div_ceil(BLOCK_LEN) as u128;
-            if used > *left {
+        if let Some(left) = self.counter_blocks_left {
+            let end = self.stream_offset + data.len() as u128;
+            if end.div_ceil(BLOCK_LEN as u128) > left {
+                let rv = match self.direction {
+                    Direction::Encrypt => CKR_DATA_LEN_RANGE,
+                    Direction::Decrypt => CKR_ENCRYPTED_DATA_LEN_RANGE,
+                };
                 return Err(Error::with(
-                    CKR_DATA_LEN_RANGE,
+                    rv,
                     "CTR counter would wrap (ulCounterBits too small for this much data)",
                 ));
             }
-            // Only a trailing partial block may be partial: a later call continues it.
-            *left -= (data.len() / BLOCK_LEN) as u128;
+            self.stream_offset = end;
         }
         self.stream.apply(data);
         Ok(())
@@ -186,7 +198,9 @@ impl CipherOperation for BlockOperation {
         data.extend_from_slice(input);
         let n = self.ready(data.len());
         self.apply(&mut data[..n])?;
-        *self.pending = data[n..].to_vec();
+        // Into the same zeroizing buffer: a replaced Vec would be freed unwiped.
+        self.pending.clear();
+        self.pending.extend_from_slice(&data[n..]);
         data.truncate(n);
         Ok(data)
     }

@@ -87,7 +87,7 @@ impl CipherOperation for GcmOperation {
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.collected.extend_from_slice(input);
+        crate::mechanism::secret::append_wiped(&mut self.collected, input);
         Ok(Zeroizing::new(Vec::new()))
     }
 

@@ -9,6 +9,7 @@
 //! mechanism advertised so really wraps).
 
 mod block;
+mod derive;
 mod gcm;
 mod keywrap;
 
@@ -19,6 +20,7 @@ use crate::crypto::symmetric::BlockCipher;
 use crate::error::Result;
 use crate::vendor::{CKK_SM4, CKM_SM4_CBC, CKM_SM4_CBC_PAD, CKM_SM4_ECB, CKM_SM4_KEY_GEN};
 use cryptoki_sys::*;
+use zeroize::Zeroizing;
 
 /// Which member of the family a registered mechanism is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +31,10 @@ enum Kind {
     Ctr,
     Gcm,
     KeyWrap(Scheme),
+    /// `_ENCRYPT_DATA` key derivation, ECB (false) or CBC (true).
+    EncryptData {
+        cbc: bool,
+    },
 }
 
 struct SymmetricCipher {
@@ -55,13 +61,25 @@ fn key_size_range(cipher: BlockCipher) -> (CK_ULONG, CK_ULONG) {
 
 impl Mechanism for SymmetricCipher {
     fn info(&self) -> MechanismInfo {
-        let wraps = matches!(self.kind, Kind::CbcPad | Kind::KeyWrap(_));
+        let flags = match self.kind {
+            Kind::EncryptData { .. } => CKF_DERIVE,
+            Kind::CbcPad | Kind::KeyWrap(_) => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
+            _ => CKF_ENCRYPT | CKF_DECRYPT,
+        };
         let (min_key_size, max_key_size) = key_size_range(self.cipher);
         MechanismInfo {
             min_key_size,
             max_key_size,
-            flags: CKF_ENCRYPT | CKF_DECRYPT | if wraps { CKF_WRAP | CKF_UNWRAP } else { 0 },
+            flags,
         }
+    }
+
+    fn derive(&self, param: &MechanismParam, base: &LoadedKey) -> Result<Zeroizing<Vec<u8>>> {
+        let Kind::EncryptData { cbc } = self.kind else {
+            return Err(crate::error::Error::new(CKR_MECHANISM_INVALID));
+        };
+        let key = super::secret::secret_of(base, &[self.key_type()])?;
+        derive::encrypt_data(self.cipher, cbc, param, key.value())
     }
 
     fn encrypt(&self, param: &MechanismParam, key: &LoadedKey) -> Result<Box<dyn CipherOperation>> {
@@ -87,6 +105,7 @@ impl SymmetricCipher {
             }
             Kind::Gcm => gcm::operation(param, key.value(), encrypt),
             Kind::KeyWrap(scheme) => keywrap::operation(scheme, param, key.value(), encrypt),
+            Kind::EncryptData { .. } => Err(crate::error::Error::new(CKR_MECHANISM_INVALID)),
         }
     }
 }
@@ -103,6 +122,16 @@ pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
         (CKM_AES_GCM, aes, Kind::Gcm),
         (CKM_AES_KEY_WRAP, aes, Kind::KeyWrap(Scheme::Kw)),
         (CKM_AES_KEY_WRAP_KWP, aes, Kind::KeyWrap(Scheme::Kwp)),
+        (
+            CKM_AES_ECB_ENCRYPT_DATA,
+            aes,
+            Kind::EncryptData { cbc: false },
+        ),
+        (
+            CKM_AES_CBC_ENCRYPT_DATA,
+            aes,
+            Kind::EncryptData { cbc: true },
+        ),
         (CKM_SM4_ECB, sm4, Kind::Ecb),
         (CKM_SM4_CBC, sm4, Kind::Cbc),
         (CKM_SM4_CBC_PAD, sm4, Kind::CbcPad),

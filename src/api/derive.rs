@@ -1,0 +1,82 @@
+//! C_DeriveKey. The mechanism computes the new key's value from the base key (checked for
+//! CKA_DERIVE and CKA_ALLOWED_MECHANISMS); the key is built from the caller's template by
+//! the creation rules (`policy::new_object`, origin Derive), so nothing is created unless
+//! every check passes. A template without CKA_CLASS / CKA_KEY_TYPE makes a generic secret
+//! key; CKA_VALUE_LEN, when given, takes the first that many bytes of the derived value.
+
+use crate::api::crypto::single_call_key;
+use crate::api::object::check_storage;
+use crate::error::{fail, Error, Result};
+use crate::mechanism::{self, MechanismParam};
+use crate::object::policy::{self, Origin};
+use crate::object::Attributes;
+use crate::state::Library;
+use cryptoki_sys::*;
+
+pub fn derive_key(
+    lib: &Library,
+    session: CK_SESSION_HANDLE,
+    (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    base: CK_OBJECT_HANDLE,
+    template: Attributes,
+) -> Result<CK_OBJECT_HANDLE> {
+    let s = lib.session(session)?;
+    let s = s.lock();
+    let m = lib.mechanism(ty)?;
+    if m.info().flags & CKF_DERIVE == 0 {
+        return fail(CKR_MECHANISM_INVALID);
+    }
+    let mut history = (false, false);
+    let base_key = single_call_key(lib, &s, base, CKA_DERIVE, ty, |attrs| {
+        history = (
+            attrs.flag(CKA_ALWAYS_SENSITIVE, false),
+            attrs.flag(CKA_NEVER_EXTRACTABLE, false),
+        );
+        Ok(())
+    })?;
+    let mut template = template;
+    policy::normalize_template(&mut template);
+    if !template.contains(CKA_CLASS) {
+        template.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+    }
+    if !template.contains(CKA_KEY_TYPE) {
+        template.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+    }
+    check_storage(&s.token, s.read_write, &template)?;
+    if template.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) {
+        return Err(Error::with(
+            CKR_TEMPLATE_INCONSISTENT,
+            "only secret keys are derived",
+        ));
+    }
+    let mut value = m.derive(&param, &base_key)?;
+    if let Some(len) = template.get_ulong(CKA_VALUE_LEN)? {
+        let len = len as usize;
+        if len == 0 || len > value.len() {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCONSISTENT,
+                "CKA_VALUE_LEN longer than the derived value",
+            ));
+        }
+        value.truncate(len);
+    }
+    let key_type = template
+        .get_ulong(CKA_KEY_TYPE)?
+        .unwrap_or(CKK_GENERIC_SECRET);
+    let fits = mechanism::secret::key_lengths(key_type).is_some_and(|l| l.contains(value.len()));
+    if !fits {
+        return Err(Error::with(
+            CKR_TEMPLATE_INCONSISTENT,
+            "the derived value has a length the key type does not have",
+        ));
+    }
+    let mut material = Attributes::new();
+    material.set(CKA_VALUE, value.as_slice());
+    let origin = Origin::Derive {
+        base_always_sensitive: history.0,
+        base_never_extractable: history.1,
+    };
+    let attrs = policy::new_object(&template, origin, &material)?;
+    check_storage(&s.token, s.read_write, &attrs)?;
+    s.token.create_object(attrs, session)
+}
