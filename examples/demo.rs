@@ -3,7 +3,9 @@
 //! Creates a token in a fresh directory, generates an RSA-2048 decryption key pair in it,
 //! encrypts a message with the public key outside the token (the rsa crate, as a sender
 //! would), and decrypts it through the PKCS#11 module, which never lets the private key out;
-//! then the same with an SM2 key pair and the vendor mechanisms (`ferrohsm::vendor`).
+//! then the same with an SM2 key pair and the vendor mechanisms (`ferrohsm::vendor`); last,
+//! a digital envelope: data sealed outside with a fresh AES-256-GCM key that is wrapped for
+//! the token's RSA key, unwrapped by the token into a key that never leaves it.
 //!
 //! Run: `cargo build --release && cargo run --release --example demo [TOKEN_DIR]`
 
@@ -146,13 +148,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     sm2_round_trip(&session)?;
+    envelope(&session, &public_key, private)?;
 
     let found = session.find_objects(&[
         Attribute::Class(ObjectClass::PRIVATE_KEY),
         Attribute::Label(b"demo-rsa".to_vec()),
     ])?;
     println!(
-        "9. the token holds {} private key labelled demo-rsa; done",
+        "10. the token holds {} private key labelled demo-rsa; done",
         found.len()
     );
     Ok(())
@@ -210,5 +213,78 @@ fn sm2_round_trip(session: &cryptoki::session::Session) -> Result<(), Box<dyn Er
     if plaintext != message {
         return Err("SM2 round trip mismatch".into());
     }
+    Ok(())
+}
+
+/// The digital envelope: the sender makes a fresh AES-256 key, encrypts the data with
+/// AES-256-GCM and wraps the key under the token's RSA key (OAEP-SHA256), all outside the
+/// token (RustCrypto's aes-gcm, the rsa crate); the token unwraps the key into a sensitive,
+/// non-extractable key object and decrypts the data with it.
+fn envelope(
+    session: &cryptoki::session::Session,
+    public_key: &rsa::PublicKey,
+    private: cryptoki::object::ObjectHandle,
+) -> Result<(), Box<dyn Error>> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use cryptoki::mechanism::aead::GcmParams;
+    use cryptoki::object::KeyType;
+
+    let mut key = [0u8; 32];
+    let mut iv = [0u8; 12];
+    getrandom::fill(&mut key).map_err(|_| "OS random source")?;
+    getrandom::fill(&mut iv).map_err(|_| "OS random source")?;
+    let document = b"the envelope's contents: only the token can open them".to_vec();
+    let sealed = aes_gcm::Aes256Gcm::new_from_slice(&key)
+        .map_err(|_| "AES-256 key length")?
+        .encrypt(
+            (&iv).into(),
+            Payload {
+                msg: &document,
+                aad: b"demo",
+            },
+        )
+        .map_err(|_| "AES-GCM")?;
+    let wrapped = public_key.encrypt(
+        &mut rand::rng(),
+        rsa::Oaep::<rsa::sha2::Sha256>::new(),
+        &key,
+    )?;
+    println!(
+        "9. envelope: {} bytes sealed with a fresh AES-256-GCM key outside the token, the key wrapped with RSA-OAEP",
+        sealed.len()
+    );
+    let oaep = PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    );
+    let token_key = session.unwrap_key(
+        &Mechanism::RsaPkcsOaep(oaep),
+        private,
+        &wrapped,
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Decrypt(true),
+        ],
+    )?;
+    let gcm = GcmParams::new(&mut iv, b"demo", 128.into())?;
+    let opened = session.decrypt(&Mechanism::AesGcm(gcm), token_key, &sealed)?;
+    if opened != document {
+        return Err("envelope mismatch".into());
+    }
+    let readable = session.get_attributes(token_key, &[AttributeType::Value])?;
+    println!(
+        "   the token unwrapped the key (its value {}) and decrypted: {:?}",
+        if readable.is_empty() {
+            "unreadable"
+        } else {
+            "READABLE"
+        },
+        String::from_utf8_lossy(&opened)
+    );
     Ok(())
 }

@@ -40,6 +40,26 @@ impl Written {
 /// caller's buffer (None for a length query) and its length word.
 pub type Output<'a> = (Option<&'a mut [u8]>, &'a mut CK_ULONG);
 
+/// A call's input as the C boundary hands it over: the caller's own bytes when they cannot
+/// be the output buffer too, else a copy (the spec allows in-place operation, and a Rust
+/// `&[u8]` must not alias the `&mut [u8]` being written). Borrowing spares a large
+/// encryption a copy of its whole input.
+pub enum Input<'a> {
+    Borrowed(&'a [u8]),
+    Copied(Zeroizing<Vec<u8>>),
+}
+
+impl std::ops::Deref for Input<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Borrowed(b) => b,
+            Input::Copied(c) => c,
+        }
+    }
+}
+
 /// An active operation with its kept output.
 pub struct Active<T: ?Sized> {
     pub op: Box<T>,

@@ -605,6 +605,17 @@ isolated_test! {
         let mut derived = 0;
         let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), template.as_mut_ptr(), 2, &mut derived));
         assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "20 bytes of derivation data");
+        // 16 bytes of data cannot give the 32-byte key the template asks for.
+        let thirty_two: CK_ULONG = 32;
+        let half = CK_KEY_DERIVATION_STRING_DATA { pData: data.as_ptr() as *mut u8, ulLen: 16 };
+        let mut m = mech_bytes(CKM_AES_ECB_ENCRYPT_DATA, as_bytes(&half));
+        let mut long = [
+            ulong_attr_raw(CKA_CLASS, &class),
+            ulong_attr_raw(CKA_KEY_TYPE, &aes),
+            ulong_attr_raw(CKA_VALUE_LEN, &thirty_two),
+        ];
+        let rv = raw!(raw, C_DeriveKey(s, &mut m, base.handle(), long.as_mut_ptr(), 3, &mut derived));
+        assert_rv(rv, CKR_MECHANISM_PARAM_INVALID, "data shorter than CKA_VALUE_LEN");
         let no_derive = secret_key(&session, CKK_AES, &[9; 16]);
         let mut m = mech_bytes(CKM_AES_ECB_ENCRYPT_DATA, as_bytes(&ecb_param));
         let rv = raw!(raw, C_DeriveKey(s, &mut m, no_derive.handle(), template.as_mut_ptr(), 2, &mut derived));

@@ -3,7 +3,7 @@
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
-use crate::session::{deliver, Active, Calls, Operations, Output, Session, Written};
+use crate::session::{deliver, Active, Calls, Input, Operations, Output, Session, Written};
 use crate::state::Library;
 use crate::token::Token;
 use cryptoki_sys::*;
@@ -127,7 +127,7 @@ fn key(k: Option<&LoadedKey>) -> Result<&LoadedKey> {
 }
 
 /// Input and output of a call, as the C boundary converted them.
-pub type InOut<'a> = Result<(Zeroizing<Vec<u8>>, Output<'a>)>;
+pub type InOut<'a> = Result<(Input<'a>, Output<'a>)>;
 
 /// Runs `f` on the session's operation of one kind with the call's arguments `args` as the
 /// C boundary converted them. Every call on an active operation comes through here, so the

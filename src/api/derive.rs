@@ -52,10 +52,12 @@ pub fn derive_key(
     let mut value = m.derive(&param, &base_key)?;
     if let Some(len) = template.get_ulong(CKA_VALUE_LEN)? {
         let len = len as usize;
+        // Data too short for the key asked for is a fault of the parameter (the data), as
+        // SoftHSMv2 and python-pkcs11's suite also have it.
         if len == 0 || len > value.len() {
             return Err(Error::with(
-                CKR_TEMPLATE_INCONSISTENT,
-                "CKA_VALUE_LEN longer than the derived value",
+                CKR_MECHANISM_PARAM_INVALID,
+                "derivation data shorter than CKA_VALUE_LEN",
             ));
         }
         value.truncate(len);
@@ -66,8 +68,8 @@ pub fn derive_key(
     let fits = mechanism::secret::key_lengths(key_type).is_some_and(|l| l.contains(value.len()));
     if !fits {
         return Err(Error::with(
-            CKR_TEMPLATE_INCONSISTENT,
-            "the derived value has a length the key type does not have",
+            CKR_MECHANISM_PARAM_INVALID,
+            "the derivation data gives a length the key type does not have",
         ));
     }
     let mut material = Attributes::new();

@@ -4,28 +4,35 @@ use super::args::{buffer_out, bytes_copied, bytes_in, mechanism_in};
 use super::guard::with_library;
 use crate::api::crypto as api;
 use crate::error::{fail, Result};
-use crate::session::Output;
+use crate::session::{Input, Output};
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
 
 // The calls on an active operation hand their converted arguments to the api layer as a
 // `Result`, not with `?`: a refused argument is a failed call, which ends the operation
 // (see `api::crypto::with_op`), and only the api layer knows the session's operations.
 
-/// The input (copied: input and output may be the same buffer) and output of a call.
+/// The input and output of a call. The input is copied only when it overlaps the output
+/// buffer (in-place operation, which the spec allows).
 ///
 /// # Safety
-/// As `bytes_copied` and `buffer_out`.
+/// As `bytes_in` and `buffer_out`.
 unsafe fn in_out<'a>(
     input: *const u8,
     input_len: CK_ULONG,
     output: *mut u8,
     output_len: *mut CK_ULONG,
-) -> Result<(Zeroizing<Vec<u8>>, Output<'a>)> {
-    Ok((
-        bytes_copied(input, input_len)?,
-        buffer_out(output, output_len)?,
-    ))
+) -> Result<(Input<'a>, Output<'a>)> {
+    let (buf, len) = buffer_out(output, output_len)?;
+    let overlaps = buf.as_ref().is_some_and(|b| {
+        let (i, o) = (input as usize, b.as_ptr() as usize);
+        input_len != 0 && i < o + b.len() && o < i + input_len as usize
+    });
+    let input = if overlaps {
+        Input::Copied(bytes_copied(input, input_len)?)
+    } else {
+        Input::Borrowed(bytes_in(input, input_len)?)
+    };
+    Ok((input, (buf, len)))
 }
 
 /// The data and signature of C_Verify.

@@ -189,7 +189,8 @@ mod awslc {
     }
 
     pub fn seal(key: &[u8], iv: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let mut out = plaintext.to_vec();
+        let mut out = Vec::with_capacity(plaintext.len() + 16);
+        out.extend_from_slice(plaintext);
         let tag = key_of(key)?
             .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
             .map_err(|_| Error::with(CKR_DATA_LEN_RANGE, "GCM message too long"))?;
