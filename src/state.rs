@@ -109,6 +109,21 @@ impl Library {
         crate::mechanism::lookup(ty)
     }
 
+    /// `mechanism(ty)` if it serves `function` (CKF_ENCRYPT, CKF_WRAP, CKF_DERIVE, ...): a
+    /// mechanism used for a function it does not offer is CKR_MECHANISM_INVALID, before any
+    /// key is looked at.
+    pub fn mechanism_for(
+        &self,
+        ty: CK_MECHANISM_TYPE,
+        function: CK_FLAGS,
+    ) -> Result<&'static dyn crate::mechanism::Mechanism> {
+        let m = self.mechanism(ty)?;
+        if m.info().flags & function == 0 {
+            return fail(CKR_MECHANISM_INVALID);
+        }
+        Ok(m)
+    }
+
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<SessionEntry>> {
         self.sessions
             .read()

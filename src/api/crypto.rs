@@ -103,11 +103,7 @@ fn start<T: ?Sized>(
     if (kind.slot)(&mut s.ops).is_some() {
         return fail(CKR_OPERATION_ACTIVE);
     }
-    let m = lib.mechanism(ty)?;
-    // A mechanism used for a function it does not offer is refused before any key check.
-    if m.info().flags & kind.function == 0 {
-        return fail(CKR_MECHANISM_INVALID);
-    }
+    let m = lib.mechanism_for(ty, kind.function)?;
     let (key, needs_login) = match kind.usage {
         Some(usage) => {
             let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty, |_| Ok(()))?;
@@ -434,12 +430,21 @@ pub fn digest_key(lib: &Library, s: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) ->
     })
 }
 
-/// The value of the secret key `key`, for C_DigestKey.
-fn digestible_value(token: &Token, key: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
-    let object = token.object(key).map_err(|e| match e.rv {
+/// The object behind a key argument (C_DigestKey's, C_WrapKey's key to wrap), secrets
+/// opened: a handle that names no object is CKR_KEY_HANDLE_INVALID, the code for keys.
+pub(crate) fn key_object(
+    token: &Token,
+    key: CK_OBJECT_HANDLE,
+) -> Result<std::sync::Arc<crate::token::Object>> {
+    token.object(key).map_err(|e| match e.rv {
         CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
         _ => e,
-    })?;
+    })
+}
+
+/// The value of the secret key `key`, for C_DigestKey.
+fn digestible_value(token: &Token, key: CK_OBJECT_HANDLE) -> Result<Zeroizing<Vec<u8>>> {
+    let object = key_object(token, key)?;
     let attrs = &object.attrs;
     let readable = !attrs.flag(CKA_SENSITIVE, true) && attrs.flag(CKA_EXTRACTABLE, false);
     if attrs.get_ulong(CKA_CLASS)? != Some(CKO_SECRET_KEY) || !readable {

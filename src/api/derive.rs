@@ -6,7 +6,7 @@
 
 use crate::api::crypto::single_call_key;
 use crate::api::object::check_storage;
-use crate::error::{fail, Error, Result};
+use crate::error::{Error, Result};
 use crate::mechanism::{self, MechanismParam};
 use crate::object::policy::{self, Origin};
 use crate::object::Attributes;
@@ -22,10 +22,7 @@ pub fn derive_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let m = lib.mechanism(ty)?;
-    if m.info().flags & CKF_DERIVE == 0 {
-        return fail(CKR_MECHANISM_INVALID);
-    }
+    let m = lib.mechanism_for(ty, CKF_DERIVE)?;
     let mut history = (false, false);
     let base_key = single_call_key(lib, &s, base, CKA_DERIVE, ty, |attrs| {
         history = (

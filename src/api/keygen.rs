@@ -1,7 +1,7 @@
 //! Key generation.
 
 use crate::api::object::check_storage;
-use crate::error::{fail, Result};
+use crate::error::Result;
 use crate::mechanism::MechanismParam;
 use crate::object::policy::{self, Origin};
 use crate::object::Attributes;
@@ -53,10 +53,7 @@ pub fn generate_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let m = lib.mechanism(ty)?;
-    if m.info().flags & CKF_GENERATE == 0 {
-        return fail(CKR_MECHANISM_INVALID);
-    }
+    let m = lib.mechanism_for(ty, CKF_GENERATE)?;
     check_storage(&s.token, s.read_write, &template)?;
     if let Some(key_type) = m.generated_key_type() {
         policy::check_generate_template(&template, CKO_SECRET_KEY, key_type)?;

@@ -16,10 +16,10 @@
 //! wrapped); a wrapped key that does not decrypt is CKR_WRAPPED_KEY_INVALID or
 //! CKR_WRAPPED_KEY_LEN_RANGE.
 
-use crate::api::crypto::single_call_key;
+use crate::api::crypto::{key_object, single_call_key};
 use crate::api::object::{check_key_material, check_storage};
 use crate::error::{fail, Error, Result};
-use crate::mechanism::{self, Mechanism, MechanismParam};
+use crate::mechanism::{self, MechanismParam};
 use crate::object::policy::{self, Origin};
 use crate::object::{pkcs8, Attributes};
 use crate::session::Written;
@@ -60,19 +60,6 @@ const WRAPPED_KEY: &[(CK_RV, CK_RV)] = &[
     (CKR_ENCRYPTED_DATA_LEN_RANGE, CKR_WRAPPED_KEY_LEN_RANGE),
 ];
 
-/// The mechanism `ty` if it serves `function` (CKF_WRAP / CKF_UNWRAP).
-fn mechanism_for(
-    lib: &Library,
-    ty: CK_MECHANISM_TYPE,
-    function: CK_FLAGS,
-) -> Result<&'static dyn Mechanism> {
-    let m = lib.mechanism(ty)?;
-    if m.info().flags & function == 0 {
-        return fail(CKR_MECHANISM_INVALID);
-    }
-    Ok(m)
-}
-
 /// What the wrapping (or unwrapping) key's clear attributes say about the operation.
 #[derive(Default)]
 struct KeyPolicy {
@@ -86,7 +73,7 @@ fn template_attribute(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<Optio
         None => Ok(None),
         Some(bytes) => Attributes::from_template_bytes(bytes)
             .map(Some)
-            .ok_or_else(|| Error::with(CKR_GENERAL_ERROR, "stored key has a malformed template")),
+            .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "stored key has a malformed template")),
     }
 }
 
@@ -100,7 +87,7 @@ pub fn wrap_key(
 ) -> Result<Written> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let m = mechanism_for(lib, ty, CKF_WRAP)?;
+    let m = lib.mechanism_for(ty, CKF_WRAP)?;
     let mut wrapper = KeyPolicy::default();
     let wrapping_key = single_call_key(lib, &s, wrapping, CKA_WRAP, ty, |attrs| {
         wrapper.trusted = attrs.flag(CKA_TRUSTED, false);
@@ -109,10 +96,7 @@ pub fn wrap_key(
     })
     .map_err(renamed(WRAPPING_KEY))?;
 
-    let object = s.token.object(key).map_err(|e| match e.rv {
-        CKR_OBJECT_HANDLE_INVALID => Error::new(CKR_KEY_HANDLE_INVALID),
-        _ => e,
-    })?;
+    let object = key_object(&s.token, key)?;
     let attrs = &object.attrs;
     let class = attrs.get_ulong(CKA_CLASS)?;
     if !matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
@@ -172,7 +156,7 @@ fn key_bytes(attrs: &Attributes) -> Result<Zeroizing<Vec<u8>>> {
         Some(CKO_SECRET_KEY) => attrs
             .get(CKA_VALUE)
             .map(|v| Zeroizing::new(v.to_vec()))
-            .ok_or_else(|| Error::with(CKR_GENERAL_ERROR, "secret key without a value")),
+            .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "stored secret key without a value")),
         _ => pkcs8::encode(attrs),
     }
 }
@@ -187,7 +171,7 @@ pub fn unwrap_key(
 ) -> Result<CK_OBJECT_HANDLE> {
     let s = lib.session(session)?;
     let s = s.lock();
-    let m = mechanism_for(lib, ty, CKF_UNWRAP)?;
+    let m = lib.mechanism_for(ty, CKF_UNWRAP)?;
     let mut unwrapper = KeyPolicy::default();
     let unwrapping_key = single_call_key(lib, &s, unwrapping, CKA_UNWRAP, ty, |attrs| {
         unwrapper.template = template_attribute(attrs, CKA_UNWRAP_TEMPLATE)?;

@@ -122,14 +122,14 @@ impl KeyLengths {
         }
     }
 
-    fn min(self) -> usize {
+    pub fn min(self) -> usize {
         match self {
             KeyLengths::List(list) => list.iter().copied().min().unwrap_or(0),
             KeyLengths::Range(min, _) => min,
         }
     }
 
-    fn max(self) -> usize {
+    pub fn max(self) -> usize {
         match self {
             KeyLengths::List(list) => list.iter().copied().max().unwrap_or(0),
             KeyLengths::Range(_, max) => max,

@@ -51,14 +51,6 @@ impl SymmetricCipher {
     }
 }
 
-/// AES key sizes are reported in bytes, as the mechanisms spec (§2.10) says.
-fn key_size_range(cipher: BlockCipher) -> (CK_ULONG, CK_ULONG) {
-    match cipher {
-        BlockCipher::Aes => (16, 32),
-        BlockCipher::Sm4 => (16, 16),
-    }
-}
-
 impl Mechanism for SymmetricCipher {
     fn info(&self) -> MechanismInfo {
         let flags = match self.kind {
@@ -66,10 +58,14 @@ impl Mechanism for SymmetricCipher {
             Kind::CbcPad | Kind::KeyWrap(_) => CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP,
             _ => CKF_ENCRYPT | CKF_DECRYPT,
         };
-        let (min_key_size, max_key_size) = key_size_range(self.cipher);
+        // In bytes, as the mechanisms spec (§2.10) says for AES.
+        let lengths = match self.cipher {
+            BlockCipher::Aes => AES_LENGTHS,
+            BlockCipher::Sm4 => SM4_LENGTHS,
+        };
         MechanismInfo {
-            min_key_size,
-            max_key_size,
+            min_key_size: lengths.min() as CK_ULONG,
+            max_key_size: lengths.max() as CK_ULONG,
             flags,
         }
     }
