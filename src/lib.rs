@@ -7,6 +7,7 @@
 //! - `crypto`: adapters over the crypto crates; `storage`: the persistent token store.
 
 pub mod api;
+pub mod call_id;
 pub mod config;
 pub mod crypto;
 pub mod error;

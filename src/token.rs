@@ -142,6 +142,9 @@ struct Inner {
     /// counter, which moves only with other connections' commits (SQLite's data_version
     /// ignores our own, and our own writes update the index as they go).
     seen_counter: Option<u64>,
+    /// The C call (`call_id`) that last synced: later steps of the same call skip the
+    /// store's change check.
+    synced_in: Option<std::num::NonZeroU64>,
     index: ObjectIndex<Meta>,
     by_store_id: HashMap<ObjectId, CK_OBJECT_HANDLE>,
     login: Option<Login>,
@@ -169,6 +172,7 @@ impl Token {
             store,
             record,
             seen_counter: None,
+            synced_in: None,
             index: ObjectIndex::new(),
             by_store_id: HashMap::new(),
             login: None,
@@ -890,9 +894,24 @@ impl Inner {
         Ok(())
     }
 
+    /// `sync_now` once per C call: a call sees other processes' commits as of its first
+    /// step. Objects the record says are stale (a re-initialisation, a change a PIN check's
+    /// record read noticed) are loaded all the same.
+    fn sync(&mut self) -> Result<()> {
+        let call = crate::call_id::current();
+        let objects_current = self.seen_counter == Some(self.record.change_counter);
+        if call.is_some() && self.synced_in == call && objects_current {
+            return Ok(());
+        }
+        self.synced_in = None;
+        self.sync_now()?;
+        self.synced_in = call;
+        Ok(())
+    }
+
     /// Catches up with other connections' commits: the record, then the objects whose
     /// generation moved (a diff of `(id, generation)` pairs, loading only those).
-    fn sync(&mut self) -> Result<()> {
+    fn sync_now(&mut self) -> Result<()> {
         self.sync_record()?;
         if self.seen_counter == Some(self.record.change_counter) {
             return Ok(());
