@@ -176,8 +176,7 @@ pub fn generate_random(lib: &Library, session: CK_SESSION_HANDLE, out: &mut [u8]
     crate::crypto::random_bytes(out)
 }
 
-pub fn seed_random(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+pub fn seed_random(lib: &Library, session: CK_SESSION_HANDLE, seed: &[u8]) -> Result<()> {
     lib.session(session)?;
-    // The OS CSPRNG is used directly and cannot be seeded by applications.
-    fail(CKR_RANDOM_SEED_NOT_SUPPORTED)
+    crate::crypto::mix_into_os_pool(seed)
 }
