@@ -13,6 +13,7 @@ pub mod error;
 pub mod ffi;
 pub mod log;
 pub mod mechanism;
+pub mod memory;
 pub mod migrate;
 pub mod object;
 pub mod session;

@@ -57,7 +57,7 @@ pub fn seal(
     if iv.len() == 12 && tag_len == 16 {
         return awslc::seal(key, iv, aad, plaintext);
     }
-    let mut out = plaintext.to_vec();
+    let mut out = crate::memory::copy(plaintext)?;
     // A tag truncated to t bytes is the full tag's first t bytes (SP 800-38D §7.1 step 6).
     let tag = match key.len() {
         16 => seal_with::<Aes128>(key, iv, aad, &mut out)?,
@@ -90,7 +90,7 @@ pub fn open(
         return awslc::open(key, iv, aad, sealed);
     }
     let (ciphertext, tag) = sealed.split_at(sealed.len() - tag_len);
-    let mut out = Zeroizing::new(ciphertext.to_vec());
+    let mut out = Zeroizing::new(crate::memory::copy(ciphertext)?);
     macro_rules! by_tag {
         ($aes:ty) => {
             match tag_len {
@@ -189,7 +189,7 @@ mod awslc {
     }
 
     pub fn seal(key: &[u8], iv: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(plaintext.len() + 16);
+        let mut out = crate::memory::buffer(plaintext.len() + 16)?;
         out.extend_from_slice(plaintext);
         let tag = key_of(key)?
             .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
@@ -199,7 +199,7 @@ mod awslc {
     }
 
     pub fn open(key: &[u8], iv: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut buf = Zeroizing::new(sealed.to_vec());
+        let mut buf = Zeroizing::new(crate::memory::copy(sealed)?);
         let len = key_of(key)?
             .open_in_place(nonce(iv)?, Aad::from(aad), &mut buf)
             .map_err(|_| tampered())?

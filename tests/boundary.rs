@@ -1,0 +1,183 @@
+//! Hardening of the C boundary and of session state (issue 12): lengths no memory can have,
+//! lengths no memory has, operations that end at C_Logout, searches that do not confirm
+//! guesses of secret values.
+
+#[macro_use]
+mod common;
+
+use std::ffi::c_void;
+use std::ptr;
+
+use common::*;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki_sys::*;
+
+/// A length no region of memory can have: more than isize::MAX bytes.
+const IMPOSSIBLE: CK_ULONG = isize::MAX as CK_ULONG + 1;
+/// Another one, just below CK_UNAVAILABLE_INFORMATION (which templates refuse by itself).
+const IMPOSSIBLE_TOO: CK_ULONG = CK_ULONG::MAX - 1;
+/// A length an address space could in principle hold, but no machine can allocate.
+const HUGE: CK_ULONG = 1 << 62;
+
+fn aes_key(session: &cryptoki::session::Session) -> ObjectHandle {
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::ValueLen(16.into()),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Token(false),
+            ],
+        )
+        .expect("AES key")
+}
+
+fn attr(ty: CK_ATTRIBUTE_TYPE, value: &[u8], len: CK_ULONG) -> CK_ATTRIBUTE {
+    CK_ATTRIBUTE {
+        type_: ty,
+        pValue: value.as_ptr() as *mut c_void,
+        ulValueLen: len,
+    }
+}
+
+isolated_test! {
+    fn impossible_and_huge_lengths_are_refused_without_aborting() {
+        let token = Token::new();
+        let session = token.user();
+        let key = aes_key(&session).handle();
+        let raw = token.raw();
+        let h = session.handle();
+        let label = b"a label";
+        let mut buf = [0u8; 64];
+        let out = buf.as_mut_ptr();
+        let mut object = CK_INVALID_HANDLE;
+
+        // Templates: the count and each value length.
+        let class = CKO_DATA;
+        let mut one = [ulong_attr_raw(CKA_CLASS, &class)];
+        for n in [IMPOSSIBLE, IMPOSSIBLE_TOO] {
+            let what = format!("count {n:#x}");
+            assert_rv(raw!(raw, C_CreateObject(h, one.as_mut_ptr(), n, &mut object)), CKR_ARGUMENTS_BAD, &format!("C_CreateObject {what}"));
+            assert_rv(raw!(raw, C_FindObjectsInit(h, one.as_mut_ptr(), n)), CKR_ARGUMENTS_BAD, &format!("C_FindObjectsInit {what}"));
+            assert_rv(raw!(raw, C_GetAttributeValue(h, key, one.as_mut_ptr(), n)), CKR_ARGUMENTS_BAD, &format!("C_GetAttributeValue {what}"));
+            assert_rv(raw!(raw, C_SetAttributeValue(h, key, one.as_mut_ptr(), n)), CKR_ARGUMENTS_BAD, &format!("C_SetAttributeValue {what}"));
+            assert_rv(raw!(raw, C_CopyObject(h, key, one.as_mut_ptr(), n, &mut object)), CKR_ARGUMENTS_BAD, &format!("C_CopyObject {what}"));
+            let mut gen = mech(CKM_AES_KEY_GEN);
+            assert_rv(raw!(raw, C_GenerateKey(h, &mut gen, one.as_mut_ptr(), n, &mut object)), CKR_ARGUMENTS_BAD, &format!("C_GenerateKey {what}"));
+            let mut pair = mech(CKM_RSA_PKCS_KEY_PAIR_GEN);
+            let (mut public, mut private) = (CK_INVALID_HANDLE, CK_INVALID_HANDLE);
+            assert_rv(
+                raw!(raw, C_GenerateKeyPair(h, &mut pair, one.as_mut_ptr(), n, one.as_mut_ptr(), 1, &mut public, &mut private)),
+                CKR_ARGUMENTS_BAD,
+                &format!("C_GenerateKeyPair {what}"),
+            );
+        }
+        for (len, want) in [(IMPOSSIBLE, CKR_ARGUMENTS_BAD), (IMPOSSIBLE_TOO, CKR_ARGUMENTS_BAD), (HUGE, CKR_HOST_MEMORY)] {
+            let what = format!("ulValueLen {len:#x}");
+            let mut template = [ulong_attr_raw(CKA_CLASS, &class), attr(CKA_LABEL, label, len)];
+            assert_rv(raw!(raw, C_CreateObject(h, template.as_mut_ptr(), 2, &mut object)), want, &format!("C_CreateObject {what}"));
+            assert_rv(raw!(raw, C_FindObjectsInit(h, template.as_mut_ptr(), 2)), want, &format!("C_FindObjectsInit {what}"));
+            assert_rv(raw!(raw, C_SetAttributeValue(h, key, template[1..].as_mut_ptr(), 1)), want, &format!("C_SetAttributeValue {what}"));
+            // A nested template (CKA_WRAP_TEMPLATE) goes through the same bounds.
+            let mut wrap = [ulong_attr_raw(CKA_WRAP_TEMPLATE, &class)];
+            wrap[0].pValue = template.as_mut_ptr() as *mut c_void;
+            wrap[0].ulValueLen = 2 * std::mem::size_of::<CK_ATTRIBUTE>() as CK_ULONG;
+            let mut gen = mech(CKM_AES_KEY_GEN);
+            assert_rv(raw!(raw, C_GenerateKey(h, &mut gen, wrap.as_mut_ptr(), 1, &mut object)), want, &format!("nested template {what}"));
+        }
+        // C_GetAttributeValue's output lengths are only compared, never trusted for a copy.
+        let mut read = [attr(CKA_LABEL, &buf, IMPOSSIBLE)];
+        assert_rv(raw!(raw, C_GetAttributeValue(h, key, read.as_mut_ptr(), 1)), CKR_OK, "C_GetAttributeValue with a huge buffer length");
+
+        // Data in, data out: the operation is refused (and ended, as every argument error).
+        let data = [0u8; 16];
+        let input = data.as_ptr() as *mut u8;
+        let encrypt_init = || raw.encrypt_init(h, &mech(CKM_AES_ECB), key);
+        let ended = |what: &str| {
+            let mut len: CK_ULONG = 0;
+            assert_rv(raw!(raw, C_EncryptFinal(h, ptr::null_mut(), &mut len)), CKR_OPERATION_NOT_INITIALIZED, &format!("{what} ended the operation"));
+        };
+        for n in [IMPOSSIBLE, IMPOSSIBLE_TOO] {
+            let mut len: CK_ULONG = buf.len() as CK_ULONG;
+            assert_rv(encrypt_init(), CKR_OK, "C_EncryptInit");
+            assert_rv(raw!(raw, C_Encrypt(h, input, n, out, &mut len)), CKR_ARGUMENTS_BAD, "C_Encrypt with an impossible input length");
+            ended("C_Encrypt");
+            assert_rv(encrypt_init(), CKR_OK, "C_EncryptInit");
+            let mut len = n;
+            assert_rv(raw!(raw, C_Encrypt(h, input, 16, out, &mut len)), CKR_ARGUMENTS_BAD, "C_Encrypt with an impossible output length");
+            ended("C_Encrypt (output)");
+            assert_rv(encrypt_init(), CKR_OK, "C_EncryptInit");
+            let mut len: CK_ULONG = buf.len() as CK_ULONG;
+            assert_rv(raw!(raw, C_EncryptUpdate(h, input, n, out, &mut len)), CKR_ARGUMENTS_BAD, "C_EncryptUpdate with an impossible input length");
+            ended("C_EncryptUpdate");
+            assert_rv(raw!(raw, C_DigestInit(h, &mut mech(CKM_SHA256))), CKR_OK, "C_DigestInit");
+            assert_rv(raw!(raw, C_DigestUpdate(h, input, n)), CKR_ARGUMENTS_BAD, "C_DigestUpdate with an impossible length");
+            assert_rv(raw!(raw, C_GenerateRandom(h, out, n)), CKR_ARGUMENTS_BAD, "C_GenerateRandom with an impossible length");
+            assert_rv(raw!(raw, C_SeedRandom(h, input, n)), CKR_ARGUMENTS_BAD, "C_SeedRandom with an impossible length");
+        }
+        // In place (input and output the same buffer), the input is copied: no memory for the
+        // copy is CKR_HOST_MEMORY.
+        assert_rv(encrypt_init(), CKR_OK, "C_EncryptInit");
+        let mut len: CK_ULONG = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Encrypt(h, out, HUGE, out, &mut len)), CKR_HOST_MEMORY, "in-place C_Encrypt of a huge length");
+        ended("in-place C_Encrypt");
+
+        // PINs.
+        let pin = USER_PIN.as_ptr() as *mut u8;
+        assert_rv(raw!(raw, C_Logout(h)), CKR_OK, "C_Logout");
+        for n in [IMPOSSIBLE, IMPOSSIBLE_TOO] {
+            assert_rv(raw!(raw, C_Login(h, CKU_USER, pin, n)), CKR_ARGUMENTS_BAD, "C_Login with an impossible PIN length");
+            assert_rv(raw!(raw, C_SetPIN(h, pin, n, pin, 16)), CKR_ARGUMENTS_BAD, "C_SetPIN old PIN impossible");
+            assert_rv(raw!(raw, C_SetPIN(h, pin, 16, pin, n)), CKR_ARGUMENTS_BAD, "C_SetPIN new PIN impossible");
+            assert_rv(raw!(raw, C_InitPIN(h, pin, n)), CKR_ARGUMENTS_BAD, "C_InitPIN impossible");
+            let mut label32 = [b' '; 32];
+            assert_rv(raw!(raw, C_InitToken(token.slot.id(), pin, n, label32.as_mut_ptr())), CKR_ARGUMENTS_BAD, "C_InitToken impossible");
+        }
+        // No guess was counted: the PIN still works and no retry flag is up.
+        assert_rv(raw.login(h, CKU_USER, USER_PIN), CKR_OK, "C_Login after the refused ones");
+        let info = token.p11.get_token_info(token.slot).unwrap();
+        assert!(!info.user_pin_count_low(), "a refused length counted as a wrong PIN");
+
+        // Mechanism parameters: the parameter itself and the strings it points to.
+        let iv = [0u8; 16];
+        for (len, want) in [(IMPOSSIBLE, CKR_MECHANISM_PARAM_INVALID), (HUGE, CKR_HOST_MEMORY)] {
+            let mut m = mech_bytes(CKM_AES_CBC, &iv);
+            m.ulParameterLen = len;
+            assert_rv(raw!(raw, C_EncryptInit(h, &mut m, key)), want, &format!("CBC IV of length {len:#x}"));
+            let mut gcm = CK_GCM_PARAMS {
+                pIv: iv.as_ptr() as *mut u8,
+                ulIvLen: 12,
+                ulIvBits: 96,
+                pAAD: iv.as_ptr() as *mut u8,
+                ulAADLen: len,
+                ulTagBits: 128,
+            };
+            assert_rv(raw!(raw, C_EncryptInit(h, &mut mech_with(CKM_AES_GCM, &gcm), key)), want, &format!("GCM AAD of length {len:#x}"));
+            gcm.ulAADLen = 0;
+            gcm.ulIvLen = len;
+            assert_rv(raw!(raw, C_EncryptInit(h, &mut mech_with(CKM_AES_GCM, &gcm), key)), want, &format!("GCM IV of length {len:#x}"));
+            let oaep = CK_RSA_PKCS_OAEP_PARAMS {
+                hashAlg: CKM_SHA256,
+                mgf: CKG_MGF1_SHA256,
+                source: CKZ_DATA_SPECIFIED,
+                pSourceData: iv.as_ptr() as *mut c_void,
+                ulSourceDataLen: len,
+            };
+            assert_rv(raw!(raw, C_EncryptInit(h, &mut mech_with(CKM_RSA_PKCS_OAEP, &oaep), key)), want, &format!("OAEP label of length {len:#x}"));
+        }
+
+        // Wrapped keys in.
+        let mut unwrap = mech(CKM_AES_KEY_WRAP);
+        let mut template = [ulong_attr_raw(CKA_CLASS, &class)];
+        assert_rv(
+            raw!(raw, C_UnwrapKey(h, &mut unwrap, key, out, IMPOSSIBLE, template.as_mut_ptr(), 1, &mut object)),
+            CKR_ARGUMENTS_BAD,
+            "C_UnwrapKey with an impossible wrapped length",
+        );
+
+        // Everything still works.
+        assert_eq!(raw.encrypt(h, &mech(CKM_AES_ECB), key, &data).map(|c| c.len()), Ok(16));
+    }
+}
