@@ -153,6 +153,16 @@ impl Library {
             .collect()
     }
 
+    /// Ends every operation of every session on `slot`; kept outputs are wiped as they
+    /// drop. Takes one session lock at a time, holding nothing else.
+    pub fn end_operations(&self, slot: CK_SLOT_ID) {
+        for (handle, _) in self.sessions_on(Some(slot)) {
+            if let Ok(entry) = self.session(handle) {
+                entry.lock().ops = crate::session::Operations::default();
+            }
+        }
+    }
+
     /// Closes one session; closing the last session of a token logs it out.
     pub fn close_session(&self, handle: CK_SESSION_HANDLE) -> Result<()> {
         let session = self

@@ -181,3 +181,63 @@ isolated_test! {
         assert_eq!(raw.encrypt(h, &mech(CKM_AES_ECB), key, &data).map(|c| c.len()), Ok(16));
     }
 }
+
+isolated_test! {
+    fn logout_ends_every_operation_of_every_session() {
+        let token = Token::new();
+        let a = token.user();
+        let b = token.rw();
+        let pair = gen_rsa(&a, 2048, "logout", false);
+        let (public, private) = (pair.public.handle(), pair.private.handle());
+        let raw = token.raw();
+        let (ha, hb) = (a.handle(), b.handle());
+        let message = b"secret until logout";
+        let ciphertext = raw.encrypt(ha, &mech(CKM_RSA_PKCS), public, message).expect("encrypt");
+        let ct = ciphertext.as_ptr() as *mut u8;
+        let ct_len = ciphertext.len() as CK_ULONG;
+
+        // Session a: a decryption whose plaintext is kept after CKR_BUFFER_TOO_SMALL.
+        assert_rv(raw.decrypt_init(ha, &mech(CKM_RSA_PKCS), private), CKR_OK, "C_DecryptInit");
+        let mut small = [0u8; 1];
+        let mut len: CK_ULONG = 1;
+        assert_rv(raw!(raw, C_Decrypt(ha, ct, ct_len, small.as_mut_ptr(), &mut len)), CKR_BUFFER_TOO_SMALL, "C_Decrypt short buffer");
+        assert_eq!(len as usize, message.len());
+        // Session a also signs; session b searches, digests, encrypts, verifies.
+        let class = CKO_PRIVATE_KEY;
+        let mut template = [ulong_attr_raw(CKA_CLASS, &class)];
+        assert_rv(raw.sign_init(ha, &mech(CKM_SHA256_RSA_PKCS), private), CKR_OK, "C_SignInit");
+        assert_rv(raw!(raw, C_FindObjectsInit(hb, template.as_mut_ptr(), 1)), CKR_OK, "C_FindObjectsInit");
+        assert_rv(raw!(raw, C_DigestInit(hb, &mut mech(CKM_SHA256))), CKR_OK, "C_DigestInit");
+        assert_rv(raw.encrypt_init(hb, &mech(CKM_RSA_PKCS), public), CKR_OK, "C_EncryptInit");
+        assert_rv(raw.verify_init(hb, &mech(CKM_SHA256_RSA_PKCS), public), CKR_OK, "C_VerifyInit");
+        assert_rv(raw.decrypt_init(hb, &mech(CKM_RSA_PKCS), private), CKR_OK, "C_DecryptInit on b");
+
+        assert_rv(raw!(raw, C_Logout(hb)), CKR_OK, "C_Logout from the other session");
+
+        let gone = CKR_OPERATION_NOT_INITIALIZED;
+        let mut buf = [0u8; 512];
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Decrypt(ha, ct, ct_len, buf.as_mut_ptr(), &mut len)), gone, "the kept plaintext after logout");
+        assert!(buf.iter().all(|b| *b == 0), "plaintext written after logout");
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Decrypt(hb, ct, ct_len, buf.as_mut_ptr(), &mut len)), gone, "DecryptInit, Logout, Decrypt");
+        assert!(buf.iter().all(|b| *b == 0), "plaintext written after logout");
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Sign(ha, ct, 4, buf.as_mut_ptr(), &mut len)), gone, "C_Sign after logout");
+        let mut handles = [CK_INVALID_HANDLE; 4];
+        let mut count: CK_ULONG = 0;
+        assert_rv(raw!(raw, C_FindObjects(hb, handles.as_mut_ptr(), 4, &mut count)), gone, "C_FindObjects after logout");
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_DigestFinal(hb, buf.as_mut_ptr(), &mut len)), gone, "C_DigestFinal after logout");
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Encrypt(hb, ct, 4, buf.as_mut_ptr(), &mut len)), gone, "C_Encrypt after logout");
+        assert_rv(raw!(raw, C_VerifyFinal(hb, buf.as_mut_ptr(), 256)), gone, "C_VerifyFinal after logout");
+
+        // A new login does not bring them back.
+        assert_rv(raw.login(ha, CKU_USER, USER_PIN), CKR_OK, "C_Login again");
+        let mut len = buf.len() as CK_ULONG;
+        assert_rv(raw!(raw, C_Decrypt(ha, ct, ct_len, buf.as_mut_ptr(), &mut len)), gone, "the kept plaintext after a new login");
+        // And fresh operations work.
+        assert_eq!(raw.decrypt(ha, &mech(CKM_RSA_PKCS), private, &ciphertext).as_deref(), Ok(&message[..]));
+    }
+}
