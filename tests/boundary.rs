@@ -241,3 +241,50 @@ isolated_test! {
         assert_eq!(raw.decrypt(ha, &mech(CKM_RSA_PKCS), private, &ciphertext).as_deref(), Ok(&message[..]));
     }
 }
+
+isolated_test! {
+    fn a_search_does_not_confirm_a_guess_of_a_secret_value() {
+        let token = Token::new();
+        let session = token.user();
+        let value = [0x5au8; 16];
+        let mut made = Vec::new();
+        for (on_token, sensitive) in [(false, true), (true, true), (false, false)] {
+            let key = session
+                .create_object(&[
+                    Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(cryptoki::object::KeyType::AES),
+                    Attribute::Value(value.to_vec()),
+                    Attribute::Token(on_token),
+                    Attribute::Sensitive(sensitive),
+                    Attribute::Label(b"guess".to_vec()),
+                    Attribute::Encrypt(true),
+                ])
+                .expect("import AES key");
+            made.push(key);
+        }
+        let label = Attribute::Label(b"guess".to_vec());
+        let found = session.find_objects(std::slice::from_ref(&label)).unwrap();
+        assert_eq!(found.len(), 3, "the keys are there");
+        for guess in [value.to_vec(), vec![0x5a; 15], vec![0u8; 16]] {
+            let found = session
+                .find_objects(&[label.clone(), Attribute::Value(guess.clone())])
+                .unwrap();
+            assert!(found.is_empty(), "a search by CKA_VALUE {guess:02x?} found {found:?}");
+        }
+        // An RSA private key: its private exponent is not a search criterion either.
+        let pair = gen_rsa(&session, 2048, "guess-rsa", false);
+        let modulus = bytes_attr(&session, pair.public, cryptoki::object::AttributeType::Modulus);
+        let by_modulus = session
+            .find_objects(&[Attribute::Modulus(modulus.clone()), Attribute::Class(cryptoki::object::ObjectClass::PRIVATE_KEY)])
+            .unwrap();
+        assert_eq!(by_modulus, vec![pair.private], "public values still match");
+        let found = session
+            .find_objects(&[Attribute::Modulus(modulus), Attribute::PrivateExponent(vec![1; 256])])
+            .unwrap();
+        assert!(found.is_empty(), "a search by CKA_PRIVATE_EXPONENT found {found:?}");
+        // A public data object's value is not a secret: it is a search criterion.
+        let data = session.create_object(&data_object("public-data", b"hello", false, false)).unwrap();
+        let found = session.find_objects(&[Attribute::Value(b"hello".to_vec())]).unwrap();
+        assert_eq!(found, vec![data]);
+    }
+}
