@@ -8,7 +8,7 @@
 //! different threads never wait for each other's crypto. Nothing here takes a session lock
 //! while holding the session map.
 
-use crate::config::Config;
+use crate::config::{Config, Pkcs1v15Decrypt};
 use crate::error::{fail, Error, Result};
 use crate::session::Session;
 use crate::slot::Slots;
@@ -42,6 +42,9 @@ impl SessionEntry {
         self.session.lock()
     }
 }
+
+/// The functions the `rsa_pkcs1v15_decrypt` policy governs.
+const PKCS1V15_DECRYPTING: CK_FLAGS = CKF_DECRYPT | CKF_UNWRAP;
 
 static LIBRARY: Lazy<RwLock<Option<Arc<Library>>>> = Lazy::new(|| RwLock::new(None));
 
@@ -111,17 +114,35 @@ impl Library {
 
     /// `mechanism(ty)` if it serves `function` (CKF_ENCRYPT, CKF_WRAP, CKF_DERIVE, ...): a
     /// mechanism used for a function it does not offer is CKR_MECHANISM_INVALID, before any
-    /// key is looked at.
+    /// key is looked at. CKM_RSA_PKCS decryption and unwrapping follow the configured
+    /// `rsa_pkcs1v15_decrypt` policy.
     pub fn mechanism_for(
         &self,
         ty: CK_MECHANISM_TYPE,
         function: CK_FLAGS,
     ) -> Result<&'static dyn crate::mechanism::Mechanism> {
         let m = self.mechanism(ty)?;
-        if m.info().flags & function == 0 {
+        if self.offered_flags(ty, m.info().flags) & function == 0 {
             return fail(CKR_MECHANISM_INVALID);
         }
+        if ty == CKM_RSA_PKCS
+            && function & PKCS1V15_DECRYPTING != 0
+            && self.config.rsa_pkcs1v15_decrypt == Pkcs1v15Decrypt::ImplicitRejection
+        {
+            return Ok(crate::mechanism::rsa::pkcs1v15_implicit_rejection());
+        }
         Ok(m)
+    }
+
+    /// The functions (CKF_*) mechanism `ty` serves in this configuration, from those its
+    /// implementation offers: `rsa_pkcs1v15_decrypt = "deny"` takes decryption and
+    /// unwrapping from CKM_RSA_PKCS (C_GetMechanismInfo says so too).
+    pub fn offered_flags(&self, ty: CK_MECHANISM_TYPE, flags: CK_FLAGS) -> CK_FLAGS {
+        if ty == CKM_RSA_PKCS && self.config.rsa_pkcs1v15_decrypt == Pkcs1v15Decrypt::Deny {
+            flags & !PKCS1V15_DECRYPTING
+        } else {
+            flags
+        }
     }
 
     pub fn session(&self, handle: CK_SESSION_HANDLE) -> Result<Arc<SessionEntry>> {

@@ -288,3 +288,217 @@ isolated_test! {
         assert_eq!(found, vec![data]);
     }
 }
+
+/// A PKCS#1 v1.5 ciphertext whose padding is wrong (block type 1, as a signature has),
+/// made with raw RSA on the public key.
+fn badly_padded(
+    raw: &Raw,
+    session: CK_SESSION_HANDLE,
+    public: CK_OBJECT_HANDLE,
+    k: usize,
+    fill: u8,
+) -> Vec<u8> {
+    let mut em = vec![fill; k];
+    em[0] = 0;
+    em[1] = 1;
+    em[k - 17] = 0;
+    raw.encrypt(session, &mech(CKM_RSA_X_509), public, &em)
+        .expect("raw RSA encrypt")
+}
+
+fn policy_key(session: &cryptoki::session::Session) -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    let found = |class| {
+        session
+            .find_objects(&[
+                Attribute::Label(b"policy".to_vec()),
+                Attribute::Class(class),
+            ])
+            .unwrap()[0]
+            .handle()
+    };
+    (
+        found(cryptoki::object::ObjectClass::PUBLIC_KEY),
+        found(cryptoki::object::ObjectClass::PRIVATE_KEY),
+    )
+}
+
+fn aes_unwrap_template() -> Vec<CK_ATTRIBUTE> {
+    static CLASS: CK_ULONG = CKO_SECRET_KEY;
+    static KEY_TYPE: CK_ULONG = CKK_AES;
+    static FALSE: CK_BBOOL = CK_FALSE;
+    vec![
+        ulong_attr_raw(CKA_CLASS, &CLASS),
+        ulong_attr_raw(CKA_KEY_TYPE, &KEY_TYPE),
+        bool_attr_raw(CKA_TOKEN, &FALSE),
+    ]
+}
+
+fn unwrap(raw: &Raw, session: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, wrapped: &[u8]) -> CK_RV {
+    let mut template = aes_unwrap_template();
+    let mut out = CK_INVALID_HANDLE;
+    raw!(
+        raw,
+        C_UnwrapKey(
+            session,
+            &mut mech(CKM_RSA_PKCS),
+            key,
+            wrapped.as_ptr() as *mut u8,
+            wrapped.len() as CK_ULONG,
+            template.as_mut_ptr(),
+            template.len() as CK_ULONG,
+            &mut out
+        )
+    )
+}
+
+fn mechanism_flags(raw: &Raw, slot: cryptoki::slot::Slot, ty: CK_MECHANISM_TYPE) -> CK_FLAGS {
+    let mut info = CK_MECHANISM_INFO {
+        ulMinKeySize: 0,
+        ulMaxKeySize: 0,
+        flags: 0,
+    };
+    assert_rv(
+        raw!(raw, C_GetMechanismInfo(slot.id(), ty, &mut info)),
+        CKR_OK,
+        "C_GetMechanismInfo",
+    );
+    info.flags
+}
+
+/// `rsa_pkcs1v15_decrypt`: "allow" (the default) reports bad padding, "deny" refuses the
+/// mechanism for decryption and unwrapping, "implicit-rejection" answers bad padding with a
+/// deterministic message derived from the key and the ciphertext.
+#[test]
+fn rsa_pkcs1v15_decrypt_policy() {
+    const TEST: &str = "rsa_pkcs1v15_decrypt_policy";
+    if is_softhsm() {
+        eprintln!("SKIPPED {TEST}: ferrohsm's own configuration");
+        return;
+    }
+    let message = b"pkcs1 v1.5 message";
+    let aes = [0x42u8; 16];
+    match child_phase(TEST).as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "allow");
+            sandbox.write_config("rsa_pkcs1v15_decrypt = \"deny\"\n");
+            sandbox.run(TEST, "deny");
+            sandbox.write_config("rsa_pkcs1v15_decrypt = \"implicit-rejection\"\n");
+            sandbox.run(TEST, "implicit-rejection");
+        }
+        Some("allow") => {
+            let token = Token::new();
+            let session = token.user();
+            let pair = gen_rsa(&session, 2048, "policy", true);
+            let (public, private) = (pair.public.handle(), pair.private.handle());
+            let raw = token.raw();
+            let h = session.handle();
+            let ct = raw
+                .encrypt(h, &mech(CKM_RSA_PKCS), public, message)
+                .unwrap();
+            assert_eq!(
+                raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &ct).as_deref(),
+                Ok(&message[..])
+            );
+            let bad = badly_padded(&raw, h, public, 256, 0xff);
+            assert_eq!(
+                raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &bad),
+                Err(CKR_ENCRYPTED_DATA_INVALID)
+            );
+            assert_eq!(unwrap(&raw, h, private, &bad), CKR_WRAPPED_KEY_INVALID);
+            assert_ne!(
+                mechanism_flags(&raw, token.slot, CKM_RSA_PKCS) & CKF_DECRYPT,
+                0
+            );
+        }
+        Some("deny") => {
+            let token = Token::existing();
+            let session = token.user();
+            let (public, private) = policy_key(&session);
+            let raw = token.raw();
+            let h = session.handle();
+            let flags = mechanism_flags(&raw, token.slot, CKM_RSA_PKCS);
+            assert_eq!(
+                flags & (CKF_DECRYPT | CKF_UNWRAP),
+                0,
+                "C_GetMechanismInfo still offers decryption"
+            );
+            assert_ne!(flags & (CKF_ENCRYPT | CKF_WRAP | CKF_SIGN | CKF_VERIFY), 0);
+            let ct = raw
+                .encrypt(h, &mech(CKM_RSA_PKCS), public, &aes)
+                .expect("encryption still works");
+            assert_rv(
+                raw.decrypt_init(h, &mech(CKM_RSA_PKCS), private),
+                CKR_MECHANISM_INVALID,
+                "C_DecryptInit denied",
+            );
+            assert_rv(
+                unwrap(&raw, h, private, &ct),
+                CKR_MECHANISM_INVALID,
+                "C_UnwrapKey denied",
+            );
+            // OAEP is untouched.
+            let oaep = CK_RSA_PKCS_OAEP_PARAMS {
+                hashAlg: CKM_SHA256,
+                mgf: CKG_MGF1_SHA256,
+                source: CKZ_DATA_SPECIFIED,
+                pSourceData: ptr::null_mut(),
+                ulSourceDataLen: 0,
+            };
+            let m = mech_with(CKM_RSA_PKCS_OAEP, &oaep);
+            let ct = raw.encrypt(h, &m, public, message).unwrap();
+            assert_eq!(
+                raw.decrypt(h, &m, private, &ct).as_deref(),
+                Ok(&message[..])
+            );
+        }
+        Some("implicit-rejection") => {
+            let token = Token::existing();
+            let session = token.user();
+            let (public, private) = policy_key(&session);
+            let raw = token.raw();
+            let h = session.handle();
+            assert_ne!(
+                mechanism_flags(&raw, token.slot, CKM_RSA_PKCS) & CKF_DECRYPT,
+                0
+            );
+            let ct = raw
+                .encrypt(h, &mech(CKM_RSA_PKCS), public, message)
+                .unwrap();
+            assert_eq!(
+                raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &ct).as_deref(),
+                Ok(&message[..]),
+                "a good ciphertext decrypts"
+            );
+            let bad = badly_padded(&raw, h, public, 256, 0xff);
+            let first = raw
+                .decrypt(h, &mech(CKM_RSA_PKCS), private, &bad)
+                .expect("bad padding is not an error");
+            let again = raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &bad).unwrap();
+            assert_eq!(first, again, "the replacement message is deterministic");
+            assert!(first.len() <= 256 - 11);
+            let other = badly_padded(&raw, h, public, 256, 0xfe);
+            let other = raw
+                .decrypt(h, &mech(CKM_RSA_PKCS), private, &other)
+                .unwrap();
+            assert_ne!(first, other, "the replacement depends on the ciphertext");
+            // Publicly invalid ciphertexts are still refused.
+            assert_eq!(
+                raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &bad[..255]),
+                Err(CKR_ENCRYPTED_DATA_LEN_RANGE)
+            );
+            assert_eq!(
+                raw.decrypt(h, &mech(CKM_RSA_PKCS), private, &[0xff; 256]),
+                Err(CKR_ENCRYPTED_DATA_INVALID)
+            );
+            // Unwrap goes through the same decryption: a good wrapping unwraps.
+            let wrapped = raw.encrypt(h, &mech(CKM_RSA_PKCS), public, &aes).unwrap();
+            assert_rv(
+                unwrap(&raw, h, private, &wrapped),
+                CKR_OK,
+                "C_UnwrapKey of a good wrapping",
+            );
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
