@@ -26,6 +26,8 @@ pub struct Library {
     pub slots: Slots,
     sessions: RwLock<BTreeMap<CK_SESSION_HANDLE, Arc<SessionEntry>>>,
     next_session: AtomicU64,
+    /// `disable_core_dumps`: what C_Initialize changed, put back at C_Finalize.
+    core_dumps: Option<crate::ffi::process::CoreDumps>,
 }
 
 /// A session with the facts that never change after C_OpenSession kept outside its lock,
@@ -56,9 +58,7 @@ pub fn initialize() -> Result<()> {
             *lib = Some(current);
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
-        // Inherited from the parent across fork(): its database connections and locks belong
-        // to the parent, so the child must neither use nor close them.
-        std::mem::forget(current);
+        forget_inherited(current);
     }
     // Failures are reported once, by the guard, with their one-line reason.
     let config = Config::load()?;
@@ -66,14 +66,47 @@ pub fn initialize() -> Result<()> {
     // An unusable token directory is CKR_DEVICE_ERROR elsewhere, but C_Initialize's list of
     // codes (PKCS#11 3.0 §5.4) has no device errors: it is the function that failed.
     let slots = Slots::open(&config).map_err(|e| Error::with(CKR_FUNCTION_FAILED, e.context))?;
+    // Keys are loaded only between C_Initialize and C_Finalize: no core dump in between.
+    let core_dumps = if config.disable_core_dumps {
+        let previous = crate::ffi::process::disable_core_dumps().map_err(|e| {
+            Error::with(
+                CKR_FUNCTION_FAILED,
+                format!("disable_core_dumps: cannot make the process undumpable: {e}"),
+            )
+        })?;
+        Some(previous)
+    } else {
+        None
+    };
     *lib = Some(Arc::new(Library {
         pid: std::process::id(),
         config,
         slots,
         sessions: RwLock::new(BTreeMap::new()),
         next_session: AtomicU64::new(1),
+        core_dumps,
     }));
     Ok(())
+}
+
+/// A library inherited from the parent across fork(): its database connections and locks
+/// belong to the parent, so the child must neither use nor close them (the state is leaked),
+/// but the keys it holds are wiped first: the child's memory should not keep the parent's
+/// secrets (a core dump or a compromise of the child would reveal them). Only free locks
+/// are taken: a lock held at fork() belongs to a thread the child does not have.
+fn forget_inherited(lib: Arc<Library>) {
+    if let Some(sessions) = lib.sessions.try_read() {
+        for entry in sessions.values() {
+            if let Some(mut session) = entry.session.try_lock() {
+                // Operations hold keys and kept outputs (zeroizing).
+                session.ops = crate::session::Operations::default();
+            }
+        }
+    }
+    for token in lib.slots.tokens_now().unwrap_or_default() {
+        token.forget_login_after_fork();
+    }
+    std::mem::forget(lib);
 }
 
 /// C_Finalize: closes every session (which logs out) and drops the state.
@@ -87,15 +120,29 @@ pub fn finalize() -> Result<()> {
     };
     if let Some(lib) = lib {
         lib.close_all_sessions(None);
+        if let Some(previous) = &lib.core_dumps {
+            crate::ffi::process::restore_core_dumps(previous);
+        }
     }
     Ok(())
 }
 
-/// The initialised library of this process.
+/// The initialised library of this process. A forked child's first call wipes and forgets
+/// what it inherited (`forget_inherited`).
 pub fn library() -> Result<Arc<Library>> {
     match LIBRARY.read().as_ref() {
-        Some(l) if l.pid == std::process::id() => Ok(l.clone()),
-        _ => fail(CKR_CRYPTOKI_NOT_INITIALIZED),
+        Some(l) if l.pid == std::process::id() => return Ok(l.clone()),
+        None => return fail(CKR_CRYPTOKI_NOT_INITIALIZED),
+        Some(_) => {}
+    }
+    let mut lib = LIBRARY.write();
+    if let Some(inherited) = lib.take_if(|l| l.pid != std::process::id()) {
+        forget_inherited(inherited);
+    }
+    match lib.as_ref() {
+        // Another thread of this child initialised meanwhile.
+        Some(l) => Ok(l.clone()),
+        None => fail(CKR_CRYPTOKI_NOT_INITIALIZED),
     }
 }
 

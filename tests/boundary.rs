@@ -502,3 +502,61 @@ fn rsa_pkcs1v15_decrypt_policy() {
         Some(other) => panic!("unknown phase {other}"),
     }
 }
+
+fn dumpable() -> bool {
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE) == 1 }
+}
+
+fn core_limit() -> libc::rlim_t {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) }, 0);
+    limit.rlim_cur
+}
+
+/// `disable_core_dumps = true`: from C_Initialize to C_Finalize the process is not dumpable
+/// and its core size limit is 0; C_Finalize puts both back. Off by default.
+#[test]
+fn disable_core_dumps_while_initialised() {
+    const TEST: &str = "disable_core_dumps_while_initialised";
+    if is_softhsm() {
+        eprintln!("SKIPPED {TEST}: ferrohsm's own configuration");
+        return;
+    }
+    match child_phase(TEST).as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "default");
+            sandbox.write_config("disable_core_dumps = true\n");
+            sandbox.run(TEST, "disabled");
+        }
+        Some("default") => {
+            assert!(dumpable(), "the test process starts dumpable");
+            let token = Token::new();
+            let _session = token.user();
+            assert!(dumpable(), "core dumps are disabled by default");
+        }
+        Some("disabled") => {
+            // A soft limit to see restored (at most the hard limit).
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) };
+            limit.rlim_cur = limit.rlim_max.min(4096);
+            unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+            let before = core_limit();
+            assert!(dumpable());
+            let raw = Raw::load();
+            assert_rv(raw.initialize(), CKR_OK, "C_Initialize");
+            assert!(!dumpable(), "dumpable after C_Initialize");
+            assert_eq!(core_limit(), 0, "RLIMIT_CORE after C_Initialize");
+            assert_rv(raw.finalize(), CKR_OK, "C_Finalize");
+            assert!(dumpable(), "C_Finalize restores dumpability");
+            assert_eq!(core_limit(), before, "C_Finalize restores RLIMIT_CORE");
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
