@@ -278,12 +278,14 @@ impl Token {
         Ok(())
     }
 
-    /// In a forked child: wipes the parent's login (its token key) and parsed keys, without
-    /// touching the store connection (it belongs to the parent). Only if the token lock is
-    /// free: one held at fork() belongs to a thread the child does not have.
+    /// In a forked child: wipes the parent's login (its token key), parsed keys and session
+    /// objects (their secret values are in clear in memory), without touching the store
+    /// connection (it belongs to the parent). Only if the token lock is free: one held at
+    /// fork() belongs to a thread the child does not have.
     pub(crate) fn forget_login_after_fork(&self) {
         if let Some(mut inner) = self.inner.try_lock() {
             inner.drop_login();
+            inner.index.remove_where(|e| e.object.session.is_some());
         }
     }
 
@@ -1041,6 +1043,12 @@ mod tests {
         assert_eq!(token.logged_in(), None);
         assert!(token.inner.lock().keys.is_empty(), "parsed keys kept");
         assert_eq!(rv(token.loaded_key(handle)), CKR_KEY_HANDLE_INVALID);
+        let session_object = token
+            .create_object(data("session", false, false), 1)
+            .unwrap();
+        assert!(token.object(session_object).is_ok());
+        token.forget_login_after_fork();
+        assert_eq!(rv(token.object(session_object)), CKR_OBJECT_HANDLE_INVALID);
     }
 
     #[test]
