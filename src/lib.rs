@@ -14,6 +14,7 @@ pub mod error;
 pub mod ffi;
 pub mod log;
 pub mod mechanism;
+pub mod memory;
 pub mod migrate;
 pub mod object;
 pub mod session;

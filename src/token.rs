@@ -282,6 +282,17 @@ impl Token {
         Ok(())
     }
 
+    /// In a forked child: wipes the parent's login (its token key), parsed keys and session
+    /// objects (their secret values are in clear in memory), without touching the store
+    /// connection (it belongs to the parent). Only if the token lock is free: one held at
+    /// fork() belongs to a thread the child does not have.
+    pub(crate) fn forget_login_after_fork(&self) {
+        if let Some(mut inner) = self.inner.try_lock() {
+            inner.drop_login();
+            inner.index.remove_where(|e| e.object.session.is_some());
+        }
+    }
+
     pub fn logged_in(&self) -> Option<UserType> {
         self.inner.lock().login.as_ref().map(|l| l.user)
     }
@@ -1030,6 +1041,33 @@ mod tests {
         let mut t = Attributes::new();
         t.set(CKA_LABEL, label.as_bytes());
         t
+    }
+
+    #[test]
+    fn a_fork_child_forgets_the_login_and_parsed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        let mut key = public_secret_key("forked");
+        key.set_bool(CKA_PRIVATE, true);
+        let handle = token.create_object(key, 1).unwrap();
+        token.loaded_key(handle).unwrap();
+        assert!(!token.inner.lock().keys.is_empty());
+        // A lock held at fork() is left alone.
+        let held = token.inner.lock();
+        token.forget_login_after_fork();
+        drop(held);
+        assert_eq!(token.logged_in(), Some(UserType::User));
+        token.forget_login_after_fork();
+        assert_eq!(token.logged_in(), None);
+        assert!(token.inner.lock().keys.is_empty(), "parsed keys kept");
+        assert_eq!(rv(token.loaded_key(handle)), CKR_KEY_HANDLE_INVALID);
+        let session_object = token
+            .create_object(data("session", false, false), 1)
+            .unwrap();
+        assert!(token.object(session_object).is_ok());
+        token.forget_login_after_fork();
+        assert_eq!(rv(token.object(session_object)), CKR_OBJECT_HANDLE_INVALID);
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub fn seal(
     plaintext: &[u8],
     tag_len: usize,
 ) -> Result<Vec<u8>> {
-    let mut out = vec![0; plaintext.len() + tag_len];
+    let mut out = crate::memory::buffer(plaintext.len() + tag_len)?;
+    out.resize(plaintext.len() + tag_len, 0);
     seal_into(key, iv, aad, plaintext, tag_len, &mut out)?;
     Ok(out)
 }
@@ -112,7 +113,9 @@ pub fn open(
     tag_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
     check(key, iv, tag_len)?;
-    let mut out = Zeroizing::new(vec![0; opened_len(sealed.len(), tag_len)?]);
+    let len = opened_len(sealed.len(), tag_len)?;
+    let mut out = Zeroizing::new(crate::memory::buffer(len)?);
+    out.resize(len, 0);
     open_into(key, iv, aad, sealed, tag_len, &mut out)?;
     Ok(out)
 }
