@@ -5,6 +5,7 @@ mod softhsm;
 
 use crate::error::{Error, Result};
 use crate::log::Level;
+use crate::storage::seal::{HostSecret, KdfParams};
 use cryptoki_sys::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -21,6 +22,53 @@ pub const DEFAULT_RSA_MIN_BITS: usize = 2048;
 pub const RSA_MIN_BITS_RANGE: RangeInclusive<usize> =
     crate::crypto::rsa::MIN_MODULUS_BITS..=crate::mechanism::rsa::MAX_GENERATED_BITS;
 
+/// `pin_min_len` when the file does not set it.
+pub const DEFAULT_PIN_MIN_LEN: usize = 6;
+/// The longest PIN (ulMaxPinLen); also the top of `pin_min_len`'s range.
+pub const MAX_PIN_LEN: usize = 255;
+/// The values `pin_min_len` may take. Four is the floor (PKCS#11 tokens commonly accept
+/// four-digit PINs, SoftHSMv2 among them); lower is refused, not clamped.
+pub const PIN_MIN_LEN_RANGE: RangeInclusive<usize> = 4..=MAX_PIN_LEN;
+/// A host secret file must hold at least this many bytes (256 bits of key).
+pub const HOST_SECRET_MIN_LEN: usize = 32;
+/// And at most this many: it is a key, not a document.
+pub const HOST_SECRET_MAX_LEN: usize = 4096;
+
+/// How PINs are set and turned into keys.
+#[derive(Clone, Debug)]
+pub struct PinPolicy {
+    /// `pin_kdf_memory_kib`, `pin_kdf_iterations`, `pin_kdf_parallelism`: the Argon2id
+    /// cost of PINs set from now on (stored PIN records keep their own).
+    pub kdf: KdfParams,
+    /// `pin_min_len`: the shortest PIN C_InitToken, C_InitPIN and C_SetPIN accept
+    /// (ulMinPinLen). Checking a PIN never looks at it: a PIN set under a lower minimum
+    /// still logs in.
+    pub min_len: usize,
+    /// `host_secret_file`'s contents, mixed into PIN keys set from now on.
+    pub host_secret: Option<HostSecret>,
+}
+
+impl PinPolicy {
+    /// Cheap Argon2 parameters for unit tests.
+    #[cfg(test)]
+    pub fn test() -> PinPolicy {
+        PinPolicy {
+            kdf: KdfParams::TEST,
+            ..PinPolicy::default()
+        }
+    }
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            kdf: KdfParams::DEFAULT,
+            min_len: DEFAULT_PIN_MIN_LEN,
+            host_secret: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// The token store's directory.
@@ -34,6 +82,8 @@ pub struct Config {
     /// `rsa_min_bits`: the smallest RSA modulus, in bits, that is generated, imported or
     /// used (see `api::key_size`), within `RSA_MIN_BITS_RANGE`.
     pub rsa_min_bits: usize,
+    /// The PIN settings (`pin_*`, `host_secret_file`).
+    pub pin: PinPolicy,
 }
 
 impl Default for Config {
@@ -44,6 +94,7 @@ impl Default for Config {
             removable: false,
             mechanisms: MechanismFilter::All,
             rsa_min_bits: DEFAULT_RSA_MIN_BITS,
+            pin: PinPolicy::default(),
         }
     }
 }
@@ -95,6 +146,11 @@ impl MechanismFilter {
 struct ConfigFile {
     token_dir: Option<PathBuf>,
     rsa_min_bits: Option<toml::Spanned<i64>>,
+    pin_min_len: Option<toml::Spanned<i64>>,
+    pin_kdf_memory_kib: Option<toml::Spanned<i64>>,
+    pin_kdf_iterations: Option<toml::Spanned<i64>>,
+    pin_kdf_parallelism: Option<toml::Spanned<i64>>,
+    host_secret_file: Option<toml::Spanned<PathBuf>>,
 }
 
 impl Config {
@@ -149,18 +205,109 @@ impl Config {
                     )
                 })?,
         };
-        let token_dir = match file.token_dir {
-            // A relative token_dir is relative to the config file, not to the caller's cwd.
-            Some(dir) if dir.is_relative() => path.parent().map(|p| p.join(&dir)).unwrap_or(dir),
-            Some(dir) => dir,
-            None => default_token_dir(),
+        // A relative path is relative to the config file, not to the caller's cwd.
+        let relative_to_file = |p: PathBuf| match path.parent() {
+            Some(parent) if p.is_relative() => parent.join(p),
+            _ => p,
         };
+        let token_dir = file
+            .token_dir
+            .map(relative_to_file)
+            .unwrap_or_else(default_token_dir);
+        let pin_min_len = match file.pin_min_len {
+            None => DEFAULT_PIN_MIN_LEN,
+            Some(value) => usize::try_from(*value.get_ref())
+                .ok()
+                .filter(|len| PIN_MIN_LEN_RANGE.contains(len))
+                .ok_or_else(|| {
+                    bad(
+                        Some(value.span()),
+                        format!(
+                            "pin_min_len = {} is out of range: {}..={}",
+                            value.get_ref(),
+                            PIN_MIN_LEN_RANGE.start(),
+                            PIN_MIN_LEN_RANGE.end()
+                        ),
+                    )
+                })?,
+        };
+        let default = KdfParams::DEFAULT;
+        let cost = |value: Option<toml::Spanned<i64>>, name: &str, default: u32| match value {
+            None => Ok(default),
+            Some(v) => u32::try_from(*v.get_ref()).map_err(|_| {
+                bad(
+                    Some(v.span()),
+                    format!("{name} = {} is out of range", v.get_ref()),
+                )
+            }),
+        };
+        let kdf = KdfParams {
+            memory_kib: cost(
+                file.pin_kdf_memory_kib,
+                "pin_kdf_memory_kib",
+                default.memory_kib,
+            )?,
+            iterations: cost(
+                file.pin_kdf_iterations,
+                "pin_kdf_iterations",
+                default.iterations,
+            )?,
+            parallelism: cost(
+                file.pin_kdf_parallelism,
+                "pin_kdf_parallelism",
+                default.parallelism,
+            )?,
+        };
+        kdf.argon2(CKR_FUNCTION_FAILED)
+            .map_err(|e| bad(None, format!("pin_kdf_*: {}", e.context)))?;
+        let host_secret = file
+            .host_secret_file
+            .map(|value| {
+                let span = value.span();
+                read_host_secret(&relative_to_file(value.into_inner()), &token_dir)
+                    .map_err(|what| bad(Some(span), what))
+            })
+            .transpose()?;
         Ok(Config {
             token_dir,
             rsa_min_bits,
+            pin: PinPolicy {
+                kdf,
+                min_len: pin_min_len,
+                host_secret,
+            },
             ..Config::default()
         })
     }
+}
+
+/// The contents of `host_secret_file`: a regular file outside `token_dir` (a copy of the
+/// token directory must not carry it along) holding HOST_SECRET_MIN_LEN..=MAX_LEN bytes.
+fn read_host_secret(
+    file: &std::path::Path,
+    token_dir: &std::path::Path,
+) -> std::result::Result<HostSecret, String> {
+    let name = file.display();
+    let real = std::fs::canonicalize(file).map_err(|e| format!("host_secret_file {name}: {e}"))?;
+    let real_dir = std::fs::canonicalize(token_dir).unwrap_or_else(|_| token_dir.to_path_buf());
+    if real.starts_with(&real_dir) {
+        return Err(format!(
+            "host_secret_file {name} is inside token_dir {}: keep it elsewhere, or a copy of \
+             the token directory carries it along",
+            token_dir.display()
+        ));
+    }
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(&real).map_err(|e| format!("host_secret_file {name}: {e}"))?,
+    );
+    if !(HOST_SECRET_MIN_LEN..=HOST_SECRET_MAX_LEN).contains(&bytes.len()) {
+        return Err(format!(
+            "host_secret_file {name} holds {} bytes, not {HOST_SECRET_MIN_LEN}..={HOST_SECRET_MAX_LEN} \
+             (make one with: head -c 32 /dev/urandom > {name})",
+            bytes.len()
+        ));
+    }
+    Ok(HostSecret(bytes))
 }
 
 /// `$XDG_DATA_HOME/ferrohsm`, else `~/.local/share/ferrohsm`.
