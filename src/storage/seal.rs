@@ -31,9 +31,9 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The default cost, RFC 9106 section 4's second recommended option (64 MiB, 3 passes,
-    /// 4 lanes). The argon2 crate computes the lanes one after another, so the lanes add no
-    /// time; on the 2-core build machine one derivation takes DEFAULT_COST_NOTE (see the
-    /// `kdf_cost` test and the README's PIN section for the figures).
+    /// 4 lanes). The argon2 crate computes the lanes one after another (no threads), so 4
+    /// lanes cost what 1 does; each pass over 64 MiB about 50 ms on the idle 2-core build
+    /// machine, a login about 170 ms (`cargo bench --bench login`; README, "PINs").
     pub const DEFAULT: KdfParams = KdfParams {
         memory_kib: 64 * 1024,
         iterations: 3,
