@@ -1471,6 +1471,76 @@ mod tests {
         );
     }
 
+    /// A format-2 store (PIN records without flags or counter MAC, token keys wrapped
+    /// under the v1 associated data) opens after the upgrade, keeps its failure count, and
+    /// its records gain the MAC and the flag at their first right PIN.
+    #[test]
+    fn a_format_2_pin_record_gains_its_counter_mac_at_the_first_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("token-0.db");
+        {
+            let (_slots, token) = setup(dir.path());
+            token.login(UserType::User, USER_PIN).unwrap();
+            let key = Zeroizing::new(*token.inner.lock().login.as_ref().unwrap().key);
+            let record = token.inner.lock().record.user_pin.clone().unwrap();
+            let pin_key = seal::derive_pin_key(USER_PIN, &record.salt, record.kdf, None).unwrap();
+            let v1 = seal::wrap_token_key(&pin_key, &key, UserType::User.wrap_tag(), 0).unwrap();
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute(
+                "UPDATE pins SET wrapped_key = ?1, failures = 3 WHERE user_type = 1",
+                [v1],
+            )
+            .unwrap();
+            conn.execute_batch(
+                "ALTER TABLE pins DROP COLUMN flags; ALTER TABLE pins DROP COLUMN attempts;
+                 ALTER TABLE pins DROP COLUMN success_at; ALTER TABLE pins DROP COLUMN counter_mac;
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let (_slots, token) = reopen(dir.path());
+        let user = |t: &Token| t.inner.lock().record.user_pin.clone().unwrap();
+        let upgraded = user(&token);
+        assert_eq!(
+            (
+                upgraded.flags,
+                upgraded.failures,
+                upgraded.attempts,
+                upgraded.success_at
+            ),
+            (0, 3, 3, 0),
+            "the count survives the upgrade, consistent"
+        );
+        assert_ne!(token.info().flags & CKF_USER_PIN_COUNT_LOW, 0);
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.login(UserType::User, USER_PIN).unwrap();
+        let after = user(&token);
+        assert_eq!(after.flags, PIN_COUNTER_MAC);
+        assert_eq!(
+            (after.failures, after.attempts, after.success_at),
+            (0, 5, 5)
+        );
+        assert_ne!(
+            after.wrapped_key, upgraded.wrapped_key,
+            "re-wrapped under v2"
+        );
+        token.logout().unwrap();
+        // Another process checks the MAC now.
+        let (_slots, other) = reopen(dir.path());
+        other.login(UserType::User, USER_PIN).unwrap();
+        other.logout().unwrap();
+        // Clearing the flag again does not bring the unchecked counter back.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("UPDATE pins SET flags = 0 WHERE user_type = 1")
+            .unwrap();
+        let (_slots, other) = reopen(dir.path());
+        assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_INCORRECT);
+    }
+
     #[test]
     fn reinitialising_replaces_the_public_object_key() {
         let dir = tempfile::tempdir().unwrap();

@@ -45,6 +45,25 @@ fn edit_store(sandbox: &Sandbox, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
+/// One step of a test run from its parent process.
+enum Step<'a> {
+    /// Runs a phase in a child process.
+    Phase(&'a str),
+    /// Edits the store file between phases.
+    Edit(&'a str),
+}
+
+/// Runs `steps` in one fresh sandbox.
+fn run_steps(test: &str, steps: &[Step<'_>]) {
+    let sandbox = Sandbox::new();
+    for step in steps {
+        match step {
+            Step::Phase(phase) => sandbox.run(test, phase),
+            Step::Edit(sql) => edit_store(&sandbox, sql),
+        }
+    }
+}
+
 /// Wrong user PINs until CKR_PIN_LOCKED; returns how many were judged (CKR_PIN_INCORRECT).
 fn guess_until_locked(token: &Token) -> u32 {
     let session = token.rw();
@@ -231,16 +250,18 @@ fn resetting_failures_in_the_file_gives_no_extra_guesses() {
         return;
     }
     match child_phase(TEST).as_deref() {
-        None => {
-            let sandbox = Sandbox::new();
-            sandbox.run(TEST, "setup");
-            sandbox.run(TEST, "guess-six");
-            edit_store(&sandbox, "UPDATE pins SET failures = 0");
-            sandbox.run(TEST, "guess-rest");
-            // Also once locked.
-            edit_store(&sandbox, "UPDATE pins SET failures = 0");
-            sandbox.run(TEST, "still-locked");
-        }
+        None => run_steps(
+            TEST,
+            &[
+                Step::Phase("setup"),
+                Step::Phase("guess-six"),
+                Step::Edit("UPDATE pins SET failures = 0"),
+                Step::Phase("guess-rest"),
+                // Also once locked.
+                Step::Edit("UPDATE pins SET failures = 0"),
+                Step::Phase("still-locked"),
+            ],
+        ),
         Some("setup") => {
             let token = Token::new();
             // A success first, so that the counter has a MAC'd last success.
@@ -291,15 +312,16 @@ fn a_forged_reset_is_reported_at_the_next_right_pin() {
         return;
     }
     match child_phase(TEST).as_deref() {
-        None => {
-            let sandbox = Sandbox::new();
-            sandbox.run(TEST, "setup");
-            edit_store(
-                &sandbox,
-                "UPDATE pins SET failures = 0, success_at = attempts WHERE user_type = 1",
-            );
-            sandbox.run(TEST, "check");
-        }
+        None => run_steps(
+            TEST,
+            &[
+                Step::Phase("setup"),
+                Step::Edit(
+                    "UPDATE pins SET failures = 0, success_at = attempts WHERE user_type = 1",
+                ),
+                Step::Phase("check"),
+            ],
+        ),
         Some("setup") => {
             let token = Token::new();
             token.user().logout().expect("logout");
@@ -340,12 +362,14 @@ fn clearing_the_record_flags_makes_every_pin_wrong() {
         return;
     }
     match child_phase(TEST).as_deref() {
-        None => {
-            let sandbox = Sandbox::new();
-            sandbox.run(TEST, "setup");
-            edit_store(&sandbox, "UPDATE pins SET flags = 0 WHERE user_type = 1");
-            sandbox.run(TEST, "check");
-        }
+        None => run_steps(
+            TEST,
+            &[
+                Step::Phase("setup"),
+                Step::Edit("UPDATE pins SET flags = 0 WHERE user_type = 1"),
+                Step::Phase("check"),
+            ],
+        ),
         Some("setup") => {
             Token::new();
         }
@@ -393,12 +417,10 @@ fn pin_min_len_is_configurable_and_reported() {
         return;
     }
     match child_phase(TEST).as_deref() {
-        None => {
-            let sandbox = Sandbox::new();
-            for phase in ["default", "four", "default-again", "bad"] {
-                sandbox.run(TEST, phase);
-            }
-        }
+        None => run_steps(
+            TEST,
+            &["default", "four", "default-again", "bad"].map(Step::Phase),
+        ),
         Some("default") => {
             let token = Token::new();
             let info = token.p11.get_token_info(token.slot).unwrap();
