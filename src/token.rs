@@ -340,15 +340,7 @@ impl Token {
                 flags,
             )?,
             flags,
-            counter_mac: seal::counter_mac(
-                &token_key,
-                &CounterState {
-                    user_tag: UserType::So.wrap_tag(),
-                    epoch,
-                    salt: &so_record.salt,
-                    success_at: 0,
-                },
-            ),
+            counter_mac: new_counter_mac(&token_key, UserType::So, epoch, &so_record.salt),
             failures: 0,
             attempts: 0,
             success_at: 0,
@@ -621,11 +613,9 @@ impl Token {
                     if tampered {
                         crate::log::warn(&format!(
                             "token in slot {}: the {user:?} PIN retry counter was edited in \
-                             the store file (failures {} but {} attempts since the last \
-                             success); counted from the larger",
-                            self.slot_id,
-                            record.failures - 1,
-                            record.attempts.saturating_sub(record.success_at + 1),
+                             the store file (its failures and attempt numbers disagree); \
+                             counted from the larger reading, now {} failures",
+                            self.slot_id, record.failures,
                         ));
                     }
                     record
@@ -750,16 +740,21 @@ fn wrap_for_pin(
         failures: 0,
         attempts: 0,
         success_at: 0,
-        counter_mac: seal::counter_mac(
-            token_key,
-            &CounterState {
-                user_tag: user.wrap_tag(),
-                epoch,
-                salt: &salt,
-                success_at: 0,
-            },
-        ),
+        counter_mac: new_counter_mac(token_key, user, epoch, &salt),
     })
+}
+
+/// The counter MAC of a new PIN record (no attempt yet).
+fn new_counter_mac(token_key: &TokenKey, user: UserType, epoch: u64, salt: &[u8]) -> Vec<u8> {
+    seal::counter_mac(
+        token_key,
+        &CounterState {
+            user_tag: user.wrap_tag(),
+            epoch,
+            salt,
+            success_at: 0,
+        },
+    )
 }
 
 /// The spec's COUNT_LOW means "a wrong PIN since the last success", so it stays set

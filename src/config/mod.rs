@@ -185,26 +185,39 @@ impl Config {
         // One line on stderr: toml's messages may span several.
         let file: ConfigFile = toml::from_str(&text)
             .map_err(|e| bad(e.span(), e.message().trim().replace('\n', "; ")))?;
-        let rsa_min_bits = match file.rsa_min_bits {
-            None => DEFAULT_RSA_MIN_BITS,
+        // An integer key within `range`, else an error naming it, the range and `why`.
+        let ranged = |value: Option<toml::Spanned<i64>>,
+                      name: &str,
+                      default: usize,
+                      range: &RangeInclusive<usize>,
+                      why: &str| match value {
+            None => Ok(default),
             Some(value) => usize::try_from(*value.get_ref())
                 .ok()
-                .filter(|bits| RSA_MIN_BITS_RANGE.contains(bits))
+                .filter(|v| range.contains(v))
                 .ok_or_else(|| {
                     bad(
                         Some(value.span()),
                         format!(
-                            "rsa_min_bits = {} is out of range: {}..={} (no RSA key below {} \
-                             bits is ever accepted, none above {} generated)",
+                            "{name} = {} is out of range: {}..={}{why}",
                             value.get_ref(),
-                            RSA_MIN_BITS_RANGE.start(),
-                            RSA_MIN_BITS_RANGE.end(),
-                            RSA_MIN_BITS_RANGE.start(),
-                            RSA_MIN_BITS_RANGE.end(),
+                            range.start(),
+                            range.end(),
                         ),
                     )
-                })?,
+                }),
         };
+        let rsa_min_bits = ranged(
+            file.rsa_min_bits,
+            "rsa_min_bits",
+            DEFAULT_RSA_MIN_BITS,
+            &RSA_MIN_BITS_RANGE,
+            &format!(
+                " (no RSA key below {} bits is ever accepted, none above {} generated)",
+                RSA_MIN_BITS_RANGE.start(),
+                RSA_MIN_BITS_RANGE.end(),
+            ),
+        )?;
         // A relative path is relative to the config file, not to the caller's cwd.
         let relative_to_file = |p: PathBuf| match path.parent() {
             Some(parent) if p.is_relative() => parent.join(p),
@@ -214,23 +227,13 @@ impl Config {
             .token_dir
             .map(relative_to_file)
             .unwrap_or_else(default_token_dir);
-        let pin_min_len = match file.pin_min_len {
-            None => DEFAULT_PIN_MIN_LEN,
-            Some(value) => usize::try_from(*value.get_ref())
-                .ok()
-                .filter(|len| PIN_MIN_LEN_RANGE.contains(len))
-                .ok_or_else(|| {
-                    bad(
-                        Some(value.span()),
-                        format!(
-                            "pin_min_len = {} is out of range: {}..={}",
-                            value.get_ref(),
-                            PIN_MIN_LEN_RANGE.start(),
-                            PIN_MIN_LEN_RANGE.end()
-                        ),
-                    )
-                })?,
-        };
+        let pin_min_len = ranged(
+            file.pin_min_len,
+            "pin_min_len",
+            DEFAULT_PIN_MIN_LEN,
+            &PIN_MIN_LEN_RANGE,
+            "",
+        )?;
         let default = KdfParams::DEFAULT;
         let cost = |value: Option<toml::Spanned<i64>>, name: &str, default: u32| match value {
             None => Ok(default),
@@ -297,9 +300,16 @@ fn read_host_secret(
             token_dir.display()
         ));
     }
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(&real).map_err(|e| format!("host_secret_file {name}: {e}"))?,
-    );
+    // Read into a buffer that never grows (a reallocation would leave a copy behind),
+    // at most one byte more than allowed.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(HOST_SECRET_MAX_LEN + 1));
+    std::fs::File::open(&real)
+        .and_then(|file| {
+            use std::io::Read;
+            file.take(HOST_SECRET_MAX_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| format!("host_secret_file {name}: {e}"))?;
     if !(HOST_SECRET_MIN_LEN..=HOST_SECRET_MAX_LEN).contains(&bytes.len()) {
         return Err(format!(
             "host_secret_file {name} holds {} bytes, not {HOST_SECRET_MIN_LEN}..={HOST_SECRET_MAX_LEN} \
@@ -352,5 +362,40 @@ mod tests {
             load("rsa_min_bits = \"2048\"\n").unwrap_err().rv,
             CKR_FUNCTION_FAILED
         );
+    }
+
+    #[test]
+    fn pin_settings_defaults_ranges_and_messages() {
+        let config = load("").unwrap();
+        assert_eq!(config.pin.min_len, 6);
+        assert_eq!(config.pin.kdf, KdfParams::DEFAULT);
+        assert!(config.pin.host_secret.is_none());
+        let config = load(
+            "pin_min_len = 4\npin_kdf_memory_kib = 8192\npin_kdf_iterations = 2\n\
+             pin_kdf_parallelism = 1\n",
+        )
+        .unwrap();
+        assert_eq!(config.pin.min_len, 4);
+        assert_eq!(
+            config.pin.kdf,
+            KdfParams {
+                memory_kib: 8192,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
+        for (bad, says) in [
+            (
+                "pin_min_len = 3",
+                "pin_min_len = 3 is out of range: 4..=255",
+            ),
+            ("pin_kdf_iterations = 0", "pin_kdf_*"),
+            ("pin_kdf_memory_kib = 4294967296", "pin_kdf_memory_kib"),
+            ("host_secret_file = \"nowhere.key\"", "host_secret_file"),
+        ] {
+            let e = load(&format!("{bad}\n")).unwrap_err();
+            assert_eq!(e.rv, CKR_FUNCTION_FAILED);
+            assert!(e.context.contains(says), "{bad}: {}", e.context);
+        }
     }
 }
