@@ -23,6 +23,16 @@ cargo test --no-default-features --lib
 step "release build"
 cargo build --release
 
+# A short smoke of every fuzz target (fuzz/run.sh: one release build without ASan, to keep
+# CI within its time, then 10 s each) when the nightly toolchain and cargo-fuzz are there
+# (.ci/run installs cargo-fuzz). Long runs: fuzz/run.sh 3600 (README, "Fuzzing and stress").
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && cargo +nightly fuzz --version >/dev/null 2>&1; then
+    step "fuzz smoke (fuzz/run.sh ${FERROHSM_FUZZ_SMOKE_SECS:-10})"
+    FUZZ_SANITIZER=${FUZZ_SANITIZER:-none} fuzz/run.sh "${FERROHSM_FUZZ_SMOKE_SECS:-10}"
+else
+    step "fuzz smoke SKIPPED: needs the nightly toolchain and cargo-fuzz"
+fi
+
 if [ -x softhsm-compat/run ]; then
     step "client matrix (softhsm-compat)"
     # SoftHSMv2 runs the same scenarios for comparison; only ferrohsm failures fail the run.

@@ -310,14 +310,15 @@ pub unsafe fn mechanism_in(
 /// `CK_GCM_PARAMS` as PKCS#11 2.40 defined it, before 3.0 added `ulIvBits`. Clients
 /// built against either header are in use (OpenSC and python-pkcs11 send the 3.0 form,
 /// older Java and C programs the 2.40 one); the two differ in size, so the length tells.
+/// Public for the fuzz crate, which sends both.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct GcmParams240 {
-    iv: *const u8,
-    iv_len: CK_ULONG,
-    aad: *const u8,
-    aad_len: CK_ULONG,
-    tag_bits: CK_ULONG,
+pub struct GcmParams240 {
+    pub iv: *const u8,
+    pub iv_len: CK_ULONG,
+    pub aad: *const u8,
+    pub aad_len: CK_ULONG,
+    pub tag_bits: CK_ULONG,
 }
 
 /// A byte string a mechanism parameter points to; NULL with a non-zero length, or a length

@@ -26,6 +26,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use cryptoki_sys::*;
 
+pub mod c_client;
 pub mod encoding;
 
 /// `<test name>/<phase>` of the test body this process must run.

@@ -9,8 +9,9 @@
 //! `<object uuid>.object` per token object; `*.lock` and `generation` are left alone.
 //! The database backend (`objectstore.backend = db`, a `sqlite3.db` file) is refused.
 
-mod convert;
-mod file;
+// `file` and `convert` are public for the fuzz crate (fuzz/), which feeds them bytes.
+pub mod convert;
+pub mod file;
 mod import;
 mod token_key;
 
