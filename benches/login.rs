@@ -8,11 +8,12 @@
 //! per attempt: wall time, and the CPU time of the calling thread (the login runs on it),
 //! which a busy machine inflates less.
 
+mod common;
+
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const SO_PIN: &str = "bench-so-pin";
@@ -39,13 +40,7 @@ fn main() {
         println!("login: run with `cargo bench --bench login`");
         return;
     }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--lib"])
-        .current_dir(&manifest)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
+    let manifest = common::build_release_module();
     let dir = tempfile::tempdir().unwrap();
     let mut conf = format!("token_dir = {:?}\n", dir.path().join("tokens"));
     if let Ok(kdf) = std::env::var("FERROHSM_BENCH_KDF") {

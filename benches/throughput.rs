@@ -6,6 +6,8 @@
 //! operations, and the time to find one object among many, with `openssl speed`'s AES-GCM
 //! beside them. Figures only: no assertion depends on speed.
 
+mod common;
+
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
@@ -347,13 +349,7 @@ fn main() {
         println!("throughput: run with `cargo bench --bench throughput`");
         return;
     }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--lib"])
-        .current_dir(&manifest)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
+    let manifest = common::build_release_module();
     // One module per process: each loads its own configuration at C_Initialize.
     if let Some(module) = std::env::args().nth(1).filter(|a| a.ends_with(".so")) {
         let label = if module.contains("softhsm") {
