@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod guard;
+pub mod os;
 pub mod tables;
 
 mod crypto;

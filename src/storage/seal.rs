@@ -121,11 +121,19 @@ pub fn derive_pin_key(
     Ok(out)
 }
 
-fn token_key_aad(user_tag: u8) -> Vec<u8> {
-    let mut aad = b"ferrohsm token key v1".to_vec();
+/// The wrapped token key's associated data. Version 3 marks a PIN record written by a
+/// build that keeps the integrity tags: only a PIN holder can make one, so a format-3
+/// token whose tags were stripped from the file cannot pass for a store awaiting its
+/// upgrade (see token.rs `authenticate`). Version 1 blobs still open.
+fn token_key_aad(user_tag: u8, version: &[u8]) -> Vec<u8> {
+    let mut aad = b"ferrohsm token key v".to_vec();
+    aad.extend_from_slice(version);
     aad.push(user_tag);
     aad
 }
+
+const WRAP_CURRENT: &[u8] = b"3";
+const WRAP_LEGACY: &[u8] = b"1";
 
 // CK_ULONG is 32 bits on some platforms; the AAD always encodes 64.
 #[allow(clippy::unnecessary_cast)]
@@ -182,14 +190,39 @@ pub fn wrap_token_key(
     token_key: &TokenKey,
     user_tag: u8,
 ) -> Result<Vec<u8>> {
-    seal(pin_key, &token_key_aad(user_tag), token_key.as_slice())
+    seal(
+        pin_key,
+        &token_key_aad(user_tag, WRAP_CURRENT),
+        token_key.as_slice(),
+    )
+}
+
+/// A wrapped key as builds before format 3 wrote it (tests of the upgrade).
+#[cfg(test)]
+pub fn wrap_token_key_v1(
+    pin_key: &[u8; KEY_LEN],
+    token_key: &TokenKey,
+    user_tag: u8,
+) -> Result<Vec<u8>> {
+    seal(
+        pin_key,
+        &token_key_aad(user_tag, WRAP_LEGACY),
+        token_key.as_slice(),
+    )
 }
 
 /// The token key, or `None` when the PIN key does not open the blob (a wrong PIN).
 pub fn unwrap_token_key(pin_key: &[u8; KEY_LEN], wrapped: &[u8], user_tag: u8) -> Option<TokenKey> {
-    let plain = open(pin_key, &token_key_aad(user_tag), wrapped)?;
-    let bytes: [u8; KEY_LEN] = plain.as_slice().try_into().ok()?;
-    Some(Zeroizing::new(bytes))
+    [WRAP_CURRENT, WRAP_LEGACY].into_iter().find_map(|version| {
+        let plain = open(pin_key, &token_key_aad(user_tag, version), wrapped)?;
+        let bytes: [u8; KEY_LEN] = plain.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(bytes))
+    })
+}
+
+/// True for a blob `unwrap_token_key` opened as a version-1 one (written before format 3).
+pub fn is_legacy_wrap(pin_key: &[u8; KEY_LEN], wrapped: &[u8], user_tag: u8) -> bool {
+    open(pin_key, &token_key_aad(user_tag, WRAP_CURRENT), wrapped).is_none()
 }
 
 pub fn seal_attribute(
