@@ -367,20 +367,6 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
-fn util(config: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", config)
-        .args(args)
-        .output()
-        .expect("run ferrohsm-util");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn token_files_are_owner_only_whatever_the_umask() {
     const TEST: &str = "token_files_are_owner_only_whatever_the_umask";
@@ -430,8 +416,8 @@ fn token_files_are_owner_only_whatever_the_umask() {
             assert_eq!(mode(&fresh), 0o700);
             assert_eq!(mode(fresh.parent().unwrap()), 0o700);
             let backup = sandbox.path().join("backup.db");
-            let (ok, text) = util(
-                &config,
+            let (ok, text) = run_util(
+                &sandbox,
                 &[
                     "backup",
                     "--token",
@@ -449,23 +435,22 @@ fn token_files_are_owner_only_whatever_the_umask() {
 #[test]
 fn an_unsafe_token_directory_or_a_symlinked_token_file_is_refused() {
     let sandbox = Sandbox::new();
-    let config = sandbox.path().join("ferrohsm.toml");
     let dir = sandbox.token_dir();
-    let (ok, text) = util(&config, &["slots"]);
+    let (ok, text) = run_util(&sandbox, &["slots"]);
     assert!(ok, "{text}");
 
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (ok, text) = util(&config, &["slots"]);
+    let (ok, text) = run_util(&sandbox, &["slots"]);
     assert!(!ok, "a world-writable token_dir is refused: {text}");
     assert!(text.contains("chmod go-w"), "{text}");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
-    let (ok, text) = util(&config, &["slots"]);
+    let (ok, text) = run_util(&sandbox, &["slots"]);
     assert!(!ok && text.contains("chmod go-w"), "group-writable: {text}");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 
     // Another owner (the tests run as root on CI, where chown works).
     if std::os::unix::fs::chown(&dir, Some(4242), None).is_ok() {
-        let (ok, text) = util(&config, &["slots"]);
+        let (ok, text) = run_util(&sandbox, &["slots"]);
         assert!(!ok, "a token_dir of another user is refused: {text}");
         assert!(text.contains("chown"), "{text}");
         std::os::unix::fs::chown(&dir, Some(current_owner(sandbox.path())), None).unwrap();
@@ -482,7 +467,7 @@ fn an_unsafe_token_directory_or_a_symlinked_token_file_is_refused() {
     )
     .unwrap();
     std::os::unix::fs::symlink(&real, dir.join("token-0.db")).unwrap();
-    let (ok, text) = util(&config, &["slots"]);
+    let (ok, text) = run_util(&sandbox, &["slots"]);
     assert!(ok, "{text}");
     assert!(text.contains("symbolic link"), "{text}");
     assert!(

@@ -190,11 +190,7 @@ pub fn wrap_token_key(
     token_key: &TokenKey,
     user_tag: u8,
 ) -> Result<Vec<u8>> {
-    seal(
-        pin_key,
-        &token_key_aad(user_tag, WRAP_CURRENT),
-        token_key.as_slice(),
-    )
+    wrap_as(pin_key, token_key, user_tag, WRAP_CURRENT)
 }
 
 /// A wrapped key as builds before format 3 wrote it (tests of the upgrade).
@@ -204,9 +200,18 @@ pub fn wrap_token_key_v1(
     token_key: &TokenKey,
     user_tag: u8,
 ) -> Result<Vec<u8>> {
+    wrap_as(pin_key, token_key, user_tag, WRAP_LEGACY)
+}
+
+fn wrap_as(
+    pin_key: &[u8; KEY_LEN],
+    token_key: &TokenKey,
+    user_tag: u8,
+    version: &[u8],
+) -> Result<Vec<u8>> {
     seal(
         pin_key,
-        &token_key_aad(user_tag, WRAP_LEGACY),
+        &token_key_aad(user_tag, version),
         token_key.as_slice(),
     )
 }

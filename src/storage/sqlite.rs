@@ -317,6 +317,23 @@ impl SqliteStore {
         db_error(&self.path, e)
     }
 
+    /// A write to the token record in one transaction: the epoch and the record's current
+    /// tag are checked first, the record is re-tagged after `write`.
+    fn record_write(
+        &mut self,
+        epoch: u64,
+        key: &MacKey,
+        write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, epoch)?;
+        check_record(&tx, &path, key)?;
+        write(&tx).map_err(|e| db_error(&path, e))?;
+        tag_record(&tx, &path, key)?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
     fn write_tx(&mut self) -> Result<Transaction<'_>> {
         let path = self.path.clone();
         self.conn
@@ -686,13 +703,7 @@ impl TokenStore for SqliteStore {
         pin: &PinRecord,
         key: &MacKey,
     ) -> Result<()> {
-        let path = self.path.clone();
-        let tx = self.write_tx()?;
-        check_epoch(&tx, &path, epoch)?;
-        check_record(&tx, &path, key)?;
-        write_pin(&tx, user, pin).map_err(|e| db_error(&path, e))?;
-        tag_record(&tx, &path, key)?;
-        tx.commit().map_err(|e| db_error(&path, e))
+        self.record_write(epoch, key, |tx| write_pin(tx, user, pin).map(|_| ()))
     }
 
     fn rewrap_pin(
@@ -702,17 +713,13 @@ impl TokenStore for SqliteStore {
         wrapped: &[u8],
         key: &MacKey,
     ) -> Result<()> {
-        let path = self.path.clone();
-        let tx = self.write_tx()?;
-        check_epoch(&tx, &path, epoch)?;
-        check_record(&tx, &path, key)?;
-        tx.execute(
-            "UPDATE pins SET wrapped_key = ?1 WHERE user_type = ?2",
-            params![wrapped, user_key(user)],
-        )
-        .map_err(|e| db_error(&path, e))?;
-        tag_record(&tx, &path, key)?;
-        tx.commit().map_err(|e| db_error(&path, e))
+        self.record_write(epoch, key, |tx| {
+            tx.execute(
+                "UPDATE pins SET wrapped_key = ?1 WHERE user_type = ?2",
+                params![wrapped, user_key(user)],
+            )
+            .map(|_| ())
+        })
     }
 
     fn tag_all(
