@@ -1756,6 +1756,39 @@ mod tests {
     }
 
     #[test]
+    fn a_process_that_opened_the_old_store_sees_the_upgrade_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_slots, token) = setup(dir.path());
+            token.login(UserType::User, USER_PIN).unwrap();
+            token.create_object(private_key("old key"), 1).unwrap();
+        }
+        downgrade_to_format_1(&dir.path().join("token-0.db"));
+        let (_slots_a, a) = reopen(dir.path());
+        let (_slots_b, b) = reopen(dir.path());
+        // Both index the objects before anyone logs in.
+        assert!(a.find(&by_label("old key")).unwrap().is_empty());
+        assert!(b.find(&by_label("old key")).unwrap().is_empty());
+        a.login(UserType::User, USER_PIN).unwrap();
+        let found = a.find(&by_label("old key")).unwrap();
+        assert_eq!(
+            a.object(found[0]).unwrap().attrs.get(CKA_PRIVATE_EXPONENT),
+            Some(SECRET)
+        );
+        b.login(UserType::User, USER_PIN).unwrap();
+        let found = b.find(&by_label("old key")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            b.object(found[0]).unwrap().attrs.get(CKA_PRIVATE_EXPONENT),
+            Some(SECRET),
+            "tagged by the other process, re-read here"
+        );
+        b.create_object(private_key("new key"), 1).unwrap();
+        let found = a.find(&by_label("new key")).unwrap();
+        assert!(a.object(found[0]).is_ok());
+    }
+
+    #[test]
     fn reinitialising_replaces_the_public_object_key() {
         let dir = tempfile::tempdir().unwrap();
         let (_slots, token) = setup(dir.path());

@@ -742,6 +742,9 @@ impl TokenStore for SqliteStore {
                     push_object_row(&mut objects, row).map_err(|e| db_error(&path, e))?;
                 }
             }
+            // A new generation for every object, so other processes re-read them with
+            // their tags.
+            let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
             let mut digest = Tag::default();
             for object in &objects {
                 let member = in_set(object);
@@ -749,7 +752,7 @@ impl TokenStore for SqliteStore {
                     key,
                     epoch,
                     object.id,
-                    object.generation,
+                    generation,
                     member,
                     &object.attributes,
                 );
@@ -757,8 +760,9 @@ impl TokenStore for SqliteStore {
                     integrity::xor_into(&mut digest, &tag);
                 }
                 tx.execute(
-                    "UPDATE objects SET mac = ?1, mac_seal = 1, in_set = ?2 WHERE id = ?3",
-                    params![tag.as_slice(), member, object.id],
+                    "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = 1, in_set = ?3
+                     WHERE id = ?4",
+                    params![generation as i64, tag.as_slice(), member, object.id],
                 )
                 .map_err(|e| db_error(&path, e))?;
             }
