@@ -7,12 +7,14 @@
 //! - `crypto`: adapters over the crypto crates; `storage`: the persistent token store.
 
 pub mod api;
+pub mod call_id;
 pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod ffi;
 pub mod log;
 pub mod mechanism;
+pub mod memory;
 pub mod migrate;
 pub mod object;
 pub mod session;

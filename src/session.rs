@@ -149,6 +149,19 @@ pub fn deliver<T: ?Sized>(
     len_hint: impl FnOnce(&T) -> Result<usize>,
     produce: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
 ) -> Result<Written> {
+    deliver_direct(slot, out, ends, len_hint, |_, _| None, produce)
+}
+
+/// As `deliver`, first offering the caller's buffer to `produce_into`, which may write the
+/// output there itself (`Some(length)`) instead of handing back a buffer to copy.
+pub fn deliver_direct<T: ?Sized>(
+    slot: &mut Option<Active<T>>,
+    out: Option<&mut [u8]>,
+    ends: bool,
+    len_hint: impl FnOnce(&T) -> Result<usize>,
+    produce_into: impl FnOnce(&mut T, &mut [u8]) -> Option<Result<usize>>,
+    produce: impl FnOnce(&mut T) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Written> {
     let active = slot
         .as_mut()
         .ok_or(crate::error::Error::new(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -161,7 +174,12 @@ pub fn deliver<T: ?Sized>(
         };
         let output = match active.pending.take() {
             Some(p) => p,
-            None => produce(&mut active.op)?,
+            None => {
+                if let Some(written) = produce_into(&mut active.op, buf) {
+                    return Ok((Written::Done(written?), ends));
+                }
+                produce(&mut active.op)?
+            }
         };
         if output.len() > buf.len() {
             let n = output.len();

@@ -158,6 +158,12 @@ impl Slots {
         fail(CKR_SLOT_ID_INVALID)
     }
 
+    /// Every open token, if the slot map is free now (None when a lock is held: after
+    /// fork() it may belong to a parent thread that does not exist in the child).
+    pub fn tokens_now(&self) -> Option<Vec<Arc<Token>>> {
+        Some(self.map.try_read()?.tokens.values().cloned().collect())
+    }
+
     /// Token info for any slot; the spare slot's token is not initialised.
     pub fn token_info(&self, slot: CK_SLOT_ID) -> Result<TokenInfo> {
         match self.token(slot)? {

@@ -164,6 +164,9 @@ struct Inner {
     /// counter, which moves only with other connections' commits (SQLite's data_version
     /// ignores our own, and our own writes update the index as they go).
     seen_counter: Option<u64>,
+    /// The C call (`call_id`) that last synced: later steps of the same call skip the
+    /// store's change check.
+    synced_in: Option<std::num::NonZeroU64>,
     index: ObjectIndex<Meta>,
     by_store_id: HashMap<ObjectId, CK_OBJECT_HANDLE>,
     login: Option<Login>,
@@ -194,6 +197,7 @@ impl Token {
             store,
             record,
             seen_counter: None,
+            synced_in: None,
             index: ObjectIndex::new(),
             by_store_id: HashMap::new(),
             login: None,
@@ -312,6 +316,17 @@ impl Token {
         }
         inner.drop_login();
         Ok(())
+    }
+
+    /// In a forked child: wipes the parent's login (its token key), parsed keys and session
+    /// objects (their secret values are in clear in memory), without touching the store
+    /// connection (it belongs to the parent). Only if the token lock is free: one held at
+    /// fork() belongs to a thread the child does not have.
+    pub(crate) fn forget_login_after_fork(&self) {
+        if let Some(mut inner) = self.inner.try_lock() {
+            inner.drop_login();
+            inner.index.remove_where(|e| e.object.session.is_some());
+        }
     }
 
     pub fn logged_in(&self) -> Option<UserType> {
@@ -1204,9 +1219,26 @@ impl Inner {
         self.apply_verdicts(verdicts);
     }
 
+    /// `sync_now` once per C call: a call sees other processes' commits as of its first
+    /// step. Objects the record says are stale (a re-initialisation, a change a PIN check's
+    /// record read noticed) are loaded all the same.
+    fn sync(&mut self) -> Result<()> {
+        let call = crate::call_id::current();
+        let objects_current = self.seen_counter == Some(self.record.change_counter);
+        // A login in this call still has the object set to check.
+        let set_current = self.set_checked || self.login.is_none();
+        if call.is_some() && self.synced_in == call && objects_current && set_current {
+            return Ok(());
+        }
+        self.synced_in = None;
+        self.sync_now()?;
+        self.synced_in = call;
+        Ok(())
+    }
+
     /// Catches up with other connections' commits: the record, then the objects whose
     /// generation moved (a diff of `(id, generation)` pairs, loading only those).
-    fn sync(&mut self) -> Result<()> {
+    fn sync_now(&mut self) -> Result<()> {
         self.sync_record()?;
         self.sync_objects()?;
         if self.set_checked || self.login.is_none() {
@@ -1369,6 +1401,33 @@ mod tests {
         let mut t = Attributes::new();
         t.set(CKA_LABEL, label.as_bytes());
         t
+    }
+
+    #[test]
+    fn a_fork_child_forgets_the_login_and_parsed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        let mut key = public_secret_key("forked");
+        key.set_bool(CKA_PRIVATE, true);
+        let handle = token.create_object(key, 1).unwrap();
+        token.loaded_key(handle).unwrap();
+        assert!(!token.inner.lock().keys.is_empty());
+        // A lock held at fork() is left alone.
+        let held = token.inner.lock();
+        token.forget_login_after_fork();
+        drop(held);
+        assert_eq!(token.logged_in(), Some(UserType::User));
+        token.forget_login_after_fork();
+        assert_eq!(token.logged_in(), None);
+        assert!(token.inner.lock().keys.is_empty(), "parsed keys kept");
+        assert_eq!(rv(token.loaded_key(handle)), CKR_KEY_HANDLE_INVALID);
+        let session_object = token
+            .create_object(data("session", false, false), 1)
+            .unwrap();
+        assert!(token.object(session_object).is_ok());
+        token.forget_login_after_fork();
+        assert_eq!(rv(token.object(session_object)), CKR_OBJECT_HANDLE_INVALID);
     }
 
     #[test]

@@ -90,11 +90,7 @@ isolated_test! {
 
 /// The config file with `extra` lines after its `token_dir`.
 fn write_config(sandbox: &Sandbox, extra: &str) {
-    std::fs::write(
-        sandbox.path().join("ferrohsm.toml"),
-        format!("token_dir = \"{}\"\n{extra}", sandbox.token_dir().display()),
-    )
-    .expect("write ferrohsm.toml");
+    sandbox.write_config(extra);
 }
 
 fn rsa_min_sizes(token: &Token) -> Vec<u64> {

@@ -3,7 +3,9 @@
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
-use crate::session::{deliver, Active, Calls, Input, Operations, Output, Session, Written};
+use crate::session::{
+    deliver, deliver_direct, Active, Calls, Input, Operations, Output, Session, Written,
+};
 use crate::state::Library;
 use crate::token::Token;
 use cryptoki_sys::*;
@@ -223,11 +225,12 @@ fn cipher_single(
     out: Option<&mut [u8]>,
 ) -> Result<Written> {
     enter(slot, Calls::SinglePart)?;
-    deliver(
+    deliver_direct(
         slot,
         out,
         true,
         |op| op.output_len_for(input),
+        |op, buf| op.run_into(input, buf),
         |op| op.run(input),
     )
 }

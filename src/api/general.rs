@@ -91,7 +91,7 @@ pub fn mechanism_info(
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: info.min_key_size,
         ulMaxKeySize: info.max_key_size,
-        flags: info.flags,
+        flags: lib.offered_flags(ty, info.flags),
     })
 }
 

@@ -113,10 +113,19 @@ pub fn login_user(
     login(lib, session, user, pin)
 }
 
+/// C_Logout. Every operation of every session of the token ends with the login that
+/// allowed it (the spec leaves it open, §5.6): a decryption started before the logout does
+/// not decrypt after it, and an output kept after CKR_BUFFER_TOO_SMALL is wiped, not
+/// returned. Later calls on them are CKR_OPERATION_NOT_INITIALIZED.
 pub fn logout(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
-    let s = lib.session(session)?;
-    let token = s.lock().token.clone();
-    token.logout()
+    let (slot, token) = {
+        let s = lib.session(session)?;
+        let s = s.lock();
+        (s.slot_id, s.token.clone())
+    };
+    token.logout()?;
+    lib.end_operations(slot);
+    Ok(())
 }
 
 // C_InitPIN and C_SetPIN run Argon2 (80 ms): the session lock is released first, so other
@@ -176,8 +185,7 @@ pub fn generate_random(lib: &Library, session: CK_SESSION_HANDLE, out: &mut [u8]
     crate::crypto::random_bytes(out)
 }
 
-pub fn seed_random(lib: &Library, session: CK_SESSION_HANDLE) -> Result<()> {
+pub fn seed_random(lib: &Library, session: CK_SESSION_HANDLE, seed: &[u8]) -> Result<()> {
     lib.session(session)?;
-    // The OS CSPRNG is used directly and cannot be seeded by applications.
-    fail(CKR_RANDOM_SEED_NOT_SUPPORTED)
+    crate::crypto::mix_into_os_pool(seed)
 }

@@ -6,9 +6,10 @@ use cryptoki_sys::*;
 use ferrohsm::api;
 use ferrohsm::object::Attributes;
 use ferrohsm::state;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Parser)]
 #[command(
@@ -252,18 +253,20 @@ fn restore(
 type Pin = Zeroizing<Vec<u8>>;
 
 fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
-    let from_env = |name| std::env::var_os(name).map(|v| Zeroizing::new(v.into_encoded_bytes()));
+    // Taken out of the environment and wiped there: no copy is left behind.
+    let from_env = ferrohsm::ffi::process::take_env_secret;
     let (softhsm, ferro) = match from_env("FERROHSM_SOFTHSM_PIN") {
         Some(pin) => (pin, from_env("FERROHSM_PIN")),
         None => {
-            let mut lines = std::io::stdin().lines();
-            let mut next = || {
-                lines
-                    .next()
-                    .and_then(|l| l.ok())
-                    .filter(|l| !l.is_empty())
-                    .map(|l| Zeroizing::new(l.into_bytes()))
-            };
+            // Read unbuffered: the stdin buffer would keep a copy of each PIN.
+            let mut input = std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::fs::File::from)
+                .map_err(|e| {
+                    ferrohsm::error::Error::with(CKR_FUNCTION_FAILED, format!("stdin: {e}"))
+                })?;
+            let mut next = || pin_line(&mut input);
             let softhsm = next().ok_or_else(|| {
                 ferrohsm::error::Error::with(
                     CKR_ARGUMENTS_BAD,
@@ -275,6 +278,24 @@ fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
     };
     let ferro = ferro.unwrap_or_else(|| softhsm.clone());
     Ok((softhsm, ferro))
+}
+
+/// One line of `input`, read a byte at a time into zeroizing memory; None at the end of the
+/// input or for an empty line. A `\r` before the `\n` is dropped.
+fn pin_line(input: &mut impl std::io::Read) -> Option<Pin> {
+    let mut line = Zeroizing::new(Vec::new());
+    let mut byte = [0u8; 1];
+    while let Ok(1) = input.read(&mut byte) {
+        if byte[0] == b'\n' {
+            break;
+        }
+        ferrohsm::mechanism::secret::append_wiped(&mut line, &byte);
+    }
+    byte.zeroize();
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    (!line.is_empty()).then_some(line)
 }
 
 fn migrate_softhsm(

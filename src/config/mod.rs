@@ -34,6 +34,29 @@ pub struct Config {
     /// `rsa_min_bits`: the smallest RSA modulus, in bits, that is generated, imported or
     /// used (see `api::key_size`), within `RSA_MIN_BITS_RANGE`.
     pub rsa_min_bits: usize,
+    /// `rsa_pkcs1v15_decrypt`: what C_Decrypt and C_UnwrapKey do with CKM_RSA_PKCS.
+    pub rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt,
+    /// `disable_core_dumps`: no core dump of the process while keys are loaded.
+    pub disable_core_dumps: bool,
+}
+
+/// The policy for PKCS#1 v1.5 decryption (CKM_RSA_PKCS in C_Decrypt and C_UnwrapKey). It
+/// answers a bad padding with CKR_ENCRYPTED_DATA_INVALID, as the spec demands: whoever can
+/// submit ciphertexts learns which ones are well padded, the oracle of Bleichenbacher's
+/// attack (and of its timing form, Marvin). OAEP has no such oracle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pkcs1v15Decrypt {
+    /// As the spec says (the default: clients rely on it).
+    #[default]
+    Allow,
+    /// CKM_RSA_PKCS decrypts and unwraps nothing: CKR_MECHANISM_INVALID, and the mechanism
+    /// info lacks CKF_DECRYPT and CKF_UNWRAP. Encryption, wrapping and signing still work.
+    Deny,
+    /// A bad padding yields a message derived from the key and the ciphertext, not an error
+    /// (draft-irtf-cfrg-rsa-guidance): there is no oracle left, and the caller must check
+    /// what it got (a key that does not work, a MAC that does not verify).
+    ImplicitRejection,
 }
 
 impl Default for Config {
@@ -44,6 +67,8 @@ impl Default for Config {
             removable: false,
             mechanisms: MechanismFilter::All,
             rsa_min_bits: DEFAULT_RSA_MIN_BITS,
+            rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt::default(),
+            disable_core_dumps: false,
         }
     }
 }
@@ -95,6 +120,10 @@ impl MechanismFilter {
 struct ConfigFile {
     token_dir: Option<PathBuf>,
     rsa_min_bits: Option<toml::Spanned<i64>>,
+    #[serde(default)]
+    rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt,
+    #[serde(default)]
+    disable_core_dumps: bool,
 }
 
 impl Config {
@@ -158,6 +187,8 @@ impl Config {
         Ok(Config {
             token_dir,
             rsa_min_bits,
+            rsa_pkcs1v15_decrypt: file.rsa_pkcs1v15_decrypt,
+            disable_core_dumps: file.disable_core_dumps,
             ..Config::default()
         })
     }
@@ -205,5 +236,29 @@ mod tests {
             load("rsa_min_bits = \"2048\"\n").unwrap_err().rv,
             CKR_FUNCTION_FAILED
         );
+    }
+
+    #[test]
+    fn rsa_pkcs1v15_decrypt_and_core_dump_settings() {
+        let c = load("").unwrap();
+        assert_eq!(c.rsa_pkcs1v15_decrypt, Pkcs1v15Decrypt::Allow);
+        assert!(!c.disable_core_dumps);
+        for (text, want) in [
+            ("allow", Pkcs1v15Decrypt::Allow),
+            ("deny", Pkcs1v15Decrypt::Deny),
+            ("implicit-rejection", Pkcs1v15Decrypt::ImplicitRejection),
+        ] {
+            let c = load(&format!("rsa_pkcs1v15_decrypt = \"{text}\"\n")).unwrap();
+            assert_eq!(c.rsa_pkcs1v15_decrypt, want);
+        }
+        let e = load("token_dir = \"t\"\nrsa_pkcs1v15_decrypt = \"maybe\"\n").unwrap_err();
+        assert_eq!(e.rv, CKR_FUNCTION_FAILED);
+        assert!(e.context.contains("line 2"), "{}", e.context);
+        assert!(
+            load("disable_core_dumps = true\n")
+                .unwrap()
+                .disable_core_dumps
+        );
+        assert!(load("disable_core_dumps = 1\n").is_err());
     }
 }

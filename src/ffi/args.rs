@@ -1,5 +1,10 @@
 //! Raw-pointer helpers: the only place where C arguments become Rust values. Every helper
 //! turns a NULL where the spec forbids one into CKR_ARGUMENTS_BAD.
+//!
+//! Lengths from C are bounded here, once: a region of more than `isize::MAX` bytes cannot
+//! exist (and is undefined behaviour in `slice::from_raw_parts`), so such a length is
+//! CKR_ARGUMENTS_BAD (`region_len`); a copy of caller memory is allocated fallibly, so a
+//! huge but possible length is CKR_HOST_MEMORY, never an abort of the host (`memory`).
 
 use crate::api::object::{is_template_attribute, AttributeRead};
 use crate::error::{fail, Result};
@@ -10,6 +15,18 @@ use crate::session::Output;
 use cryptoki_sys::*;
 use std::mem::size_of;
 
+/// `count` elements of `T` as a `usize`, CKR_ARGUMENTS_BAD when they would span more than
+/// `isize::MAX` bytes: no caller can own such a region.
+fn region_len<T>(count: CK_ULONG) -> Result<usize> {
+    let bytes = usize::try_from(count)
+        .ok()
+        .and_then(|n| n.checked_mul(size_of::<T>().max(1)));
+    match bytes {
+        Some(b) if b <= isize::MAX as usize => Ok(count as usize),
+        _ => fail(CKR_ARGUMENTS_BAD),
+    }
+}
+
 /// An input byte string; NULL is allowed when the length is 0.
 ///
 /// # Safety
@@ -18,10 +35,11 @@ pub unsafe fn bytes_in<'a>(ptr: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
     }
+    let len = region_len::<u8>(len)?;
     if ptr.is_null() {
         return fail(CKR_ARGUMENTS_BAD);
     }
-    Ok(std::slice::from_raw_parts(ptr, len as usize))
+    Ok(std::slice::from_raw_parts(ptr, len))
 }
 
 /// An output byte string the call fills; NULL is allowed when the length is 0.
@@ -32,10 +50,11 @@ pub unsafe fn bytes_out<'a>(ptr: *mut u8, len: CK_ULONG) -> Result<&'a mut [u8]>
     if len == 0 {
         return Ok(&mut []);
     }
+    let len = region_len::<u8>(len)?;
     if ptr.is_null() {
         return fail(CKR_ARGUMENTS_BAD);
     }
-    Ok(std::slice::from_raw_parts_mut(ptr, len as usize))
+    Ok(std::slice::from_raw_parts_mut(ptr, len))
 }
 
 /// A mandatory output location.
@@ -57,7 +76,7 @@ pub unsafe fn buffer_out<'a>(buf: *mut u8, len: *mut CK_ULONG) -> Result<Output<
     let buf = if buf.is_null() {
         None
     } else {
-        Some(std::slice::from_raw_parts_mut(buf, *len as usize))
+        Some(std::slice::from_raw_parts_mut(buf, region_len::<u8>(*len)?))
     };
     Ok((buf, len))
 }
@@ -79,11 +98,12 @@ unsafe fn template_at_depth(
     count: CK_ULONG,
     depth: usize,
 ) -> Result<Attributes> {
+    let count = region_len::<CK_ATTRIBUTE>(count)?;
     if count != 0 && ptr.is_null() {
         return fail(CKR_ARGUMENTS_BAD);
     }
     let mut out = Attributes::new();
-    for i in 0..count as usize {
+    for i in 0..count {
         // Read one entry at a time, unaligned: a nested template arrives through a `void*`
         // (CKA_WRAP_TEMPLATE's pValue) that nothing promises is aligned for CK_ATTRIBUTE.
         let a = ptr.add(i).read_unaligned();
@@ -101,7 +121,7 @@ unsafe fn template_at_depth(
             continue;
         }
         let value = bytes_in(a.pValue as *const u8, a.ulValueLen)?;
-        out.set(a.type_, value.to_vec());
+        out.set(a.type_, crate::memory::copy(value)?);
     }
     Ok(out)
 }
@@ -115,13 +135,14 @@ pub unsafe fn template_out<'a>(
     ptr: *mut CK_ATTRIBUTE,
     count: CK_ULONG,
 ) -> Result<&'a mut [CK_ATTRIBUTE]> {
+    let count = region_len::<CK_ATTRIBUTE>(count)?;
     if count == 0 {
         return Ok(&mut []);
     }
     if ptr.is_null() {
         return fail(CKR_ARGUMENTS_BAD);
     }
-    Ok(std::slice::from_raw_parts_mut(ptr, count as usize))
+    Ok(std::slice::from_raw_parts_mut(ptr, count))
 }
 
 /// Writes C_GetAttributeValue's answers into its template. Every attribute is processed;
@@ -225,19 +246,13 @@ pub unsafe fn mechanism_in(
         return fail(CKR_MECHANISM_PARAM_INVALID);
     } else {
         match layout(m.mechanism) {
-            ParamLayout::Opaque => MechanismParam::Bytes(bytes_in(raw, len)?.to_vec()),
+            ParamLayout::Opaque => MechanismParam::Bytes(param_bytes(raw, len)?),
             ParamLayout::Oaep => {
                 if len as usize != size_of::<CK_RSA_PKCS_OAEP_PARAMS>() {
                     return fail(CKR_MECHANISM_PARAM_INVALID);
                 }
                 let p = (raw as *const CK_RSA_PKCS_OAEP_PARAMS).read_unaligned();
-                let source_data = if p.ulSourceDataLen == 0 {
-                    Vec::new()
-                } else if p.pSourceData.is_null() {
-                    return fail(CKR_MECHANISM_PARAM_INVALID);
-                } else {
-                    bytes_in(p.pSourceData as *const u8, p.ulSourceDataLen)?.to_vec()
-                };
+                let source_data = param_bytes(p.pSourceData as *const u8, p.ulSourceDataLen)?;
                 MechanismParam::Oaep {
                     hash_alg: p.hashAlg,
                     mgf: p.mgf,
@@ -305,16 +320,16 @@ struct GcmParams240 {
     tag_bits: CK_ULONG,
 }
 
-/// A byte string a mechanism parameter points to; NULL with a non-zero length is
-/// CKR_MECHANISM_PARAM_INVALID, as every other malformed parameter.
+/// A byte string a mechanism parameter points to; NULL with a non-zero length, or a length
+/// no memory can have, is CKR_MECHANISM_PARAM_INVALID, as every other malformed parameter.
 ///
 /// # Safety
 /// `ptr` must be NULL or readable for `len` bytes.
 unsafe fn param_bytes(ptr: *const u8, len: CK_ULONG) -> Result<Vec<u8>> {
-    if len != 0 && ptr.is_null() {
+    if len != 0 && ptr.is_null() || region_len::<u8>(len).is_err() {
         return fail(CKR_MECHANISM_PARAM_INVALID);
     }
-    Ok(bytes_in(ptr, len)?.to_vec())
+    crate::memory::copy(bytes_in(ptr, len)?)
 }
 
 /// A GCM parameter in either layout. A NULL IV or AAD with a non-zero length is
@@ -379,7 +394,9 @@ pub unsafe fn list_out<T: Copy>(list: *mut T, count: *mut CK_ULONG, items: &[T])
 /// # Safety
 /// As `bytes_in`.
 pub unsafe fn bytes_copied(ptr: *const u8, len: CK_ULONG) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    Ok(zeroize::Zeroizing::new(bytes_in(ptr, len)?.to_vec()))
+    Ok(zeroize::Zeroizing::new(crate::memory::copy(bytes_in(
+        ptr, len,
+    )?)?))
 }
 
 /// Writes `value` to a mandatory output location.

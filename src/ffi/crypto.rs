@@ -25,7 +25,8 @@ unsafe fn in_out<'a>(
     let (buf, len) = buffer_out(output, output_len)?;
     let overlaps = buf.as_ref().is_some_and(|b| {
         let (i, o) = (input as usize, b.as_ptr() as usize);
-        input_len != 0 && i < o + b.len() && o < i + input_len as usize
+        // Saturating: the lengths are the caller's and not yet bounded (`bytes_in` does).
+        input_len != 0 && i < o.saturating_add(b.len()) && o < i.saturating_add(input_len as usize)
     });
     let input = if overlaps {
         Input::Copied(bytes_copied(input, input_len)?)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 /// Runs `f` with panics turned into CKR_GENERAL_ERROR.
 pub fn call(name: &'static str, f: impl FnOnce() -> Result<()>) -> CK_RV {
+    crate::call_id::begin();
     let rv = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {

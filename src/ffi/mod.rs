@@ -5,7 +5,7 @@
 
 pub mod args;
 pub mod guard;
-pub mod os;
+pub mod process;
 pub mod tables;
 
 mod crypto;

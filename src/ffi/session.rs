@@ -155,8 +155,7 @@ pub unsafe extern "C" fn C_SeedRandom(
     ulSeedLen: CK_ULONG,
 ) -> CK_RV {
     with_library("C_SeedRandom", |lib| {
-        bytes_in(pSeed, ulSeedLen)?;
-        api::seed_random(lib, hSession)
+        api::seed_random(lib, hSession, bytes_in(pSeed, ulSeedLen)?)
     })
 }
 

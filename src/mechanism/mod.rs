@@ -81,6 +81,12 @@ pub trait CipherOperation: Send {
         self.output_len(input.len())
     }
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// `run` straight into the caller's buffer, for bulk ciphers whose output length is
+    /// known before the work: no intermediate buffer to fill, copy and wipe. `None` when
+    /// not offered or `out` is too small; the general path (`run`, output kept) then runs.
+    fn run_into(&mut self, _input: &[u8], _out: &mut [u8]) -> Option<Result<usize>> {
+        None
+    }
     fn update(&mut self, _input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         fail(CKR_FUNCTION_NOT_SUPPORTED)
     }

@@ -1,10 +1,12 @@
 //! The in-memory object index of one token: every object by handle, plus a lookup by the
 //! values of the attributes searches name most (CKA_LABEL, CKA_ID, CKA_CLASS), so finding
 //! one object among many touches only the candidates with a matching value. The other
-//! attributes of a template filter those candidates. Nothing here decrypts or reads disk.
+//! attributes of a template filter those candidates (`policy::search_matches`: secret
+//! attributes never match). Nothing here decrypts or reads disk.
 //!
 //! `M` is the owner's per-object bookkeeping (store id, sealed values, ...).
 
+use crate::object::policy::search_matches;
 use crate::object::Attributes;
 use crate::token::Object;
 use cryptoki_sys::*;
@@ -124,12 +126,12 @@ impl<M> ObjectIndex<M> {
             Some(set) => Box::new(
                 set.iter()
                     .filter_map(|h| self.entries.get(h))
-                    .filter(move |e| e.object.attrs.matches(template)),
+                    .filter(move |e| search_matches(&e.object.attrs, template)),
             ),
             None => Box::new(
                 self.entries
                     .values()
-                    .filter(move |e| e.object.attrs.matches(template)),
+                    .filter(move |e| search_matches(&e.object.attrs, template)),
             ),
         }
     }

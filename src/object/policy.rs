@@ -325,6 +325,18 @@ pub fn is_secret(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
     }
 }
 
+/// Whether `object` is a match for a C_FindObjectsInit `template`. An attribute that is
+/// secret on the object (`is_secret`: sealed at rest, or sensitive) is never a search
+/// criterion: a template naming one matches nothing, so a search cannot confirm a guess of
+/// a private exponent or a key value. That is decided from the object's class alone, before
+/// any value is compared, so the time taken does not depend on how much of a guess was right.
+pub fn search_matches(object: &Attributes, template: &Attributes) -> bool {
+    if template.iter().any(|(ty, _)| is_secret(object, ty)) {
+        return false;
+    }
+    object.matches(template)
+}
+
 /// Rewrites a template so that it names stored values: CKA_KEY_TYPE = CKK_SM2 becomes
 /// CKK_EC, and any non-zero one-byte CK_BBOOL becomes CK_TRUE (stored booleans are 0/1, so
 /// a search for `0xFF` finds true objects). Use it on C_FindObjectsInit templates.

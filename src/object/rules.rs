@@ -30,6 +30,7 @@
 //! - `CKA_ALLOWED_MECHANISMS`: no default; absent (or empty) means every mechanism.
 
 use cryptoki_sys::*;
+use once_cell::sync::Lazy;
 
 /// The shape of an attribute's value, checked on every write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,30 +386,43 @@ pub enum Subtype {
     Key(CK_KEY_TYPE),
 }
 
-/// The tables of one object kind, most specific first: a type listed twice (CKA_PRIVATE's
-/// class-specific default, CKA_VALUE) takes its first row.
+/// The rows of one object kind: its tables merged most specific first, a type listed
+/// twice (CKA_PRIVATE's class-specific default, CKA_VALUE) keeping its first row. Merged
+/// once per kind (`kind!`): every attribute of every object created, changed or loaded is
+/// looked up here.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleSet {
-    tables: &'static [&'static [Rule]],
+    rows: &'static [&'static Rule],
 }
 
 impl RuleSet {
     /// The rule of `ty` for this object kind; `None`: not an attribute of it.
     pub fn find(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Rule> {
-        self.tables
-            .iter()
-            .flat_map(|t| t.iter())
-            .find(|r| r.ty == ty)
+        self.rows.iter().find(|r| r.ty == ty).copied()
     }
 
-    /// Every attribute of this object kind once (the first, most specific row).
+    /// Every attribute of this object kind once.
     pub fn all(&self) -> impl Iterator<Item = &'static Rule> + '_ {
-        let all = self.tables.iter().flat_map(|t| t.iter());
-        all.clone()
-            .enumerate()
-            .filter(move |(i, r)| all.clone().take(*i).all(|earlier| earlier.ty != r.ty))
-            .map(|(_, r)| r)
+        self.rows.iter().copied()
     }
+}
+
+fn merged(tables: &[&'static [Rule]]) -> Vec<&'static Rule> {
+    let mut rows: Vec<&'static Rule> = Vec::new();
+    for rule in tables.iter().flat_map(|t| t.iter()) {
+        if !rows.iter().any(|r| r.ty == rule.ty) {
+            rows.push(rule);
+        }
+    }
+    rows
+}
+
+/// The merged rows of the listed tables, computed at first use.
+macro_rules! kind {
+    ($($table:expr),+) => {{
+        static ROWS: Lazy<Vec<&'static Rule>> = Lazy::new(|| merged(&[$($table),+]));
+        ROWS.as_slice()
+    }};
 }
 
 /// The key types ferrohsm stores, per class.
@@ -418,21 +432,27 @@ pub const SECRET_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_GENERIC_SECRET, CKK_AES, crat
 /// The tables for an object of `class` and `subtype`; `None` when ferrohsm does not store
 /// such objects.
 pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
-    let tables: &'static [&'static [Rule]] = match (class, subtype) {
-        (CKO_DATA, Subtype::Data) => &[DATA, STORAGE, OBJECT],
-        (CKO_CERTIFICATE, Subtype::X509) => &[X509, CERTIFICATE, STORAGE, OBJECT],
-        (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)) => &[RSA_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT],
-        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)) => &[EC_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT],
-        (CKO_PRIVATE_KEY, Subtype::Key(CKK_RSA)) => {
-            &[RSA_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT]
+    let rows = match (class, subtype) {
+        (CKO_DATA, Subtype::Data) => kind!(DATA, STORAGE, OBJECT),
+        (CKO_CERTIFICATE, Subtype::X509) => kind!(X509, CERTIFICATE, STORAGE, OBJECT),
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)) => {
+            kind!(RSA_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT)
         }
-        (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC)) => &[EC_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT],
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)) => {
+            kind!(EC_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT)
+        }
+        (CKO_PRIVATE_KEY, Subtype::Key(CKK_RSA)) => {
+            kind!(RSA_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT)
+        }
+        (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC)) => {
+            kind!(EC_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT)
+        }
         (CKO_SECRET_KEY, Subtype::Key(CKK_GENERIC_SECRET | CKK_AES | crate::vendor::CKK_SM4)) => {
-            &[SECRET_VALUE, SECRET_KEY, KEY, STORAGE, OBJECT]
+            kind!(SECRET_VALUE, SECRET_KEY, KEY, STORAGE, OBJECT)
         }
         _ => return None,
     };
-    Some(RuleSet { tables })
+    Some(RuleSet { rows })
 }
 
 /// True when `ty` is a `CK_BBOOL` in any table (used to normalise search templates).

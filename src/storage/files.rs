@@ -96,7 +96,7 @@ fn check_dir_meta(
     if !meta.is_dir() {
         return refuse("not a directory".into());
     }
-    let me = crate::ffi::os::effective_uid();
+    let me = crate::ffi::process::effective_uid();
     if meta.uid() != me {
         return refuse(format!(
             "owned by uid {}, not by this user (uid {me}); run `chown {me} {}` or set token_dir to a directory of your own",

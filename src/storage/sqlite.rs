@@ -661,9 +661,11 @@ impl TokenStore for SqliteStore {
     }
 
     fn data_changed(&mut self) -> Result<bool> {
+        // Asked before nearly every call: the statement is prepared once per connection.
         let version: i64 = self
             .conn
-            .pragma_query_value(None, "data_version", |row| row.get(0))
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
             .map_err(|e| self.err(e))?;
         let changed = self.data_version != Some(version);
         self.data_version = Some(version);

@@ -147,6 +147,15 @@ impl Sandbox {
         self.dir.path().join("tokens")
     }
 
+    /// Rewrites ferrohsm.toml: the token directory plus the `extra` lines.
+    pub fn write_config(&self, extra: &str) {
+        std::fs::write(
+            self.path().join("ferrohsm.toml"),
+            format!("token_dir = \"{}\"\n{extra}", self.token_dir().display()),
+        )
+        .expect("write ferrohsm.toml");
+    }
+
     /// The command that runs `test` in phase `phase` in a child process.
     pub fn command(&self, test: &str, phase: &str) -> Command {
         let exe = std::env::current_exe().expect("current_exe");

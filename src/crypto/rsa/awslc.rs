@@ -249,7 +249,10 @@ impl RsaPrivateKey for AwsLcPrivateKey {
                 }
                 None => return self.fallback()?.decrypt(scheme, ciphertext),
             },
-            RsaEncryption::Raw => return self.fallback()?.decrypt(scheme, ciphertext),
+            // aws-lc has no implicit rejection: the rsa crate's does it.
+            RsaEncryption::Raw | RsaEncryption::Pkcs1v15ImplicitRejection => {
+                return self.fallback()?.decrypt(scheme, ciphertext)
+            }
         };
         out.truncate(len);
         Ok(out)

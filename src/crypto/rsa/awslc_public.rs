@@ -101,7 +101,9 @@ impl RsaPublicKey for AwsLcPublicKey {
         check_plaintext_len(scheme, k, plaintext.len())?;
         let mut out = vec![0u8; k];
         let written = match scheme {
-            RsaEncryption::Pkcs1v15 => fast.pkcs1.encrypt(plaintext, &mut out).map(|c| c.len()),
+            RsaEncryption::Pkcs1v15 | RsaEncryption::Pkcs1v15ImplicitRejection => {
+                fast.pkcs1.encrypt(plaintext, &mut out).map(|c| c.len())
+            }
             RsaEncryption::Oaep { hash, mgf1, label } => {
                 let Some(alg) = oaep_algorithm(*hash, *mgf1) else {
                     return self.fallback.encrypt(scheme, plaintext);

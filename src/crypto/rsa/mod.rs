@@ -36,6 +36,11 @@ pub struct RsaPrivateComponents {
 pub enum RsaEncryption {
     /// RSAES-PKCS1-v1_5 (CKM_RSA_PKCS).
     Pkcs1v15,
+    /// RSAES-PKCS1-v1_5 whose decryption never fails on bad padding: it returns a message
+    /// derived from the private key and the ciphertext instead (implicit rejection,
+    /// draft-irtf-cfrg-rsa-guidance section 7), so neither the code nor the timing tells a
+    /// valid padding from an invalid one. Encryption is plain PKCS#1 v1.5.
+    Pkcs1v15ImplicitRejection,
     /// RSAES-OAEP with any hash and MGF1 hash and an optional label (CKM_RSA_PKCS_OAEP).
     Oaep {
         hash: HashAlg,
@@ -173,7 +178,9 @@ pub fn split_digest_info(input: &[u8]) -> Option<(HashAlg, &[u8])> {
 /// most k. Anything longer is `CKR_DATA_LEN_RANGE`, whichever backend runs.
 pub fn check_plaintext_len(scheme: &RsaEncryption, k: usize, len: usize) -> Result<()> {
     let max = match scheme {
-        RsaEncryption::Pkcs1v15 => Some(k.saturating_sub(11)),
+        RsaEncryption::Pkcs1v15 | RsaEncryption::Pkcs1v15ImplicitRejection => {
+            Some(k.saturating_sub(11))
+        }
         RsaEncryption::Oaep { hash, .. } => k.checked_sub(2 * hash.output_len() + 2),
         RsaEncryption::Raw => Some(k),
     };

@@ -225,8 +225,12 @@ impl RustCryptoPrivateKey {
 
     /// m^d mod n with blinding and the CRT fault check, as k octets.
     fn raw_private(&self, m: &BoxedUint) -> Result<Zeroizing<Vec<u8>>> {
-        let out = rsa_decrypt_and_check(&self.key, Some(&mut SysRng), m)
-            .map_err(|_| Error::with(CKR_DEVICE_ERROR, "RSA private operation failed"))?;
+        // The integer is the plaintext (CKM_RSA_X_509) or the padded message: wiped on drop,
+        // as its octets are.
+        let out = Zeroizing::new(
+            rsa_decrypt_and_check(&self.key, Some(&mut SysRng), m)
+                .map_err(|_| Error::with(CKR_DEVICE_ERROR, "RSA private operation failed"))?,
+        );
         Ok(to_k_octets(&out, self.k))
     }
 }
@@ -245,6 +249,14 @@ impl RsaPrivateKey for RustCryptoPrivateKey {
         match scheme {
             RsaEncryption::Raw => self.raw_private(&c),
             RsaEncryption::Pkcs1v15 => pkcs1_type2_unpad(&self.raw_private(&c)?),
+            // The rsa crate implements the draft's implicit rejection (KDK from d and the
+            // ciphertext, HMAC-SHA256 PRF, constant-time selection); its errors are the
+            // publicly invalid ciphertexts only, checked above.
+            RsaEncryption::Pkcs1v15ImplicitRejection => self
+                .key
+                .decrypt(Pkcs1v15Encrypt, ciphertext)
+                .map(Zeroizing::new)
+                .map_err(|_| Error::new(CKR_ENCRYPTED_DATA_INVALID)),
             RsaEncryption::Oaep { hash, mgf1, label } => {
                 let plain = with_hash!(hash, D, {
                     with_hash!(mgf1, M, {
@@ -320,7 +332,9 @@ impl RsaPublicKey for RustCryptoPublicKey {
     fn encrypt(&self, scheme: &RsaEncryption, plaintext: &[u8]) -> Result<Vec<u8>> {
         check_plaintext_len(scheme, self.k, plaintext.len())?;
         let encrypted = match scheme {
-            RsaEncryption::Pkcs1v15 => self.key.encrypt(&mut SysRng, Pkcs1v15Encrypt, plaintext),
+            RsaEncryption::Pkcs1v15 | RsaEncryption::Pkcs1v15ImplicitRejection => {
+                self.key.encrypt(&mut SysRng, Pkcs1v15Encrypt, plaintext)
+            }
             RsaEncryption::Oaep { hash, mgf1, label } => with_hash!(hash, D, {
                 with_hash!(mgf1, M, {
                     let padding = Oaep::<D, M>::new_with_mgf_hash_and_label(label.as_slice());

@@ -14,7 +14,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::aes::cipher::{BlockCipher, BlockEncrypt};
 use aes_gcm::AesGcm;
 use cryptoki_sys::*;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// IV lengths (bytes) accepted: 96 bits, the recommended and by far the most common, and
 /// 128 bits, which some clients generate.
@@ -52,20 +52,54 @@ pub fn seal(
     plaintext: &[u8],
     tag_len: usize,
 ) -> Result<Vec<u8>> {
+    let mut out = crate::memory::buffer(plaintext.len() + tag_len)?;
+    out.resize(plaintext.len() + tag_len, 0);
+    seal_into(key, iv, aad, plaintext, tag_len, &mut out)?;
+    Ok(out)
+}
+
+/// As `seal`, into `out` (at least `plaintext.len() + tag_len` bytes), which the backends
+/// write directly: a bulk encryption through C_Encrypt needs no buffer of its own.
+/// Returns the length written.
+pub fn seal_into(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    tag_len: usize,
+    out: &mut [u8],
+) -> Result<usize> {
     check(key, iv, tag_len)?;
+    let n = plaintext.len();
+    let out = out
+        .get_mut(..n + tag_len)
+        .ok_or(Error::new(CKR_BUFFER_TOO_SMALL))?;
+    let (ciphertext, tag_out) = out.split_at_mut(n);
     #[cfg(feature = "aws-lc")]
     if iv.len() == 12 && tag_len == 16 {
-        return awslc::seal(key, iv, aad, plaintext);
+        awslc::seal_into(key, iv, aad, plaintext, ciphertext, tag_out)?;
+        return Ok(n + tag_len);
     }
-    let mut out = plaintext.to_vec();
+    ciphertext.copy_from_slice(plaintext);
     // A tag truncated to t bytes is the full tag's first t bytes (SP 800-38D §7.1 step 6).
     let tag = match key.len() {
-        16 => seal_with::<Aes128>(key, iv, aad, &mut out)?,
-        24 => seal_with::<Aes192>(key, iv, aad, &mut out)?,
-        _ => seal_with::<Aes256>(key, iv, aad, &mut out)?,
+        16 => seal_with::<Aes128>(key, iv, aad, ciphertext)?,
+        24 => seal_with::<Aes192>(key, iv, aad, ciphertext)?,
+        _ => seal_with::<Aes256>(key, iv, aad, ciphertext)?,
     };
-    out.extend_from_slice(&tag[..tag_len]);
-    Ok(out)
+    tag_out.copy_from_slice(&tag[..tag_len]);
+    Ok(n + tag_len)
+}
+
+/// The plaintext length of a `sealed` message (ciphertext || tag); a message shorter than
+/// its tag is CKR_ENCRYPTED_DATA_LEN_RANGE.
+pub fn opened_len(sealed_len: usize, tag_len: usize) -> Result<usize> {
+    sealed_len.checked_sub(tag_len).ok_or_else(|| {
+        Error::with(
+            CKR_ENCRYPTED_DATA_LEN_RANGE,
+            "GCM ciphertext shorter than its tag",
+        )
+    })
 }
 
 /// The plaintext of `sealed` (ciphertext || tag); any mismatch is
@@ -79,26 +113,56 @@ pub fn open(
     tag_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
     check(key, iv, tag_len)?;
-    if sealed.len() < tag_len {
-        return Err(Error::with(
-            CKR_ENCRYPTED_DATA_LEN_RANGE,
-            "GCM ciphertext shorter than its tag",
-        ));
+    let len = opened_len(sealed.len(), tag_len)?;
+    let mut out = Zeroizing::new(crate::memory::buffer(len)?);
+    out.resize(len, 0);
+    open_into(key, iv, aad, sealed, tag_len, &mut out)?;
+    Ok(out)
+}
+
+/// As `open`, into `out` (at least the plaintext's length). The backends decrypt into it
+/// before the tag is known to match; a mismatch wipes what was written, so a caller's
+/// buffer never holds unauthenticated plaintext once the call returns.
+pub fn open_into(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+    tag_len: usize,
+    out: &mut [u8],
+) -> Result<usize> {
+    check(key, iv, tag_len)?;
+    let n = opened_len(sealed.len(), tag_len)?;
+    let out = out.get_mut(..n).ok_or(Error::new(CKR_BUFFER_TOO_SMALL))?;
+    let (ciphertext, tag) = sealed.split_at(n);
+    let opened = open_with_backend(key, iv, aad, ciphertext, tag, out);
+    if opened.is_err() {
+        out.zeroize();
     }
+    opened.map(|()| n)
+}
+
+fn open_with_backend(
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    out: &mut [u8],
+) -> Result<()> {
     #[cfg(feature = "aws-lc")]
-    if iv.len() == 12 && tag_len == 16 {
-        return awslc::open(key, iv, aad, sealed);
+    if iv.len() == 12 && tag.len() == 16 {
+        return awslc::open_into(key, iv, aad, ciphertext, tag, out);
     }
-    let (ciphertext, tag) = sealed.split_at(sealed.len() - tag_len);
-    let mut out = Zeroizing::new(ciphertext.to_vec());
+    out.copy_from_slice(ciphertext);
     macro_rules! by_tag {
         ($aes:ty) => {
-            match tag_len {
-                12 => open_with::<$aes, U12>(key, iv, aad, &mut out, tag),
-                13 => open_with::<$aes, U13>(key, iv, aad, &mut out, tag),
-                14 => open_with::<$aes, U14>(key, iv, aad, &mut out, tag),
-                15 => open_with::<$aes, U15>(key, iv, aad, &mut out, tag),
-                _ => open_with::<$aes, U16>(key, iv, aad, &mut out, tag),
+            match tag.len() {
+                12 => open_with::<$aes, U12>(key, iv, aad, out, tag),
+                13 => open_with::<$aes, U13>(key, iv, aad, out, tag),
+                14 => open_with::<$aes, U14>(key, iv, aad, out, tag),
+                15 => open_with::<$aes, U15>(key, iv, aad, out, tag),
+                _ => open_with::<$aes, U16>(key, iv, aad, out, tag),
             }
         };
     }
@@ -106,8 +170,7 @@ pub fn open(
         16 => by_tag!(Aes128),
         24 => by_tag!(Aes192),
         _ => by_tag!(Aes256),
-    }?;
-    Ok(out)
+    }
 }
 
 fn tampered() -> Error {
@@ -171,7 +234,6 @@ mod awslc {
         Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_192_GCM, AES_256_GCM,
     };
     use cryptoki_sys::*;
-    use zeroize::Zeroizing;
 
     fn key_of(key: &[u8]) -> Result<LessSafeKey> {
         let alg = match key.len() {
@@ -188,24 +250,30 @@ mod awslc {
         Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::new(CKR_MECHANISM_PARAM_INVALID))
     }
 
-    pub fn seal(key: &[u8], iv: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(plaintext.len() + 16);
-        out.extend_from_slice(plaintext);
-        let tag = key_of(key)?
-            .seal_in_place_separate_tag(nonce(iv)?, Aad::from(aad), &mut out)
-            .map_err(|_| Error::with(CKR_DATA_LEN_RANGE, "GCM message too long"))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+    pub fn seal_into(
+        key: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<()> {
+        key_of(key)?
+            .seal_out_of_place_scatter(nonce(iv)?, Aad::from(aad), plaintext, ciphertext, &[], tag)
+            .map_err(|_| Error::with(CKR_DATA_LEN_RANGE, "GCM message too long"))
     }
 
-    pub fn open(key: &[u8], iv: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut buf = Zeroizing::new(sealed.to_vec());
-        let len = key_of(key)?
-            .open_in_place(nonce(iv)?, Aad::from(aad), &mut buf)
-            .map_err(|_| tampered())?
-            .len();
-        buf.truncate(len);
-        Ok(buf)
+    pub fn open_into(
+        key: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        plaintext: &mut [u8],
+    ) -> Result<()> {
+        key_of(key)?
+            .open_separate_gather(nonce(iv)?, Aad::from(aad), ciphertext, tag, plaintext)
+            .map_err(|_| tampered())
     }
 }
 

@@ -13,6 +13,9 @@ use zeroize::Zeroizing;
 fn scheme(kind: Kind, param: &MechanismParam) -> Result<RsaEncryption> {
     match kind {
         Kind::Pkcs1 => param.expect_none().map(|_| RsaEncryption::Pkcs1v15),
+        Kind::Pkcs1ImplicitRejection => param
+            .expect_none()
+            .map(|_| RsaEncryption::Pkcs1v15ImplicitRejection),
         Kind::X509 => param.expect_none().map(|_| RsaEncryption::Raw),
         Kind::Oaep => params::oaep(param),
         _ => fail(CKR_MECHANISM_INVALID),

@@ -28,6 +28,10 @@ use cryptoki_sys::*;
 enum Kind {
     /// CKM_RSA_PKCS: PKCS#1 v1.5 encryption, and signing of a caller-built DigestInfo.
     Pkcs1,
+    /// CKM_RSA_PKCS decryption and unwrapping under the token policy
+    /// `rsa_pkcs1v15_decrypt = "implicit-rejection"` (not in the registry: see
+    /// `pkcs1v15_implicit_rejection`).
+    Pkcs1ImplicitRejection,
     /// CKM_RSA_PKCS_OAEP.
     Oaep,
     /// CKM_RSA_X_509: raw RSA.
@@ -51,6 +55,7 @@ impl Mechanism for RsaMechanism {
         let flags = match self.0 {
             // C_WrapKey / C_UnwrapKey encrypt and decrypt the key's bytes (api/wrap.rs).
             Kind::Pkcs1 => ENCRYPT_DECRYPT | SIGN_VERIFY | WRAP_UNWRAP,
+            Kind::Pkcs1ImplicitRejection => ENCRYPT_DECRYPT | WRAP_UNWRAP,
             Kind::Oaep => ENCRYPT_DECRYPT | WRAP_UNWRAP,
             Kind::X509 => ENCRYPT_DECRYPT | SIGN_VERIFY,
             Kind::Pss | Kind::HashPkcs1(_) | Kind::HashPss(_) => SIGN_VERIFY,
@@ -96,6 +101,13 @@ const FAMILY: [(CK_MECHANISM_TYPE, Kind); 14] = [
     (CKM_SHA384_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha384)),
     (CKM_SHA512_RSA_PKCS_PSS, Kind::HashPss(HashAlg::Sha512)),
 ];
+
+/// CKM_RSA_PKCS with implicit rejection on decryption: what C_DecryptInit and C_UnwrapKey
+/// use for CKM_RSA_PKCS when the configuration asks for it (`state::Library::mechanism_for`).
+pub fn pkcs1v15_implicit_rejection() -> &'static dyn Mechanism {
+    static IMPLICIT_REJECTION: RsaMechanism = RsaMechanism(Kind::Pkcs1ImplicitRejection);
+    &IMPLICIT_REJECTION
+}
 
 /// Whether `ty` is one of the RSA mechanisms (for the configured key-size minimum).
 pub fn is_rsa_mechanism(ty: CK_MECHANISM_TYPE) -> bool {

@@ -65,7 +65,7 @@ fn scheme(kind: Kind, param: &MechanismParam, k: usize) -> Result<(RsaSignature,
             params::pss(param, Some(hash), k)?,
             Input::Hash(Some(hash.hasher())),
         ),
-        Kind::Oaep => return fail(CKR_MECHANISM_INVALID),
+        Kind::Oaep | Kind::Pkcs1ImplicitRejection => return fail(CKR_MECHANISM_INVALID),
     })
 }
 

@@ -193,7 +193,7 @@ impl CipherOperation for BlockOperation {
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let mut data = Zeroizing::new(Vec::with_capacity(self.pending.len() + input.len()));
+        let mut data = Zeroizing::new(crate::memory::buffer(self.pending.len() + input.len())?);
         data.extend_from_slice(&self.pending);
         data.extend_from_slice(input);
         let n = self.ready(data.len());

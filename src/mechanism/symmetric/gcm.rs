@@ -51,12 +51,7 @@ impl GcmOperation {
         if self.encrypt {
             Ok(input_len + self.tag_len)
         } else {
-            input_len.checked_sub(self.tag_len).ok_or_else(|| {
-                Error::with(
-                    CKR_ENCRYPTED_DATA_LEN_RANGE,
-                    "GCM ciphertext shorter than its tag",
-                )
-            })
+            gcm::opened_len(input_len, self.tag_len)
         }
     }
 
@@ -84,6 +79,17 @@ impl CipherOperation for GcmOperation {
 
     fn run(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.process(input)
+    }
+
+    fn run_into(&mut self, input: &[u8], out: &mut [u8]) -> Option<Result<usize>> {
+        if out.len() < self.result_len(input.len()).ok()? {
+            return None;
+        }
+        Some(if self.encrypt {
+            gcm::seal_into(&self.key, &self.iv, &self.aad, input, self.tag_len, out)
+        } else {
+            gcm::open_into(&self.key, &self.iv, &self.aad, input, self.tag_len, out)
+        })
     }
 
     fn update(&mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
