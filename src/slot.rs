@@ -13,10 +13,9 @@
 //! token's), never during Argon2: C_InitToken derives keys holding only the directory's
 //! init lock file.
 
-use crate::config::Config;
+use crate::config::{Config, PinPolicy};
 use crate::error::{fail, Error, Result};
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::KdfParams;
 use crate::token::{Token, TokenInfo};
 use cryptoki_sys::*;
 use parking_lot::RwLock;
@@ -57,7 +56,7 @@ impl SlotMap {
 
 pub struct Slots {
     dir: PathBuf,
-    kdf: KdfParams,
+    pins: PinPolicy,
     map: RwLock<SlotMap>,
 }
 
@@ -76,15 +75,15 @@ impl Slots {
     /// Opens every token store in `config.token_dir` (creating the directory on first use).
     /// A broken store is reported once on stderr and never stops the others.
     pub fn open(config: &Config) -> Result<Slots> {
-        Self::open_with(&config.token_dir, KdfParams::DEFAULT)
+        Self::open_with(&config.token_dir, config.pin.clone())
     }
 
-    /// As `open`, with the Argon2 cost for PINs set from now on (tests use cheap ones).
-    pub(crate) fn open_with(dir: &Path, kdf: KdfParams) -> Result<Slots> {
+    /// As `open`, with the PIN policy (tests use a cheap Argon2 cost).
+    pub(crate) fn open_with(dir: &Path, pins: PinPolicy) -> Result<Slots> {
         crate::storage::files::prepare_token_dir(dir)?;
         let slots = Slots {
             dir: dir.to_path_buf(),
-            kdf,
+            pins,
             map: RwLock::new(SlotMap::default()),
         };
         slots.refresh()?;
@@ -186,7 +185,7 @@ impl Slots {
         if let Some(token) = self.token(slot)? {
             return token.reinitialise(so_pin, label);
         }
-        let record = Token::new_record(slot, label, so_pin, self.kdf)?;
+        let record = Token::new_record(slot, label, so_pin, &self.pins)?;
         self.install_store(slot, "create", |temp| SqliteStore::create(temp, &record))
     }
 
@@ -276,7 +275,7 @@ impl Slots {
 
     fn open_token(&self, path: &Path, map: &SlotMap) -> Result<Token> {
         let store = SqliteStore::open(path)?;
-        let token = Token::open(Box::new(store), self.kdf)?;
+        let token = Token::open(Box::new(store), self.pins.clone())?;
         let slot = token.slot_id();
         if slot > MAX_SLOT_ID {
             return Err(Error::with(
@@ -345,7 +344,7 @@ mod tests {
     const USER_PIN: &[u8] = b"user-pin-1234";
 
     fn open(dir: &Path) -> Slots {
-        Slots::open_with(dir, KdfParams::TEST).unwrap()
+        Slots::open_with(dir, PinPolicy::test()).unwrap()
     }
 
     fn rv<T>(r: Result<T>) -> CK_RV {

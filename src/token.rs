@@ -24,16 +24,17 @@
 //! the store file. Each sealed value records which key sealed it (`Seal`), so values
 //! stored before format 2 (under the token key) still open, with login, as they did.
 
+use crate::config::{PinPolicy, MAX_PIN_LEN};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{load_key, LoadedKey};
 use crate::object::index::ObjectIndex;
 use crate::object::policy::is_secret;
 use crate::object::Attributes;
 use crate::storage::integrity::{self, MacKey, Tag};
-use crate::storage::seal::{self, TokenKey, KEY_LEN, SALT_LEN};
+use crate::storage::seal::{self, CounterState, TokenKey, KEY_LEN, SALT_LEN};
 use crate::storage::{
-    KdfParams, ObjectId, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
-    TokenRecord, TokenStore,
+    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
+    TokenRecord, TokenStore, PIN_COUNTER_MAC, PIN_HOST_SECRET,
 };
 use cryptoki_sys::*;
 use parking_lot::{Mutex, MutexGuard};
@@ -42,11 +43,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO). A PIN being set (C_InitToken on
-/// a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE; a PIN
-/// being checked (C_Login, C_SetPIN's old PIN) of another length is just a wrong PIN.
-pub const MIN_PIN_LEN: usize = 4;
-pub const MAX_PIN_LEN: usize = 255;
 /// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
 pub const MAX_PIN_FAILURES: u32 = 10;
 /// CK_TOKEN_INFO strings.
@@ -96,18 +92,20 @@ fn new_handle() -> CK_OBJECT_HANDLE {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
 }
 
-fn possible_pin_len(pin: &[u8]) -> bool {
-    (MIN_PIN_LEN..=MAX_PIN_LEN).contains(&pin.len())
-}
-
-/// For PINs being set.
-fn check_pin_len(pin: &[u8]) -> Result<()> {
-    if possible_pin_len(pin) {
+/// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO): a PIN being set (C_InitToken
+/// on a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE.
+/// A PIN being checked (C_Login, C_SetPIN's old PIN) of any length is judged like every
+/// other: a PIN set under a lower `pin_min_len` still opens.
+fn check_pin_len(policy: &PinPolicy, pin: &[u8]) -> Result<()> {
+    if (policy.min_len..=MAX_PIN_LEN).contains(&pin.len()) {
         Ok(())
     } else {
         Err(Error::with(
             CKR_PIN_LEN_RANGE,
-            format!("PIN length must be {MIN_PIN_LEN}..={MAX_PIN_LEN} bytes"),
+            format!(
+                "PIN length must be {}..={MAX_PIN_LEN} bytes (config pin_min_len)",
+                policy.min_len
+            ),
         ))
     }
 }
@@ -181,14 +179,15 @@ struct Inner {
 
 pub struct Token {
     slot_id: CK_SLOT_ID,
-    /// Argon2 cost for PINs set from now on (stored ones keep theirs).
-    kdf: KdfParams,
+    /// Argon2 cost, minimum length and host secret for PINs set from now on (stored PIN
+    /// records keep their own cost and say whether they need the host secret).
+    pins: PinPolicy,
     inner: Mutex<Inner>,
 }
 
 impl Token {
     /// Loads a token and its objects from its store.
-    pub(crate) fn open(mut store: Box<dyn TokenStore>, kdf: KdfParams) -> Result<Token> {
+    pub(crate) fn open(mut store: Box<dyn TokenStore>, pins: PinPolicy) -> Result<Token> {
         // Note the store's data version before reading the record: a commit by another
         // process in between is then seen (and the record re-read) at the next call.
         store.data_changed()?;
@@ -210,7 +209,7 @@ impl Token {
         // logging in stay fast on a token with many objects.
         Ok(Token {
             slot_id: inner.record.slot_id,
-            kdf,
+            pins,
             inner: Mutex::new(inner),
         })
     }
@@ -221,18 +220,18 @@ impl Token {
         slot_id: CK_SLOT_ID,
         label: &str,
         so_pin: &[u8],
-        kdf: KdfParams,
+        pins: &PinPolicy,
     ) -> Result<TokenRecord> {
-        check_pin_len(so_pin)?;
+        check_pin_len(pins, so_pin)?;
         let serial: [u8; 8] = seal::random_bytes()?;
-        let epoch: [u8; 8] = seal::random_bytes()?;
+        let epoch = u64::from_le_bytes(seal::random_bytes()?);
         let token_key = seal::new_token_key()?;
-        let so_pin = wrap_for_pin(&token_key, UserType::So, so_pin, kdf)?;
+        let so_pin = wrap_for_pin(&token_key, UserType::So, so_pin, pins, epoch)?;
         let mut record = TokenRecord {
             slot_id,
             label: label.to_string(),
             serial: hex::encode_upper(serial),
-            epoch: u64::from_le_bytes(epoch),
+            epoch,
             change_counter: 0,
             so_pin: Some(so_pin),
             user_pin: None,
@@ -335,7 +334,7 @@ impl Token {
 
     /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter).
     pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
-        check_pin_len(pin)?;
+        check_pin_len(&self.pins, pin)?;
         let (key, epoch) = {
             let mut inner = self.inner.lock();
             inner.sync_record()?;
@@ -346,7 +345,7 @@ impl Token {
                 _ => return fail(CKR_USER_NOT_LOGGED_IN),
             }
         };
-        let record = wrap_for_pin(&key, UserType::User, pin, self.kdf)?;
+        let record = wrap_for_pin(&key, UserType::User, pin, &self.pins, epoch)?;
         let mut inner = self.inner.lock();
         let mac = MacKey::for_token(&key);
         inner
@@ -357,12 +356,12 @@ impl Token {
 
     /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is).
     pub fn set_pin(&self, user: UserType, old: &[u8], new: &[u8]) -> Result<()> {
-        check_pin_len(new)?;
+        check_pin_len(&self.pins, new)?;
         let (mut inner, key, pin_key) = self.check_pin(user, old)?;
         let mac = inner.authenticate(user, &key, &pin_key)?;
         let epoch = inner.record.epoch;
         drop(inner);
-        let record = wrap_for_pin(&key, user, new, self.kdf)?;
+        let record = wrap_for_pin(&key, user, new, &self.pins, epoch)?;
         let mut inner = self.inner.lock();
         inner.store.store_pin(epoch, user, &record, &mac)?;
         inner.reload_record()
@@ -380,10 +379,21 @@ impl Token {
             .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "token has no SO PIN record"))?;
         let token_key = seal::new_token_key()?;
         let epoch = u64::from_le_bytes(seal::random_bytes()?);
-        // The SO PIN key is reused with its salt: only the wrapped key changes.
+        // The SO PIN key is reused with its salt (and host secret, if it had one): the
+        // wrapped key and the counter start anew.
+        let flags = PIN_COUNTER_MAC | (so_record.flags & PIN_HOST_SECRET);
         let so_record = PinRecord {
-            wrapped_key: seal::wrap_token_key(&pin_key, &token_key, UserType::So.wrap_tag())?,
+            wrapped_key: seal::wrap_token_key(
+                &pin_key,
+                &token_key,
+                UserType::So.wrap_tag(),
+                flags,
+            )?,
+            flags,
+            counter_mac: new_counter_mac(&token_key, UserType::So, epoch, &so_record.salt),
             failures: 0,
+            attempts: 0,
+            success_at: 0,
             ..so_record
         };
         // A new public-object key too: the objects it sealed are gone.
@@ -635,15 +645,24 @@ impl Token {
     }
 
     /// Verifies `user`'s PIN and returns the token lock (re-taken after Argon2), the
-    /// token key and the PIN key. A wrong PIN counts in the persisted retry counter; a
-    /// right one resets it.
+    /// token key and the PIN key.
     ///
-    /// A PIN of a length no PIN can have (every PIN set passed `check_pin_len`) is a wrong
-    /// PIN like any other: CKR_PIN_INCORRECT, not CKR_PIN_LEN_RANGE (which the spec gives
-    /// for PINs being set), refused while the PIN is locked, and counted, so it is neither a
-    /// way around the lockout nor a free probe. Argon2 is skipped for it: it cannot open the
-    /// wrapped key, and the bounds are public in CK_TOKEN_INFO, so the shorter run tells
-    /// nothing (and a megabyte "PIN" costs nothing).
+    /// The retry counter fails closed: the attempt is counted in the store (one write
+    /// transaction that also refuses it when the PIN is locked) before Argon2 runs, so a
+    /// guess whose count cannot be written (read-only or full disk, lock timeout) is never
+    /// judged, a process killed while judging has spent its guess, and processes racing at
+    /// the limit are admitted one at a time, at most MAX_PIN_FAILURES in all. A success
+    /// then resets the counter (`pin_succeeded`) and MACs it under the token key.
+    ///
+    /// Tampering (see `PinRecord`): a `failures` lowered in the file is counted from
+    /// `attempts - success_at` instead (no guess gained; logged); a `success_at` moved in
+    /// the file has no valid MAC, and the next correct PIN reports CKR_DEVICE_ERROR
+    /// instead of logging in. Restoring an earlier state of the row as a whole cannot be
+    /// seen from the file alone (see README, "PINs").
+    ///
+    /// Every PIN runs the full Argon2 work of its record, whatever its length: a wrong PIN
+    /// costs what a right one does (a PIN of a length no PIN can have is simply wrong:
+    /// CKR_PIN_INCORRECT, not CKR_PIN_LEN_RANGE, which the spec gives for PINs being set).
     fn check_pin(
         &self,
         user: UserType,
@@ -652,25 +671,42 @@ impl Token {
         let (record, epoch) = {
             let mut inner = self.inner.lock();
             inner.sync_record()?;
-            let record = match (inner.record.pin(user), user) {
-                (Some(record), _) => record.clone(),
-                (None, UserType::User) => return fail(CKR_USER_PIN_NOT_INITIALIZED),
-                (None, UserType::So) => {
-                    return Err(Error::with(CKR_DEVICE_ERROR, "token has no SO PIN record"))
+            // A missing host secret is a setup error: say so without spending a guess.
+            if let Some(record) = inner.record.pin(user) {
+                self.host_secret_for(record)?;
+            }
+            let record = match inner.store.count_pin_attempt(user, MAX_PIN_FAILURES)? {
+                PinAttempt::Counted { record, tampered } => {
+                    if tampered {
+                        crate::log::warn(&format!(
+                            "token in slot {}: the {user:?} PIN retry counter was edited in \
+                             the store file (its failures and attempt numbers disagree); \
+                             counted from the larger reading, now {} failures",
+                            self.slot_id, record.failures,
+                        ));
+                    }
+                    record
+                }
+                PinAttempt::Locked(record) => {
+                    inner.set_pin_record(user, record);
+                    return fail(CKR_PIN_LOCKED);
+                }
+                PinAttempt::Missing => {
+                    return match user {
+                        UserType::User => fail(CKR_USER_PIN_NOT_INITIALIZED),
+                        UserType::So => {
+                            Err(Error::with(CKR_DEVICE_ERROR, "token has no SO PIN record"))
+                        }
+                    }
                 }
             };
-            if record.failures >= MAX_PIN_FAILURES {
-                return fail(CKR_PIN_LOCKED);
-            }
+            inner.set_pin_record(user, record.clone());
             (record, inner.record.epoch)
         };
-        let keys = if possible_pin_len(pin) {
-            let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf)?;
-            seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag())
-                .map(|token_key| (token_key, pin_key))
-        } else {
-            None
-        };
+        let host_secret = self.host_secret_for(&record)?;
+        let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf, host_secret)?;
+        let token_key =
+            seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag(), record.flags);
         let mut inner = self.inner.lock();
         inner.sync_record()?;
         if inner.record.epoch != epoch {
@@ -679,48 +715,104 @@ impl Token {
                 "token was re-initialised by another process during the PIN check",
             ));
         }
-        // Guesses running in parallel (threads or processes) were all admitted by the check
-        // above; the ones that lost the race to the limit are refused here, before their
-        // result counts, so no more than MAX_PIN_FAILURES guesses are ever judged.
-        if inner
-            .record
-            .pin(user)
-            .is_some_and(|p| p.failures >= MAX_PIN_FAILURES)
+        let Some(token_key) = token_key else {
+            // Counted already.
+            return fail(CKR_PIN_INCORRECT);
+        };
+        let counter = |success_at| CounterState {
+            user_tag: user.wrap_tag(),
+            epoch,
+            salt: &record.salt,
+            success_at,
+        };
+        if record.flags & PIN_COUNTER_MAC != 0
+            && !seal::counter_mac_ok(&token_key, &counter(record.success_at), &record.counter_mac)
         {
-            return fail(CKR_PIN_LOCKED);
+            return Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!(
+                    "token in slot {}: the {user:?} PIN retry counter fails authentication \
+                     (the store file was edited to reset it); the PIN is right but the \
+                     login is refused: {}",
+                    self.slot_id,
+                    match user {
+                        UserType::User => "the SO can set a new user PIN (C_InitPIN)",
+                        UserType::So => "restore the token from a backup",
+                    }
+                ),
+            ));
         }
-        match keys {
-            Some((token_key, pin_key)) => {
-                if inner.record.pin(user).is_some_and(|p| p.failures > 0) {
-                    inner.store.reset_pin_failures(user)?;
-                    inner.set_failures(user, 0);
-                }
-                Ok((inner, token_key, pin_key))
-            }
-            None => {
-                let failures = inner.store.record_pin_failure(user)?;
-                inner.set_failures(user, failures);
-                fail(CKR_PIN_INCORRECT)
-            }
+        // A record from before format 3 (flags 0) gains its MAC here and its flag, bound
+        // into the wrapped key so that it cannot be cleared again, in `authenticate`.
+        let mac = seal::counter_mac(&token_key, &counter(record.attempts));
+        inner
+            .store
+            .pin_succeeded(user, &record.salt, record.attempts, &mac)?;
+        // Our own commit does not show in `data_changed`: re-read the record.
+        inner.record = inner.store.load_token()?;
+        Ok((inner, token_key, pin_key))
+    }
+
+    /// The host secret `record` needs (None if it was made without one); a record that
+    /// needs one this configuration lacks is CKR_DEVICE_ERROR with what to do.
+    fn host_secret_for(&self, record: &PinRecord) -> Result<Option<&seal::HostSecret>> {
+        if record.flags & PIN_HOST_SECRET == 0 {
+            return Ok(None);
+        }
+        match &self.pins.host_secret {
+            Some(secret) => Ok(Some(secret)),
+            None => Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!(
+                    "token in slot {}: its PIN was set with a host secret, and the config \
+                     sets no host_secret_file",
+                    self.slot_id
+                ),
+            )),
         }
     }
 }
 
-/// A new PIN record for `pin` wrapping `token_key`. Runs Argon2.
+/// A new PIN record for `pin` wrapping `token_key` (with the host secret when the policy
+/// has one), its counter at zero and MAC'd. Runs Argon2.
 fn wrap_for_pin(
     token_key: &TokenKey,
     user: UserType,
     pin: &[u8],
-    kdf: KdfParams,
+    policy: &PinPolicy,
+    epoch: u64,
 ) -> Result<PinRecord> {
     let salt: [u8; SALT_LEN] = seal::random_bytes()?;
-    let pin_key = seal::derive_pin_key(pin, &salt, kdf)?;
+    let pin_key = seal::derive_pin_key(pin, &salt, policy.kdf, policy.host_secret.as_ref())?;
+    let flags = PIN_COUNTER_MAC
+        | if policy.host_secret.is_some() {
+            PIN_HOST_SECRET
+        } else {
+            0
+        };
     Ok(PinRecord {
-        kdf,
+        kdf: policy.kdf,
         salt: salt.to_vec(),
-        wrapped_key: seal::wrap_token_key(&pin_key, token_key, user.wrap_tag())?,
+        flags,
+        wrapped_key: seal::wrap_token_key(&pin_key, token_key, user.wrap_tag(), flags)?,
         failures: 0,
+        attempts: 0,
+        success_at: 0,
+        counter_mac: new_counter_mac(token_key, user, epoch, &salt),
     })
+}
+
+/// The counter MAC of a new PIN record (no attempt yet).
+fn new_counter_mac(token_key: &TokenKey, user: UserType, epoch: u64, salt: &[u8]) -> Vec<u8> {
+    seal::counter_mac(
+        token_key,
+        &CounterState {
+            user_tag: user.wrap_tag(),
+            epoch,
+            salt,
+            success_at: 0,
+        },
+    )
 }
 
 /// The spec's COUNT_LOW means "a wrong PIN since the last success", so it stays set
@@ -858,13 +950,11 @@ impl Inner {
         self.login_serial += 1;
     }
 
-    fn set_failures(&mut self, user: UserType, failures: u32) {
-        let pin = match user {
-            UserType::So => self.record.so_pin.as_mut(),
-            UserType::User => self.record.user_pin.as_mut(),
-        };
-        if let Some(pin) = pin {
-            pin.failures = failures;
+    /// Our copy of `user`'s PIN record as the store just returned it.
+    fn set_pin_record(&mut self, user: UserType, record: PinRecord) {
+        match user {
+            UserType::So => self.record.so_pin = Some(record),
+            UserType::User => self.record.user_pin = Some(record),
         }
     }
 
@@ -1044,11 +1134,14 @@ impl Inner {
 
     /// After a right PIN: brings a store from before format 3 up to date (its first login
     /// tags every object and the record, see `storage::integrity`), checks the record's
-    /// tag, and re-wraps a version-1 wrapped key as version 3. Returns the token MAC key.
+    /// tag, and re-wraps a record from before format 3 (flags 0, the v1 associated data)
+    /// with its flags. Returns the token MAC key.
     ///
-    /// A missing record tag is accepted as "not upgraded yet" only when this PIN's
-    /// wrapped key is still version 1: once a PIN holder has logged in with this build,
-    /// stripping the tags from the file is tampering, not an old store.
+    /// A missing record tag is accepted as "not upgraded yet" only when this PIN's record
+    /// still has flags 0: nonzero flags are bound into the wrapped key, so only this build
+    /// with the PIN writes them, and clearing them in the file leaves a key no PIN opens;
+    /// once a PIN holder has logged in with this build, stripping the tags from the file
+    /// is tampering, not an old store.
     fn authenticate(
         &mut self,
         user: UserType,
@@ -1057,12 +1150,8 @@ impl Inner {
     ) -> Result<MacKey> {
         let mac = MacKey::for_token(key);
         let epoch = self.record.epoch;
-        let wrapped = self
-            .record
-            .pin(user)
-            .map(|p| p.wrapped_key.clone())
-            .unwrap_or_default();
-        let legacy = seal::is_legacy_wrap(pin_key, &wrapped, user.wrap_tag());
+        let flags = self.record.pin(user).map_or(0, |p| p.flags);
+        let legacy = flags == 0;
         if self.record.mac.is_none() && legacy {
             self.store.tag_all(epoch, &mac, &|object| {
                 stored_flag(object, CKA_PRIVATE, true)
@@ -1073,8 +1162,10 @@ impl Inner {
         }
         self.check_record(&mac)?;
         if legacy {
-            let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag())?;
-            self.store.rewrap_pin(epoch, user, &rewrapped, &mac)?;
+            let flags = flags | PIN_COUNTER_MAC;
+            let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), flags)?;
+            self.store
+                .rewrap_pin(epoch, user, flags, &rewrapped, &mac)?;
             self.record = self.store.load_token()?;
             self.check_record(&mac)?;
         }
@@ -1350,7 +1441,7 @@ mod tests {
 
     /// An initialised token with a user PIN, nobody logged in.
     fn setup(dir: &Path) -> (Slots, Arc<Token>) {
-        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        let slots = Slots::open_with(dir, PinPolicy::test()).unwrap();
         slots.init_token(0, SO_PIN, "test").unwrap();
         let token = slots.token(0).unwrap().unwrap();
         token.login(UserType::So, SO_PIN).unwrap();
@@ -1360,7 +1451,7 @@ mod tests {
     }
 
     fn reopen(dir: &Path) -> (Slots, Arc<Token>) {
-        let slots = Slots::open_with(dir, KdfParams::TEST).unwrap();
+        let slots = Slots::open_with(dir, PinPolicy::test()).unwrap();
         let token = slots.token(0).unwrap().unwrap();
         (slots, token)
     }
@@ -1433,7 +1524,7 @@ mod tests {
     #[test]
     fn login_and_logout_codes() {
         let dir = tempfile::tempdir().unwrap();
-        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        let slots = Slots::open_with(dir.path(), PinPolicy::test()).unwrap();
         slots.init_token(0, SO_PIN, "codes").unwrap();
         let token = slots.token(0).unwrap().unwrap();
         assert_eq!(token.logged_in(), None);
@@ -1623,9 +1714,19 @@ mod tests {
     }
 
     /// Turns a store into what ferrohsm format 1 wrote: no public-object key, no
-    /// integrity columns, the token key wrapped with the version-1 associated data.
+    /// integrity or PIN counter columns, the token key wrapped with the version-1
+    /// associated data (flags 0).
     fn downgrade_to_format_1(path: &Path) {
         let conn = rusqlite::Connection::open(path).unwrap();
+        let flags = |user: UserType| -> u32 {
+            conn.query_row(
+                "SELECT flags FROM pins WHERE user_type = ?1",
+                [user.wrap_tag() as i64],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        let flags = [flags(UserType::So), flags(UserType::User)];
         conn.execute_batch(
             "ALTER TABLE token DROP COLUMN public_key;
              ALTER TABLE token DROP COLUMN object_set;
@@ -1633,10 +1734,15 @@ mod tests {
              ALTER TABLE objects DROP COLUMN mac;
              ALTER TABLE objects DROP COLUMN mac_seal;
              ALTER TABLE objects DROP COLUMN in_set;
+             ALTER TABLE pins DROP COLUMN flags; ALTER TABLE pins DROP COLUMN attempts;
+             ALTER TABLE pins DROP COLUMN success_at; ALTER TABLE pins DROP COLUMN counter_mac;
              PRAGMA user_version = 1;",
         )
         .unwrap();
-        for (user, pin) in [(UserType::So, SO_PIN), (UserType::User, USER_PIN)] {
+        for ((user, pin), flags) in [(UserType::So, SO_PIN), (UserType::User, USER_PIN)]
+            .into_iter()
+            .zip(flags)
+        {
             let (salt, wrapped): (Vec<u8>, Vec<u8>) = conn
                 .query_row(
                     "SELECT salt, wrapped_key FROM pins WHERE user_type = ?1",
@@ -1644,9 +1750,10 @@ mod tests {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .unwrap();
-            let pin_key = seal::derive_pin_key(pin, &salt, KdfParams::TEST).unwrap();
-            let key = seal::unwrap_token_key(&pin_key, &wrapped, user.wrap_tag()).unwrap();
-            let legacy = seal::wrap_token_key_v1(&pin_key, &key, user.wrap_tag()).unwrap();
+            let pin_key =
+                seal::derive_pin_key(pin, &salt, crate::storage::KdfParams::TEST, None).unwrap();
+            let key = seal::unwrap_token_key(&pin_key, &wrapped, user.wrap_tag(), flags).unwrap();
+            let legacy = seal::wrap_token_key(&pin_key, &key, user.wrap_tag(), 0).unwrap();
             conn.execute(
                 "UPDATE pins SET wrapped_key = ?1 WHERE user_type = ?2",
                 rusqlite::params![legacy, user.wrap_tag() as i64],
@@ -1812,6 +1919,79 @@ mod tests {
             other.object(public).unwrap().attrs.get(CKA_VALUE),
             Some(SECRET)
         );
+    }
+
+    /// A format-2 store (PIN records without flags or counter MAC, token keys wrapped
+    /// under the v1 associated data, no integrity tags) opens after the upgrade, keeps its failure count, and
+    /// its records gain the MAC and the flag at their first right PIN.
+    #[test]
+    fn a_format_2_pin_record_gains_its_counter_mac_at_the_first_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("token-0.db");
+        {
+            let (_slots, token) = setup(dir.path());
+            token.login(UserType::User, USER_PIN).unwrap();
+            let key = Zeroizing::new(*token.inner.lock().login.as_ref().unwrap().key);
+            let record = token.inner.lock().record.user_pin.clone().unwrap();
+            let pin_key = seal::derive_pin_key(USER_PIN, &record.salt, record.kdf, None).unwrap();
+            let v1 = seal::wrap_token_key(&pin_key, &key, UserType::User.wrap_tag(), 0).unwrap();
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute(
+                "UPDATE pins SET wrapped_key = ?1, failures = 3 WHERE user_type = 1",
+                [v1],
+            )
+            .unwrap();
+            conn.execute_batch(
+                "ALTER TABLE pins DROP COLUMN flags; ALTER TABLE pins DROP COLUMN attempts;
+                 ALTER TABLE pins DROP COLUMN success_at; ALTER TABLE pins DROP COLUMN counter_mac;
+                 ALTER TABLE token DROP COLUMN object_set; ALTER TABLE token DROP COLUMN mac;
+                 ALTER TABLE objects DROP COLUMN mac; ALTER TABLE objects DROP COLUMN mac_seal;
+                 ALTER TABLE objects DROP COLUMN in_set;
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let (_slots, token) = reopen(dir.path());
+        let user = |t: &Token| t.inner.lock().record.user_pin.clone().unwrap();
+        let upgraded = user(&token);
+        assert_eq!(
+            (
+                upgraded.flags,
+                upgraded.failures,
+                upgraded.attempts,
+                upgraded.success_at
+            ),
+            (0, 3, 3, 0),
+            "the count survives the upgrade, consistent"
+        );
+        assert_ne!(token.info().flags & CKF_USER_PIN_COUNT_LOW, 0);
+        assert_eq!(
+            rv(token.login(UserType::User, b"wrong-pin")),
+            CKR_PIN_INCORRECT
+        );
+        token.login(UserType::User, USER_PIN).unwrap();
+        let after = user(&token);
+        assert_eq!(after.flags, PIN_COUNTER_MAC);
+        assert_eq!(
+            (after.failures, after.attempts, after.success_at),
+            (0, 5, 5)
+        );
+        assert_ne!(
+            after.wrapped_key, upgraded.wrapped_key,
+            "re-wrapped under v2"
+        );
+        token.logout().unwrap();
+        // Another process checks the MAC now.
+        let (_slots, other) = reopen(dir.path());
+        other.login(UserType::User, USER_PIN).unwrap();
+        other.logout().unwrap();
+        // Clearing the flag again does not bring the unchecked counter back.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("UPDATE pins SET flags = 0 WHERE user_type = 1")
+            .unwrap();
+        let (_slots, other) = reopen(dir.path());
+        assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_INCORRECT);
     }
 
     #[test]
@@ -2080,7 +2260,7 @@ mod tests {
         eprintln!("store size: {size} bytes ({} per object)", size / n as u64);
 
         let started = Instant::now();
-        let slots = Slots::open_with(dir.path(), KdfParams::TEST).unwrap();
+        let slots = Slots::open_with(dir.path(), PinPolicy::test()).unwrap();
         let ids = slots.slot_ids();
         eprintln!("open + slot list: {:?} ({ids:?})", started.elapsed());
         let token = slots.token(0).unwrap().unwrap();

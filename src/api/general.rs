@@ -6,7 +6,8 @@ use crate::mechanism;
 use crate::state::Library;
 use cryptoki_sys::*;
 
-use crate::token::{MANUFACTURER, MAX_PIN_LEN, MIN_PIN_LEN, MODEL};
+use crate::config::MAX_PIN_LEN;
+use crate::token::{MANUFACTURER, MODEL};
 
 fn version() -> CK_VERSION {
     CK_VERSION {
@@ -62,7 +63,7 @@ pub fn token_info(lib: &Library, slot: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
         ulMaxRwSessionCount: CK_EFFECTIVELY_INFINITE,
         ulRwSessionCount: rw as CK_ULONG,
         ulMaxPinLen: MAX_PIN_LEN as CK_ULONG,
-        ulMinPinLen: MIN_PIN_LEN as CK_ULONG,
+        ulMinPinLen: lib.config.pin.min_len as CK_ULONG,
         ulTotalPublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulFreePublicMemory: CK_UNAVAILABLE_INFORMATION,
         ulTotalPrivateMemory: CK_UNAVAILABLE_INFORMATION,

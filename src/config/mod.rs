@@ -5,6 +5,7 @@ mod softhsm;
 
 use crate::error::{Error, Result};
 use crate::log::Level;
+use crate::storage::seal::{HostSecret, KdfParams};
 use cryptoki_sys::*;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -20,6 +21,53 @@ pub const DEFAULT_RSA_MIN_BITS: usize = 2048;
 /// silently differs from what its file says is worse than a clear error.
 pub const RSA_MIN_BITS_RANGE: RangeInclusive<usize> =
     crate::crypto::rsa::MIN_MODULUS_BITS..=crate::mechanism::rsa::MAX_GENERATED_BITS;
+
+/// `pin_min_len` when the file does not set it.
+pub const DEFAULT_PIN_MIN_LEN: usize = 6;
+/// The longest PIN (ulMaxPinLen); also the top of `pin_min_len`'s range.
+pub const MAX_PIN_LEN: usize = 255;
+/// The values `pin_min_len` may take. Four is the floor (PKCS#11 tokens commonly accept
+/// four-digit PINs, SoftHSMv2 among them); lower is refused, not clamped.
+pub const PIN_MIN_LEN_RANGE: RangeInclusive<usize> = 4..=MAX_PIN_LEN;
+/// A host secret file must hold at least this many bytes (256 bits of key).
+pub const HOST_SECRET_MIN_LEN: usize = 32;
+/// And at most this many: it is a key, not a document.
+pub const HOST_SECRET_MAX_LEN: usize = 4096;
+
+/// How PINs are set and turned into keys.
+#[derive(Clone, Debug)]
+pub struct PinPolicy {
+    /// `pin_kdf_memory_kib`, `pin_kdf_iterations`, `pin_kdf_parallelism`: the Argon2id
+    /// cost of PINs set from now on (stored PIN records keep their own).
+    pub kdf: KdfParams,
+    /// `pin_min_len`: the shortest PIN C_InitToken, C_InitPIN and C_SetPIN accept
+    /// (ulMinPinLen). Checking a PIN never looks at it: a PIN set under a lower minimum
+    /// still logs in.
+    pub min_len: usize,
+    /// `host_secret_file`'s contents, mixed into PIN keys set from now on.
+    pub host_secret: Option<HostSecret>,
+}
+
+impl PinPolicy {
+    /// Cheap Argon2 parameters for unit tests.
+    #[cfg(test)]
+    pub fn test() -> PinPolicy {
+        PinPolicy {
+            kdf: KdfParams::TEST,
+            ..PinPolicy::default()
+        }
+    }
+}
+
+impl Default for PinPolicy {
+    fn default() -> Self {
+        PinPolicy {
+            kdf: KdfParams::DEFAULT,
+            min_len: DEFAULT_PIN_MIN_LEN,
+            host_secret: None,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -38,6 +86,8 @@ pub struct Config {
     pub rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt,
     /// `disable_core_dumps`: no core dump of the process while keys are loaded.
     pub disable_core_dumps: bool,
+    /// The PIN settings (`pin_*`, `host_secret_file`).
+    pub pin: PinPolicy,
 }
 
 /// The policy for PKCS#1 v1.5 decryption (CKM_RSA_PKCS in C_Decrypt and C_UnwrapKey). It
@@ -69,6 +119,7 @@ impl Default for Config {
             rsa_min_bits: DEFAULT_RSA_MIN_BITS,
             rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt::default(),
             disable_core_dumps: false,
+            pin: PinPolicy::default(),
         }
     }
 }
@@ -124,6 +175,11 @@ struct ConfigFile {
     rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt,
     #[serde(default)]
     disable_core_dumps: bool,
+    pin_min_len: Option<toml::Spanned<i64>>,
+    pin_kdf_memory_kib: Option<toml::Spanned<i64>>,
+    pin_kdf_iterations: Option<toml::Spanned<i64>>,
+    pin_kdf_parallelism: Option<toml::Spanned<i64>>,
+    host_secret_file: Option<toml::Spanned<PathBuf>>,
 }
 
 impl Config {
@@ -158,40 +214,141 @@ impl Config {
         // One line on stderr: toml's messages may span several.
         let file: ConfigFile = toml::from_str(&text)
             .map_err(|e| bad(e.span(), e.message().trim().replace('\n', "; ")))?;
-        let rsa_min_bits = match file.rsa_min_bits {
-            None => DEFAULT_RSA_MIN_BITS,
+        // An integer key within `range`, else an error naming it, the range and `why`.
+        let ranged = |value: Option<toml::Spanned<i64>>,
+                      name: &str,
+                      default: usize,
+                      range: &RangeInclusive<usize>,
+                      why: &str| match value {
+            None => Ok(default),
             Some(value) => usize::try_from(*value.get_ref())
                 .ok()
-                .filter(|bits| RSA_MIN_BITS_RANGE.contains(bits))
+                .filter(|v| range.contains(v))
                 .ok_or_else(|| {
                     bad(
                         Some(value.span()),
                         format!(
-                            "rsa_min_bits = {} is out of range: {}..={} (no RSA key below {} \
-                             bits is ever accepted, none above {} generated)",
+                            "{name} = {} is out of range: {}..={}{why}",
                             value.get_ref(),
-                            RSA_MIN_BITS_RANGE.start(),
-                            RSA_MIN_BITS_RANGE.end(),
-                            RSA_MIN_BITS_RANGE.start(),
-                            RSA_MIN_BITS_RANGE.end(),
+                            range.start(),
+                            range.end(),
                         ),
                     )
-                })?,
+                }),
         };
-        let token_dir = match file.token_dir {
-            // A relative token_dir is relative to the config file, not to the caller's cwd.
-            Some(dir) if dir.is_relative() => path.parent().map(|p| p.join(&dir)).unwrap_or(dir),
-            Some(dir) => dir,
-            None => default_token_dir(),
+        let rsa_min_bits = ranged(
+            file.rsa_min_bits,
+            "rsa_min_bits",
+            DEFAULT_RSA_MIN_BITS,
+            &RSA_MIN_BITS_RANGE,
+            &format!(
+                " (no RSA key below {} bits is ever accepted, none above {} generated)",
+                RSA_MIN_BITS_RANGE.start(),
+                RSA_MIN_BITS_RANGE.end(),
+            ),
+        )?;
+        // A relative path is relative to the config file, not to the caller's cwd.
+        let relative_to_file = |p: PathBuf| match path.parent() {
+            Some(parent) if p.is_relative() => parent.join(p),
+            _ => p,
         };
+        let token_dir = file
+            .token_dir
+            .map(relative_to_file)
+            .unwrap_or_else(default_token_dir);
+        let pin_min_len = ranged(
+            file.pin_min_len,
+            "pin_min_len",
+            DEFAULT_PIN_MIN_LEN,
+            &PIN_MIN_LEN_RANGE,
+            "",
+        )?;
+        let default = KdfParams::DEFAULT;
+        let cost = |value: Option<toml::Spanned<i64>>, name: &str, default: u32| match value {
+            None => Ok(default),
+            Some(v) => u32::try_from(*v.get_ref()).map_err(|_| {
+                bad(
+                    Some(v.span()),
+                    format!("{name} = {} is out of range", v.get_ref()),
+                )
+            }),
+        };
+        let kdf = KdfParams {
+            memory_kib: cost(
+                file.pin_kdf_memory_kib,
+                "pin_kdf_memory_kib",
+                default.memory_kib,
+            )?,
+            iterations: cost(
+                file.pin_kdf_iterations,
+                "pin_kdf_iterations",
+                default.iterations,
+            )?,
+            parallelism: cost(
+                file.pin_kdf_parallelism,
+                "pin_kdf_parallelism",
+                default.parallelism,
+            )?,
+        };
+        kdf.argon2(CKR_FUNCTION_FAILED)
+            .map_err(|e| bad(None, format!("pin_kdf_*: {}", e.context)))?;
+        let host_secret = file
+            .host_secret_file
+            .map(|value| {
+                let span = value.span();
+                read_host_secret(&relative_to_file(value.into_inner()), &token_dir)
+                    .map_err(|what| bad(Some(span), what))
+            })
+            .transpose()?;
         Ok(Config {
             token_dir,
             rsa_min_bits,
             rsa_pkcs1v15_decrypt: file.rsa_pkcs1v15_decrypt,
             disable_core_dumps: file.disable_core_dumps,
+            pin: PinPolicy {
+                kdf,
+                min_len: pin_min_len,
+                host_secret,
+            },
             ..Config::default()
         })
     }
+}
+
+/// The contents of `host_secret_file`: a regular file outside `token_dir` (a copy of the
+/// token directory must not carry it along) holding HOST_SECRET_MIN_LEN..=MAX_LEN bytes.
+fn read_host_secret(
+    file: &std::path::Path,
+    token_dir: &std::path::Path,
+) -> std::result::Result<HostSecret, String> {
+    let name = file.display();
+    let real = std::fs::canonicalize(file).map_err(|e| format!("host_secret_file {name}: {e}"))?;
+    let real_dir = std::fs::canonicalize(token_dir).unwrap_or_else(|_| token_dir.to_path_buf());
+    if real.starts_with(&real_dir) {
+        return Err(format!(
+            "host_secret_file {name} is inside token_dir {}: keep it elsewhere, or a copy of \
+             the token directory carries it along",
+            token_dir.display()
+        ));
+    }
+    // Read into a buffer that never grows (a reallocation would leave a copy behind),
+    // at most one byte more than allowed.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(HOST_SECRET_MAX_LEN + 1));
+    std::fs::File::open(&real)
+        .and_then(|file| {
+            use std::io::Read;
+            file.take(HOST_SECRET_MAX_LEN as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| format!("host_secret_file {name}: {e}"))?;
+    if !(HOST_SECRET_MIN_LEN..=HOST_SECRET_MAX_LEN).contains(&bytes.len()) {
+        return Err(format!(
+            "host_secret_file {name} holds {} bytes, not {HOST_SECRET_MIN_LEN}..={HOST_SECRET_MAX_LEN} \
+             (make one with: head -c 32 /dev/urandom > {name})",
+            bytes.len()
+        ));
+    }
+    Ok(HostSecret(bytes))
 }
 
 /// `$XDG_DATA_HOME/ferrohsm`, else `~/.local/share/ferrohsm`.
@@ -260,5 +417,40 @@ mod tests {
                 .disable_core_dumps
         );
         assert!(load("disable_core_dumps = 1\n").is_err());
+    }
+
+    #[test]
+    fn pin_settings_defaults_ranges_and_messages() {
+        let config = load("").unwrap();
+        assert_eq!(config.pin.min_len, 6);
+        assert_eq!(config.pin.kdf, KdfParams::DEFAULT);
+        assert!(config.pin.host_secret.is_none());
+        let config = load(
+            "pin_min_len = 4\npin_kdf_memory_kib = 8192\npin_kdf_iterations = 2\n\
+             pin_kdf_parallelism = 1\n",
+        )
+        .unwrap();
+        assert_eq!(config.pin.min_len, 4);
+        assert_eq!(
+            config.pin.kdf,
+            KdfParams {
+                memory_kib: 8192,
+                iterations: 2,
+                parallelism: 1
+            }
+        );
+        for (bad, says) in [
+            (
+                "pin_min_len = 3",
+                "pin_min_len = 3 is out of range: 4..=255",
+            ),
+            ("pin_kdf_iterations = 0", "pin_kdf_*"),
+            ("pin_kdf_memory_kib = 4294967296", "pin_kdf_memory_kib"),
+            ("host_secret_file = \"nowhere.key\"", "host_secret_file"),
+        ] {
+            let e = load(&format!("{bad}\n")).unwrap_err();
+            assert_eq!(e.rv, CKR_FUNCTION_FAILED);
+            assert!(e.context.contains(says), "{bad}: {}", e.context);
+        }
     }
 }

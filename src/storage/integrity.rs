@@ -115,7 +115,9 @@ pub fn object_tag(
 }
 
 /// The tag of the token record: label, serial, epoch, public-object key, object-set digest
-/// and both PIN records (KDF parameters, salt, wrapped key), not the retry counters.
+/// and both PIN records (KDF parameters, salt, flags, wrapped key), not the retry counter
+/// fields (`failures`, `attempts`, `success_at`, `counter_mac`: they change at every
+/// attempt, without the token key at hand; the counter MAC guards them instead).
 pub fn record_tag(key: &MacKey, record: &TokenRecord) -> Tag {
     let mut e = Encoder(key.mac());
     e.bytes(b"ferrohsm token record v3");
@@ -138,6 +140,7 @@ pub fn record_tag(key: &MacKey, record: &TokenRecord) -> Tag {
                 e.u64(pin.kdf.iterations.into());
                 e.u64(pin.kdf.parallelism.into());
                 e.bytes(&pin.salt);
+                e.u64(pin.flags.into());
                 e.bytes(&pin.wrapped_key);
             }
         }

@@ -24,21 +24,63 @@ pub use seal::{KdfParams, PublicObjectKey};
 /// The on-disk format this build writes and reads. A newer store is refused with a clear
 /// message rather than misread; an older one is upgraded in place when opened (see
 /// `sqlite::upgrade`). Format 2 added the public-object key and values sealed under it;
-/// format 3 the integrity tags of objects and token record (see `integrity`).
+/// format 3 the integrity tags of objects and token record (see `integrity`), and the PIN
+/// records' flags and tamper-evident retry counters.
 pub const FORMAT_VERSION: i64 = 3;
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values
 /// are bound to it, so it never changes.
 pub type ObjectId = i64;
 
-/// One wrapped copy of the token key, with what is needed to re-derive the PIN key.
+/// `PinRecord::flags`: the PIN key was derived with the host secret.
+pub const PIN_HOST_SECRET: u32 = 1;
+/// `PinRecord::flags`: the record's counter carries a MAC (`counter_mac`) that a correct
+/// login checks. Records written before format 3 lack it until their first login.
+pub const PIN_COUNTER_MAC: u32 = 2;
+
+/// One wrapped copy of the token key, with what is needed to re-derive the PIN key, and
+/// the PIN's retry counter.
+///
+/// The counter (see `Token::check_pin`): every attempt is counted in `attempts` (never
+/// lowered while the record lives) and in `failures` before its PIN is judged; a success
+/// records its attempt's number in `success_at` and MACs it under the token key. So
+/// `failures == attempts - success_at` always holds, and an edit of the file that breaks
+/// it, or that moves `success_at` without the token key, is seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinRecord {
     pub kdf: KdfParams,
     pub salt: Vec<u8>,
+    /// Bound into `wrapped_key`'s associated data (see `seal::wrap_token_key`).
+    pub flags: u32,
     pub wrapped_key: Vec<u8>,
-    /// Consecutive wrong PINs, persisted so a restart does not reset them.
+    /// Attempts since the last success (wrong ones, and ones still being judged),
+    /// persisted so a restart does not reset them.
     pub failures: u32,
+    /// Every attempt on this record.
+    pub attempts: u64,
+    /// `attempts` as it was right after the last successful attempt counted.
+    pub success_at: u64,
+    /// HMAC of `success_at` under the token key (`seal::counter_mac`); empty before format 3.
+    pub counter_mac: Vec<u8>,
+}
+
+impl PinRecord {
+    /// Whether the counter fields contradict each other (someone edited them).
+    pub fn counter_inconsistent(&self) -> bool {
+        self.attempts.checked_sub(self.success_at) != Some(u64::from(self.failures))
+    }
+}
+
+/// The result of counting a PIN attempt before it is judged.
+#[derive(Debug)]
+pub enum PinAttempt {
+    /// Counted; the record as it now is (its `attempts` is this attempt's number) and
+    /// whether its counter was found inconsistent (then counted from the larger reading).
+    Counted { record: PinRecord, tampered: bool },
+    /// The PIN is locked; nothing was written.
+    Locked(PinRecord),
+    /// No such PIN record.
+    Missing,
 }
 
 /// The token row and its PIN records.
@@ -121,10 +163,24 @@ pub trait TokenStore: Send {
     /// committed since the last call; always true on the first call.
     fn data_changed(&mut self) -> Result<bool>;
 
-    /// Adds one wrong PIN to the persisted counter and returns the new count.
-    fn record_pin_failure(&mut self, user: UserType) -> Result<u32>;
+    /// Counts an attempt on `user`'s PIN in one write transaction, unless `limit`
+    /// failures are counted already (a store write that fails is an error: the attempt
+    /// must then not be judged). Failures are read as the larger of `failures` and
+    /// `attempts - success_at`, so resetting one of them in the file gains nothing.
+    fn count_pin_attempt(&mut self, user: UserType, limit: u32) -> Result<PinAttempt>;
 
-    fn reset_pin_failures(&mut self, user: UserType) -> Result<()>;
+    /// Attempt number `attempt` on the record with `salt` succeeded: `success_at` becomes
+    /// `attempt` with its MAC, and `failures` the attempts counted after it (still being
+    /// judged). Not under the record's tag (see `rewrap_pin` for what is). CKR_PIN_INCORRECT
+    /// when the record was replaced meanwhile, CKR_DEVICE_ERROR when its attempt count went
+    /// backwards.
+    fn pin_succeeded(
+        &mut self,
+        user: UserType,
+        salt: &[u8],
+        attempt: u64,
+        counter_mac: &[u8],
+    ) -> Result<()>;
 
     /// Replaces `user`'s PIN record (its failure counter with it) and re-tags the record,
     /// whose current tag must hold under `key`.
@@ -136,12 +192,14 @@ pub trait TokenStore: Send {
         key: &MacKey,
     ) -> Result<()>;
 
-    /// Replaces only `user`'s wrapped token key (same PIN, salt and counter) and re-tags
-    /// the record, whose current tag must hold under `key`.
+    /// Replaces only `user`'s flags and wrapped token key (same PIN, salt and counter; a
+    /// record from before format 3 gains its flags) and re-tags the record, whose current
+    /// tag must hold under `key`.
     fn rewrap_pin(
         &mut self,
         epoch: u64,
         user: UserType,
+        flags: u32,
         wrapped: &[u8],
         key: &MacKey,
     ) -> Result<()>;

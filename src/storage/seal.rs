@@ -21,7 +21,7 @@ const NONCE_LEN: usize = 12;
 const BLOB_V1: u8 = 1;
 
 /// Argon2id cost; stored with each wrapped key so old tokens keep opening when the
-/// default changes.
+/// default (or the configured `pin_kdf_*` cost) changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KdfParams {
     pub memory_kib: u32,
@@ -30,14 +30,27 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// The production cost: 64 MiB, one pass, about 80 ms of CPU per derivation on the
-    /// 2-core build machine (measured under load by the `kdf_cost` test; 64 MiB with two
-    /// passes took 140 ms, at the top of the 50-150 ms login budget).
+    /// The default cost: RFC 9106 section 4's second recommended option (64 MiB, 4 lanes)
+    /// with 2 passes instead of 3, so that a login stays within 250 ms here: the argon2 crate
+    /// computes the lanes one after another (no threads), each pass over 64 MiB about 100 ms
+    /// on the 2-core build machine (`cargo bench --bench login`; README, "PINs").
     pub const DEFAULT: KdfParams = KdfParams {
         memory_kib: 64 * 1024,
-        iterations: 1,
-        parallelism: 1,
+        iterations: 2,
+        parallelism: 4,
     };
+
+    /// The parameters as Argon2 takes them; invalid ones (from a config file or a damaged
+    /// record) are `code` with the reason.
+    pub fn argon2(self, code: CK_RV) -> Result<Params> {
+        Params::new(
+            self.memory_kib,
+            self.iterations,
+            self.parallelism,
+            Some(KEY_LEN),
+        )
+        .map_err(|e| Error::with(code, format!("Argon2 parameters {self:?} invalid: {e}")))
+    }
 
     /// Cheap parameters for unit tests only.
     #[cfg(test)]
@@ -78,13 +91,16 @@ impl PublicObjectKey {
 
     /// From its stored bytes; anything but KEY_LEN bytes is a damaged record.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            Error::with(
+        if bytes.len() != KEY_LEN {
+            return Err(Error::with(
                 CKR_DEVICE_ERROR,
                 "token record has no valid public-object key",
-            )
-        })?;
-        Ok(PublicObjectKey(Zeroizing::new(bytes)))
+            ));
+        }
+        // Copied straight into the zeroizing key: no stray copy on the stack.
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(bytes);
+        Ok(PublicObjectKey(key))
     }
 }
 
@@ -95,45 +111,103 @@ pub fn new_token_key() -> Result<TokenKey> {
     Ok(key)
 }
 
-/// The key-encryption key for one PIN. Slow on purpose: run it without holding locks.
+/// The optional host secret (config `host_secret_file`): bytes kept outside `token_dir`
+/// and given to Argon2 as its secret input K, so the token files alone cannot be used to
+/// test PINs. Never printed.
+#[derive(Clone)]
+pub struct HostSecret(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for HostSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostSecret(..)")
+    }
+}
+
+/// The key-encryption key for one PIN: Argon2id(PIN, salt, secret = host secret if any).
+/// Slow on purpose: run it without holding locks. The work does not depend on the PIN
+/// (its length only feeds one hash), so a wrong PIN costs what a right one does. Argon2's
+/// memory blocks are wiped before they are freed.
 pub fn derive_pin_key(
     pin: &[u8],
     salt: &[u8],
     params: KdfParams,
+    host_secret: Option<&HostSecret>,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>> {
-    let argon_params = Params::new(
-        params.memory_kib,
-        params.iterations,
-        params.parallelism,
-        Some(KEY_LEN),
-    )
-    .map_err(|e| {
-        Error::with(
-            CKR_DEVICE_ERROR,
-            format!("stored Argon2 parameters invalid: {e}"),
-        )
-    })?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params);
+    let argon_params = params.argon2(CKR_DEVICE_ERROR)?;
+    let blocks = argon_params.block_count();
+    let argon = match host_secret {
+        None => Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params),
+        Some(secret) => {
+            Argon2::new_with_secret(&secret.0, Algorithm::Argon2id, Version::V0x13, argon_params)
+                .map_err(|e| Error::with(CKR_DEVICE_ERROR, format!("host secret: {e}")))?
+        }
+    };
+    let mut memory = Zeroizing::new(vec![argon2::Block::default(); blocks]);
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
     argon
-        .hash_password_into(pin, salt, out.as_mut_slice())
+        .hash_password_into_with_memory(pin, salt, out.as_mut_slice(), memory.as_mut_slice())
         .map_err(|e| Error::with(CKR_DEVICE_ERROR, format!("Argon2 failed: {e}")))?;
     Ok(out)
 }
 
-/// The wrapped token key's associated data. Version 3 marks a PIN record written by a
-/// build that keeps the integrity tags: only a PIN holder can make one, so a format-3
-/// token whose tags were stripped from the file cannot pass for a store awaiting its
-/// upgrade (see token.rs `authenticate`). Version 1 blobs still open.
-fn token_key_aad(user_tag: u8, version: &[u8]) -> Vec<u8> {
-    let mut aad = b"ferrohsm token key v".to_vec();
-    aad.extend_from_slice(version);
+/// The wrapped token key's associated data. Records of format 2 and before (`flags` 0)
+/// used the v1 form; later ones bind the record's flags, so clearing a flag in the file
+/// (to skip the counter check, or to drop the host secret) leaves a blob that no PIN
+/// opens: every guess then fails and tells nothing.
+fn token_key_aad(user_tag: u8, flags: u32) -> Vec<u8> {
+    if flags == 0 {
+        let mut aad = b"ferrohsm token key v1".to_vec();
+        aad.push(user_tag);
+        return aad;
+    }
+    let mut aad = b"ferrohsm token key v2".to_vec();
     aad.push(user_tag);
+    aad.extend_from_slice(&flags.to_le_bytes());
     aad
 }
 
-const WRAP_CURRENT: &[u8] = b"3";
-const WRAP_LEGACY: &[u8] = b"1";
+/// What a PIN record's counter MAC covers (see `token` on the retry counter): the
+/// attempt count at the last success, bound to the record (its salt), its user and the
+/// token's epoch, so a MAC cannot be moved to another record or token.
+pub struct CounterState<'a> {
+    pub user_tag: u8,
+    pub epoch: u64,
+    pub salt: &'a [u8],
+    pub success_at: u64,
+}
+
+fn counter_mac_input(state: &CounterState<'_>) -> Vec<u8> {
+    let mut data = b"ferrohsm PIN counter v1".to_vec();
+    data.push(state.user_tag);
+    data.extend_from_slice(&state.epoch.to_le_bytes());
+    data.extend_from_slice(&(state.salt.len() as u64).to_le_bytes());
+    data.extend_from_slice(state.salt);
+    data.extend_from_slice(&state.success_at.to_le_bytes());
+    data
+}
+
+fn counter_hmac(token_key: &TokenKey) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::KeyInit;
+    <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(token_key.as_slice())
+        .expect("HMAC takes any key length")
+}
+
+/// HMAC-SHA256 under the token key (a use of its own: the input starts with a label no
+/// sealed blob's associated data has).
+pub fn counter_mac(token_key: &TokenKey, state: &CounterState<'_>) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = counter_hmac(token_key);
+    mac.update(&counter_mac_input(state));
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Constant-time check of a stored counter MAC.
+pub fn counter_mac_ok(token_key: &TokenKey, state: &CounterState<'_>, tag: &[u8]) -> bool {
+    use hmac::Mac;
+    let mut mac = counter_hmac(token_key);
+    mac.update(&counter_mac_input(state));
+    mac.verify_slice(tag).is_ok()
+}
 
 // CK_ULONG is 32 bits on some platforms; the AAD always encodes 64.
 #[allow(clippy::unnecessary_cast)]
@@ -184,50 +258,35 @@ fn open(key: &[u8; KEY_LEN], aad: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8
         .map(Zeroizing::new)
 }
 
-/// Wraps the token key under a PIN key; `user_tag` separates the SO's and the user's blobs.
+/// Wraps the token key under a PIN key; `user_tag` separates the SO's and the user's
+/// blobs, `flags` are the PIN record's (see `token_key_aad`).
 pub fn wrap_token_key(
     pin_key: &[u8; KEY_LEN],
     token_key: &TokenKey,
     user_tag: u8,
-) -> Result<Vec<u8>> {
-    wrap_as(pin_key, token_key, user_tag, WRAP_CURRENT)
-}
-
-/// A wrapped key as builds before format 3 wrote it (tests of the upgrade).
-#[cfg(test)]
-pub fn wrap_token_key_v1(
-    pin_key: &[u8; KEY_LEN],
-    token_key: &TokenKey,
-    user_tag: u8,
-) -> Result<Vec<u8>> {
-    wrap_as(pin_key, token_key, user_tag, WRAP_LEGACY)
-}
-
-fn wrap_as(
-    pin_key: &[u8; KEY_LEN],
-    token_key: &TokenKey,
-    user_tag: u8,
-    version: &[u8],
+    flags: u32,
 ) -> Result<Vec<u8>> {
     seal(
         pin_key,
-        &token_key_aad(user_tag, version),
+        &token_key_aad(user_tag, flags),
         token_key.as_slice(),
     )
 }
 
 /// The token key, or `None` when the PIN key does not open the blob (a wrong PIN).
-pub fn unwrap_token_key(pin_key: &[u8; KEY_LEN], wrapped: &[u8], user_tag: u8) -> Option<TokenKey> {
-    [WRAP_CURRENT, WRAP_LEGACY].into_iter().find_map(|version| {
-        let plain = open(pin_key, &token_key_aad(user_tag, version), wrapped)?;
-        let bytes: [u8; KEY_LEN] = plain.as_slice().try_into().ok()?;
-        Some(Zeroizing::new(bytes))
-    })
-}
-
-/// True for a blob `unwrap_token_key` opened as a version-1 one (written before format 3).
-pub fn is_legacy_wrap(pin_key: &[u8; KEY_LEN], wrapped: &[u8], user_tag: u8) -> bool {
-    open(pin_key, &token_key_aad(user_tag, WRAP_CURRENT), wrapped).is_none()
+pub fn unwrap_token_key(
+    pin_key: &[u8; KEY_LEN],
+    wrapped: &[u8],
+    user_tag: u8,
+    flags: u32,
+) -> Option<TokenKey> {
+    let plain = open(pin_key, &token_key_aad(user_tag, flags), wrapped)?;
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    if plain.len() != KEY_LEN {
+        return None;
+    }
+    key.copy_from_slice(&plain);
+    Some(key)
 }
 
 pub fn seal_attribute(
@@ -263,16 +322,62 @@ mod tests {
     fn token_key_wraps_and_rejects_wrong_pin() {
         let salt: [u8; SALT_LEN] = random_bytes().unwrap();
         let key = new_token_key().unwrap();
-        let right = derive_pin_key(b"123456", &salt, KdfParams::TEST).unwrap();
-        let wrong = derive_pin_key(b"123457", &salt, KdfParams::TEST).unwrap();
-        let wrapped = wrap_token_key(&right, &key, 1).unwrap();
+        let right = derive_pin_key(b"123456", &salt, KdfParams::TEST, None).unwrap();
+        let wrong = derive_pin_key(b"123457", &salt, KdfParams::TEST, None).unwrap();
+        let wrapped = wrap_token_key(&right, &key, 1, 0).unwrap();
         assert_eq!(
-            unwrap_token_key(&right, &wrapped, 1).unwrap().as_slice(),
+            unwrap_token_key(&right, &wrapped, 1, 0).unwrap().as_slice(),
             key.as_slice()
         );
-        assert!(unwrap_token_key(&wrong, &wrapped, 1).is_none());
+        assert!(unwrap_token_key(&wrong, &wrapped, 1, 0).is_none());
         // The SO's blob does not open as the user's.
-        assert!(unwrap_token_key(&right, &wrapped, 0).is_none());
+        assert!(unwrap_token_key(&right, &wrapped, 0, 0).is_none());
+        // The record's flags are bound: a blob written with flags does not open without.
+        let flagged = wrap_token_key(&right, &key, 1, 2).unwrap();
+        assert!(unwrap_token_key(&right, &flagged, 1, 2).is_some());
+        assert!(unwrap_token_key(&right, &flagged, 1, 0).is_none());
+        assert!(unwrap_token_key(&right, &flagged, 1, 3).is_none());
+    }
+
+    #[test]
+    fn host_secret_changes_the_pin_key() {
+        let salt: [u8; SALT_LEN] = random_bytes().unwrap();
+        let secret = HostSecret(Zeroizing::new(vec![7u8; 32]));
+        let other = HostSecret(Zeroizing::new(vec![8u8; 32]));
+        let plain = derive_pin_key(b"123456", &salt, KdfParams::TEST, None).unwrap();
+        let with = derive_pin_key(b"123456", &salt, KdfParams::TEST, Some(&secret)).unwrap();
+        let again = derive_pin_key(b"123456", &salt, KdfParams::TEST, Some(&secret)).unwrap();
+        let with_other = derive_pin_key(b"123456", &salt, KdfParams::TEST, Some(&other)).unwrap();
+        assert_eq!(with, again);
+        assert_ne!(plain, with);
+        assert_ne!(with, with_other);
+    }
+
+    #[test]
+    fn counter_mac_binds_every_field() {
+        let key = new_token_key().unwrap();
+        let state = |user_tag, epoch, salt: &'static [u8], success_at| CounterState {
+            user_tag,
+            epoch,
+            salt,
+            success_at,
+        };
+        let tag = counter_mac(&key, &state(1, 9, b"salt", 5));
+        assert!(counter_mac_ok(&key, &state(1, 9, b"salt", 5), &tag));
+        for other in [
+            state(0, 9, b"salt", 5),
+            state(1, 8, b"salt", 5),
+            state(1, 9, b"salT", 5),
+            state(1, 9, b"salt", 6),
+        ] {
+            assert!(!counter_mac_ok(&key, &other, &tag));
+        }
+        assert!(!counter_mac_ok(
+            &new_token_key().unwrap(),
+            &state(1, 9, b"salt", 5),
+            &tag
+        ));
+        assert!(!counter_mac_ok(&key, &state(1, 9, b"salt", 5), b""));
     }
 
     #[test]
@@ -305,27 +410,28 @@ mod tests {
                 .unwrap_or(0)
         }
         let salt: [u8; SALT_LEN] = random_bytes().unwrap();
+        let kib = |mib: u32| mib * 1024;
         for params in [
             KdfParams::DEFAULT,
             KdfParams {
-                memory_kib: 19 * 1024,
+                memory_kib: kib(64),
                 iterations: 2,
-                parallelism: 1,
+                parallelism: 4,
             },
             KdfParams {
-                memory_kib: 32 * 1024,
-                iterations: 2,
-                parallelism: 1,
-            },
-            KdfParams {
-                memory_kib: 64 * 1024,
+                memory_kib: kib(64),
                 iterations: 1,
                 parallelism: 1,
+            },
+            KdfParams {
+                memory_kib: kib(128),
+                iterations: 2,
+                parallelism: 4,
             },
         ] {
             let (cpu, wall) = (cpu_ns(), std::time::Instant::now());
             for _ in 0..5 {
-                derive_pin_key(b"12345678", &salt, params).unwrap();
+                derive_pin_key(b"12345678", &salt, params, None).unwrap();
             }
             let cpu_ms = (cpu_ns() - cpu) as f64 / 5e6;
             eprintln!(

@@ -10,8 +10,8 @@
 use super::files::{create_private_file, refuse_symlinks};
 use super::integrity::{self, MacKey, Tag};
 use super::{
-    ObjectId, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue, TokenRecord,
-    TokenStore, FORMAT_VERSION,
+    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
+    TokenRecord, TokenStore, FORMAT_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::storage::KdfParams;
@@ -51,7 +51,11 @@ CREATE TABLE pins (
     kdf_parallelism INTEGER NOT NULL,
     salt BLOB NOT NULL,
     wrapped_key BLOB NOT NULL,
-    failures INTEGER NOT NULL
+    failures INTEGER NOT NULL,
+    flags INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    success_at INTEGER NOT NULL DEFAULT 0,
+    counter_mac BLOB NOT NULL DEFAULT x''
 );
 -- mac_seal: the key of `mac` (0 none yet, 1 token MAC key, 2 public MAC key).
 CREATE TABLE objects (
@@ -113,20 +117,100 @@ fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
                 .map_err(|e| db_error(path, e))?;
         }
         if version < 3 {
-            tx.execute_batch(
-                "ALTER TABLE token ADD COLUMN object_set BLOB NOT NULL DEFAULT x'';
-                 ALTER TABLE token ADD COLUMN mac BLOB;
-                 ALTER TABLE objects ADD COLUMN mac BLOB;
-                 ALTER TABLE objects ADD COLUMN mac_seal INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE objects ADD COLUMN in_set INTEGER NOT NULL DEFAULT 0;",
-            )
-            .map_err(|e| db_error(path, e))?;
+            add_format_3_columns(&tx).map_err(|e| db_error(path, e))?;
         }
         tx.pragma_update(None, "user_version", FORMAT_VERSION)
             .map_err(|e| db_error(path, e))
     };
     run()?;
     tx.commit().map_err(|e| db_error(path, e))
+}
+
+/// Format 3: the integrity tags of the token record and objects, and the PIN records'
+/// flags, attempt count and last success with its MAC. Idempotent (a column already there
+/// is kept). Existing counters start consistent (`attempts = failures`, `success_at = 0`),
+/// without a MAC until the next correct login; the tags come at the first login.
+fn add_format_3_columns(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    add_missing_columns(
+        tx,
+        "token",
+        &[("object_set", "BLOB NOT NULL DEFAULT x''"), ("mac", "BLOB")],
+    )?;
+    add_missing_columns(
+        tx,
+        "objects",
+        &[
+            ("mac", "BLOB"),
+            ("mac_seal", "INTEGER NOT NULL DEFAULT 0"),
+            ("in_set", "INTEGER NOT NULL DEFAULT 0"),
+        ],
+    )?;
+    let added = add_missing_columns(
+        tx,
+        "pins",
+        &[
+            ("flags", "INTEGER NOT NULL DEFAULT 0"),
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("success_at", "INTEGER NOT NULL DEFAULT 0"),
+            ("counter_mac", "BLOB NOT NULL DEFAULT x''"),
+        ],
+    )?;
+    if added.contains(&"attempts") {
+        tx.execute_batch("UPDATE pins SET attempts = failures")?;
+    }
+    Ok(())
+}
+
+/// Adds those of `columns` (name, declaration) that `table` lacks; returns their names.
+fn add_missing_columns<'a>(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &[(&'a str, &str)],
+) -> rusqlite::Result<Vec<&'a str>> {
+    let mut have = std::collections::BTreeSet::new();
+    {
+        let mut stmt = tx.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            have.insert(row.get::<_, String>(0)?);
+        }
+    }
+    let mut added = Vec::new();
+    for (name, decl) in columns {
+        if !have.contains(*name) {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {decl}"))?;
+            added.push(*name);
+        }
+    }
+    Ok(added)
+}
+
+/// The `pins` columns `pin_from_row` reads, for a store of `format`.
+fn pin_columns(format: i64) -> &'static str {
+    if format >= 3 {
+        "user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, wrapped_key, \
+         failures, flags, attempts, success_at, counter_mac"
+    } else {
+        "user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, wrapped_key, \
+         failures, 0, failures, 0, x''"
+    }
+}
+
+fn pin_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PinRecord> {
+    Ok(PinRecord {
+        kdf: KdfParams {
+            memory_kib: row.get(1)?,
+            iterations: row.get(2)?,
+            parallelism: row.get(3)?,
+        },
+        salt: row.get(4)?,
+        wrapped_key: row.get(5)?,
+        failures: row.get(6)?,
+        flags: row.get(7)?,
+        attempts: row.get::<_, i64>(8)? as u64,
+        success_at: row.get::<_, i64>(9)? as u64,
+        counter_mac: row.get(10)?,
+    })
 }
 
 fn user_key(user: UserType) -> i64 {
@@ -418,8 +502,9 @@ fn db_error(path: &Path, e: rusqlite::Error) -> Error {
 fn write_pin(tx: &Transaction<'_>, user: UserType, pin: &PinRecord) -> rusqlite::Result<usize> {
     tx.execute(
         "INSERT OR REPLACE INTO pins
-         (user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, wrapped_key, failures)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt, wrapped_key, failures,
+          flags, attempts, success_at, counter_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             user_key(user),
             pin.kdf.memory_kib,
@@ -427,7 +512,11 @@ fn write_pin(tx: &Transaction<'_>, user: UserType, pin: &PinRecord) -> rusqlite:
             pin.kdf.parallelism,
             pin.salt,
             pin.wrapped_key,
-            pin.failures
+            pin.failures,
+            pin.flags,
+            pin.attempts as i64,
+            pin.success_at as i64,
+            pin.counter_mac
         ],
     )
 }
@@ -492,22 +581,10 @@ fn read_record(conn: &Connection, path: &Path, format: i64) -> Result<TokenRecor
                     row.get::<_, Vec<u8>>(6)?,
                 ))
             })?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT user_type, kdf_memory_kib, kdf_iterations, kdf_parallelism, salt,
-                    wrapped_key, failures FROM pins",
-        )?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM pins", pin_columns(format)))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let pin = PinRecord {
-                kdf: KdfParams {
-                    memory_kib: row.get(1)?,
-                    iterations: row.get(2)?,
-                    parallelism: row.get(3)?,
-                },
-                salt: row.get(4)?,
-                wrapped_key: row.get(5)?,
-                failures: row.get(6)?,
-            };
+            let pin = pin_from_row(row)?;
             match row.get::<_, i64>(0)? {
                 0 => record.so_pin = Some(pin),
                 1 => record.user_pin = Some(pin),
@@ -672,30 +749,85 @@ impl TokenStore for SqliteStore {
         Ok(changed)
     }
 
-    fn record_pin_failure(&mut self, user: UserType) -> Result<u32> {
+    fn count_pin_attempt(&mut self, user: UserType, limit: u32) -> Result<PinAttempt> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        let count: Option<u32> = tx
-            .query_row(
-                "UPDATE pins SET failures = failures + 1 WHERE user_type = ?1 RETURNING failures",
-                [user_key(user)],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| db_error(&path, e))?;
+        let run = || -> rusqlite::Result<PinAttempt> {
+            let record = tx
+                .query_row(
+                    &format!(
+                        "SELECT {} FROM pins WHERE user_type = ?1",
+                        pin_columns(FORMAT_VERSION)
+                    ),
+                    [user_key(user)],
+                    pin_from_row,
+                )
+                .optional()?;
+            let Some(mut record) = record else {
+                return Ok(PinAttempt::Missing);
+            };
+            let tampered = record.counter_inconsistent();
+            let since_success = record.attempts.saturating_sub(record.success_at);
+            let failures = u64::from(record.failures).max(since_success);
+            if failures >= u64::from(limit) {
+                return Ok(PinAttempt::Locked(record));
+            }
+            record.failures = u32::try_from(failures + 1).unwrap_or(u32::MAX);
+            // A `failures` lowered in the file is made whole again here: after this write
+            // `failures == attempts - success_at` holds once more.
+            record.attempts += 1;
+            tx.execute(
+                "UPDATE pins SET failures = ?2, attempts = ?3 WHERE user_type = ?1",
+                params![user_key(user), record.failures, record.attempts as i64],
+            )?;
+            Ok(PinAttempt::Counted { record, tampered })
+        };
+        let attempt = run().map_err(|e| db_error(&path, e))?;
         tx.commit().map_err(|e| db_error(&path, e))?;
-        Ok(count.unwrap_or(0))
+        Ok(attempt)
     }
 
-    fn reset_pin_failures(&mut self, user: UserType) -> Result<()> {
+    fn pin_succeeded(
+        &mut self,
+        user: UserType,
+        salt: &[u8],
+        attempt: u64,
+        counter_mac: &[u8],
+    ) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
-        tx.execute(
-            "UPDATE pins SET failures = 0 WHERE user_type = ?1",
-            [user_key(user)],
-        )
-        .map_err(|e| db_error(&path, e))?;
-        tx.commit().map_err(|e| db_error(&path, e))
+        let run = || -> rusqlite::Result<Option<i64>> {
+            let attempts: Option<i64> = tx
+                .query_row(
+                    "SELECT attempts FROM pins WHERE user_type = ?1 AND salt = ?2",
+                    params![user_key(user), salt],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if attempts.is_some_and(|a| a as u64 >= attempt) {
+                tx.execute(
+                    "UPDATE pins SET success_at = ?2, failures = attempts - ?2, counter_mac = ?3
+                     WHERE user_type = ?1",
+                    params![user_key(user), attempt as i64, counter_mac],
+                )?;
+            }
+            Ok(attempts)
+        };
+        match run().map_err(|e| db_error(&path, e))? {
+            None => Err(Error::with(
+                CKR_PIN_INCORRECT,
+                "the PIN was changed by another process while it was checked",
+            )),
+            Some(attempts) if (attempts as u64) < attempt => Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!(
+                    "token store {}: the PIN retry counter went backwards during the check \
+                     (the store file was edited)",
+                    path.display()
+                ),
+            )),
+            Some(_) => tx.commit().map_err(|e| db_error(&path, e)),
+        }
     }
 
     fn store_pin(
@@ -712,13 +844,14 @@ impl TokenStore for SqliteStore {
         &mut self,
         epoch: u64,
         user: UserType,
+        flags: u32,
         wrapped: &[u8],
         key: &MacKey,
     ) -> Result<()> {
         self.record_write(epoch, key, |tx| {
             tx.execute(
-                "UPDATE pins SET wrapped_key = ?1 WHERE user_type = ?2",
-                params![wrapped, user_key(user)],
+                "UPDATE pins SET flags = ?1, wrapped_key = ?2 WHERE user_type = ?3",
+                params![flags, wrapped, user_key(user)],
             )
             .map(|_| ())
         })
