@@ -80,7 +80,7 @@ impl Slots {
 
     /// As `open`, with the PIN policy (tests use a cheap Argon2 cost).
     pub(crate) fn open_with(dir: &Path, pins: PinPolicy) -> Result<Slots> {
-        create_private_dir(dir)?;
+        crate::storage::files::prepare_token_dir(dir)?;
         let slots = Slots {
             dir: dir.to_path_buf(),
             pins,
@@ -320,25 +320,18 @@ impl Slots {
     #[allow(clippy::incompatible_msrv)]
     fn lock_init(&self) -> Result<std::fs::File> {
         let path = self.dir.join(INIT_LOCK);
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| io_error("cannot open lock file", &path, e))?;
         file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
         Ok(file)
     }
-}
-
-/// The token directory, created on first use readable by its owner only.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| io_error("cannot create token directory", dir, e))
 }
 
 #[cfg(test)]

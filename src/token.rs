@@ -30,10 +30,11 @@ use crate::mechanism::{load_key, LoadedKey};
 use crate::object::index::ObjectIndex;
 use crate::object::policy::is_secret;
 use crate::object::Attributes;
+use crate::storage::integrity::{self, MacKey, Tag};
 use crate::storage::seal::{self, CounterState, TokenKey, KEY_LEN, SALT_LEN};
 use crate::storage::{
-    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, StoredObject, StoredValue, TokenRecord,
-    TokenStore, PIN_COUNTER_MAC, PIN_HOST_SECRET,
+    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
+    TokenRecord, TokenStore, PIN_COUNTER_MAC, PIN_HOST_SECRET,
 };
 use cryptoki_sys::*;
 use parking_lot::{Mutex, MutexGuard};
@@ -115,6 +116,25 @@ struct Stored {
     generation: u64,
     /// The sealed values, opened on demand with the key that sealed each.
     sealed: Vec<SealedValue>,
+    /// The row's integrity tag and its key, and whether it counts in the object set.
+    mac: Option<(Seal, Vec<u8>)>,
+    in_set: bool,
+    check: Check,
+}
+
+/// What the integrity check of a stored object found (see `storage::integrity`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Check {
+    /// Its tag holds.
+    Verified,
+    /// Tagged under the token MAC key, which is not at hand (nobody logged in), or not
+    /// tagged yet in a store awaiting its first login after the upgrade to format 3.
+    Pending,
+    /// Changed outside ferrohsm (or damaged): every use is CKR_DEVICE_ERROR, with why.
+    Failed(String),
+    /// A private row with a valid tag that the record's object set does not hold (a
+    /// deleted object put back): as `Failed`, and left out of the set's digest.
+    NotInSet(String),
 }
 
 /// A sealed attribute value: its type, the key that sealed it, the blob.
@@ -130,6 +150,8 @@ struct Meta {
 struct Login {
     user: UserType,
     key: TokenKey,
+    /// The token MAC key, derived from `key`.
+    mac: MacKey,
 }
 
 struct Inner {
@@ -150,6 +172,9 @@ struct Inner {
     login_serial: u64,
     keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
     next_version: u64,
+    /// Whether the object set was checked against the record since the objects or the
+    /// login last changed.
+    set_checked: bool,
 }
 
 pub struct Token {
@@ -178,6 +203,7 @@ impl Token {
             login_serial: 0,
             keys: HashMap::new(),
             next_version: 0,
+            set_checked: false,
         };
         // The objects are loaded at the first call that needs them, so listing slots and
         // logging in stay fast on a token with many objects.
@@ -201,7 +227,7 @@ impl Token {
         let epoch = u64::from_le_bytes(seal::random_bytes()?);
         let token_key = seal::new_token_key()?;
         let so_pin = wrap_for_pin(&token_key, UserType::So, so_pin, pins, epoch)?;
-        Ok(TokenRecord {
+        let mut record = TokenRecord {
             slot_id,
             label: label.to_string(),
             serial: hex::encode_upper(serial),
@@ -210,7 +236,12 @@ impl Token {
             so_pin: Some(so_pin),
             user_pin: None,
             public_key: Some(PublicObjectKey::new()?),
-        })
+            object_set: Tag::default(),
+            mac: None,
+        };
+        let tag = integrity::record_tag(&MacKey::for_token(&token_key), &record);
+        record.mac = Some(tag.to_vec());
+        Ok(record)
     }
 
     pub fn slot_id(&self) -> CK_SLOT_ID {
@@ -254,12 +285,16 @@ impl Token {
     /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN.
     pub fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
         self.inner.lock().check_not_logged_in(user)?;
-        let (mut inner, key, _) = self.check_pin(user, pin)?;
+        let (mut inner, key, pin_key) = self.check_pin(user, pin)?;
         // Another thread may have logged in while Argon2 ran.
         inner.check_not_logged_in(user)?;
+        let mac = inner.authenticate(user, &key, &pin_key)?;
         inner.keys.clear();
-        inner.login = Some(Login { user, key });
+        inner.login = Some(Login { user, key, mac });
         inner.login_serial += 1;
+        // Objects loaded before the login are checked now that the token MAC key is here
+        // (the object set at the next sync).
+        inner.recheck_objects();
         Ok(())
     }
 
@@ -268,7 +303,8 @@ impl Token {
         if self.logged_in() != Some(user) {
             return fail(CKR_USER_NOT_LOGGED_IN);
         }
-        self.check_pin(user, pin).map(|_| ())
+        let (mut inner, key, pin_key) = self.check_pin(user, pin)?;
+        inner.authenticate(user, &key, &pin_key).map(|_| ())
     }
 
     /// CKR_USER_NOT_LOGGED_IN when nobody is. Drops the token key and loaded private keys.
@@ -311,25 +347,24 @@ impl Token {
         };
         let record = wrap_for_pin(&key, UserType::User, pin, &self.pins, epoch)?;
         let mut inner = self.inner.lock();
-        inner.store.store_pin(epoch, UserType::User, &record)?;
-        inner.record.user_pin = Some(record);
-        Ok(())
+        let mac = MacKey::for_token(&key);
+        inner
+            .store
+            .store_pin(epoch, UserType::User, &record, &mac)?;
+        inner.reload_record()
     }
 
     /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is).
     pub fn set_pin(&self, user: UserType, old: &[u8], new: &[u8]) -> Result<()> {
         check_pin_len(&self.pins, new)?;
-        let (inner, key, _) = self.check_pin(user, old)?;
+        let (mut inner, key, pin_key) = self.check_pin(user, old)?;
+        let mac = inner.authenticate(user, &key, &pin_key)?;
         let epoch = inner.record.epoch;
         drop(inner);
         let record = wrap_for_pin(&key, user, new, &self.pins, epoch)?;
         let mut inner = self.inner.lock();
-        inner.store.store_pin(epoch, user, &record)?;
-        match user {
-            UserType::So => inner.record.so_pin = Some(record),
-            UserType::User => inner.record.user_pin = Some(record),
-        }
-        Ok(())
+        inner.store.store_pin(epoch, user, &record, &mac)?;
+        inner.reload_record()
     }
 
     /// C_InitToken on this (initialised) token: the SO PIN must be right (it counts as an
@@ -362,9 +397,13 @@ impl Token {
             ..so_record
         };
         // A new public-object key too: the objects it sealed are gone.
-        inner
-            .store
-            .reinitialise(label, epoch, &so_record, &PublicObjectKey::new()?)?;
+        inner.store.reinitialise(
+            label,
+            epoch,
+            &so_record,
+            &PublicObjectKey::new()?,
+            &MacKey::for_token(&token_key),
+        )?;
         inner.drop_login();
         inner.index = ObjectIndex::new();
         inner.by_store_id.clear();
@@ -420,6 +459,7 @@ impl Token {
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        check_intact(&entry.meta)?;
         match &entry.meta.stored {
             Some(stored) if !stored.sealed.is_empty() => {
                 let (attrs, locked) = open_sealed(inner.seal_keys(), &entry.object.attrs, stored)?;
@@ -441,6 +481,7 @@ impl Token {
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
+        check_intact(&entry.meta)?;
         let session = entry.object.session;
         let stored = entry.meta.stored.as_ref().map(|s| (s.id, s.sealed.clone()));
         inner.check_may_hold(&attrs)?;
@@ -494,10 +535,20 @@ impl Token {
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
         check(&entry.object.attrs)?;
-        if let Some(id) = entry.meta.stored.as_ref().map(|s| s.id) {
+        // A failed object may be destroyed (a way to clean up); one found not to be in the
+        // object set does not leave it either.
+        let stored = entry
+            .meta
+            .stored
+            .as_ref()
+            .map(|s| (s.id, !matches!(s.check, Check::NotInSet(_))));
+        if let Some((id, in_set)) = stored {
             let epoch = inner.record.epoch;
-            inner.store.delete_object(epoch, id)?;
+            let inner = &mut *inner;
+            let key = inner.login.as_ref().filter(|_| in_set).map(|l| &l.mac);
+            inner.store.delete_object(epoch, id, key)?;
             inner.by_store_id.remove(&id);
+            inner.reload_record()?;
         }
         inner.index.remove(handle);
         inner.keys.remove(&handle);
@@ -558,6 +609,7 @@ impl Token {
             ) {
                 return fail(CKR_KEY_HANDLE_INVALID);
             }
+            check_intact(&entry.meta)?;
             check(&entry.object.attrs)?;
             let version = entry.meta.version;
             if let Some((cached_version, key)) = inner.keys.get(&handle) {
@@ -673,38 +725,29 @@ impl Token {
             salt: &record.salt,
             success_at,
         };
-        let rewrap = if record.flags & PIN_COUNTER_MAC != 0 {
-            if !seal::counter_mac_ok(&token_key, &counter(record.success_at), &record.counter_mac) {
-                return Err(Error::with(
-                    CKR_DEVICE_ERROR,
-                    format!(
-                        "token in slot {}: the {user:?} PIN retry counter fails authentication \
-                         (the store file was edited to reset it); the PIN is right but the \
-                         login is refused: {}",
-                        self.slot_id,
-                        match user {
-                            UserType::User => "the SO can set a new user PIN (C_InitPIN)",
-                            UserType::So => "restore the token from a backup",
-                        }
-                    ),
-                ));
-            }
-            None
-        } else {
-            // A record from before format 3 gains its MAC (and the flag, bound into the
-            // wrapped key so that it cannot be cleared again) at its first success.
-            let flags = record.flags | PIN_COUNTER_MAC;
-            let wrapped = seal::wrap_token_key(&pin_key, &token_key, user.wrap_tag(), flags)?;
-            Some((flags, wrapped))
-        };
+        if record.flags & PIN_COUNTER_MAC != 0
+            && !seal::counter_mac_ok(&token_key, &counter(record.success_at), &record.counter_mac)
+        {
+            return Err(Error::with(
+                CKR_DEVICE_ERROR,
+                format!(
+                    "token in slot {}: the {user:?} PIN retry counter fails authentication \
+                     (the store file was edited to reset it); the PIN is right but the \
+                     login is refused: {}",
+                    self.slot_id,
+                    match user {
+                        UserType::User => "the SO can set a new user PIN (C_InitPIN)",
+                        UserType::So => "restore the token from a backup",
+                    }
+                ),
+            ));
+        }
+        // A record from before format 3 (flags 0) gains its MAC here and its flag, bound
+        // into the wrapped key so that it cannot be cleared again, in `authenticate`.
         let mac = seal::counter_mac(&token_key, &counter(record.attempts));
-        inner.store.pin_succeeded(
-            user,
-            &record.salt,
-            record.attempts,
-            &mac,
-            rewrap.as_ref().map(|(f, w)| (*f, w.as_slice())),
-        )?;
+        inner
+            .store
+            .pin_succeeded(user, &record.salt, record.attempts, &mac)?;
         // Our own commit does not show in `data_changed`: re-read the record.
         inner.record = inner.store.load_token()?;
         Ok((inner, token_key, pin_key))
@@ -787,6 +830,43 @@ fn failure_flags(failures: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_F
 /// session without login see public objects.
 fn visible_to(object: &Object, user: Option<UserType>) -> bool {
     !object.attrs.flag(CKA_PRIVATE, true) || user == Some(UserType::User)
+}
+
+/// CKR_DEVICE_ERROR for an object that failed its integrity check.
+fn check_intact(meta: &Meta) -> Result<()> {
+    match &meta.stored {
+        Some(Stored {
+            check: Check::Failed(why) | Check::NotInSet(why),
+            ..
+        }) => Err(Error::with(CKR_DEVICE_ERROR, why.clone())),
+        _ => Ok(()),
+    }
+}
+
+/// A CK_BBOOL attribute of a stored row (clear values only; sealed ones are never flags).
+fn stored_flag(object: &StoredObject, ty: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
+    match object.attributes.iter().find(|(t, _)| *t == ty) {
+        Some((_, StoredValue::Clear(v))) => v.first().is_some_and(|b| *b != 0),
+        _ => default,
+    }
+}
+
+/// An indexed object back in its stored form, for checking its tag.
+fn stored_form(clear: &Attributes, stored: &Stored) -> StoredObject {
+    let mut attributes: Vec<_> = clear
+        .iter()
+        .map(|(ty, v)| (ty, StoredValue::Clear(v.to_vec())))
+        .collect();
+    for (ty, seal, blob) in &stored.sealed {
+        attributes.push((*ty, StoredValue::Sealed(*seal, blob.clone())));
+    }
+    StoredObject {
+        id: stored.id,
+        generation: stored.generation,
+        attributes,
+        mac: stored.mac.clone(),
+        in_set: stored.in_set,
+    }
 }
 
 /// The keys that can open sealed values now.
@@ -935,16 +1015,28 @@ impl Inner {
             stored.push((*ty, StoredValue::Sealed(*seal, blob.clone())));
         }
         let epoch = self.record.epoch;
-        let generation = self.store.put_object(epoch, id, &stored)?;
-        self.install(
-            StoredObject {
-                id,
-                generation,
-                attributes: stored,
-            },
-            Some(handle),
-        );
+        let public = self.public_mac()?;
+        let signer = Signer {
+            token: self.login.as_ref().map(|l| &l.mac),
+            public: &public,
+            in_set: attrs.flag(CKA_PRIVATE, true),
+        };
+        let written = self.store.put_object(epoch, id, &stored, &signer)?;
+        let in_set = written.in_set;
+        self.install(written, Some(handle));
+        if in_set {
+            // The record's object-set digest and tag moved with the write.
+            self.reload_record()?;
+        }
         Ok(())
+    }
+
+    fn public_mac(&self) -> Result<MacKey> {
+        self.record
+            .public_key
+            .as_ref()
+            .map(MacKey::for_public)
+            .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "token record has no public-object key"))
     }
 
     /// Indexes a stored object, under its known handle when it has one.
@@ -952,6 +1044,11 @@ impl Inner {
         let handle = handle
             .or_else(|| self.by_store_id.get(&object.id).copied())
             .unwrap_or_else(new_handle);
+        let check = self.judge(&object);
+        if let Check::Failed(why) | Check::NotInSet(why) = &check {
+            crate::log::warn(why);
+        }
+        self.set_checked = false;
         let mut attrs = Attributes::new();
         let mut sealed = Vec::new();
         for (ty, value) in object.attributes {
@@ -977,6 +1074,9 @@ impl Inner {
                     id: object.id,
                     generation: object.generation,
                     sealed,
+                    mac: object.mac,
+                    in_set: object.in_set,
+                    check,
                 }),
                 version,
             },
@@ -990,6 +1090,12 @@ impl Inner {
         if !self.store.data_changed()? {
             return Ok(());
         }
+        self.reload_record()
+    }
+
+    /// Reads the record again (after our own writes re-tagged it, or another process
+    /// committed); while logged in, its tag must hold, else the login ends.
+    fn reload_record(&mut self) -> Result<()> {
         let record = self.store.load_token()?;
         if record.epoch != self.record.epoch {
             // Re-initialised elsewhere: our token key and every stored object are stale.
@@ -1001,7 +1107,207 @@ impl Inner {
             self.seen_counter = None;
         }
         self.record = record;
+        if let Some(login) = &self.login {
+            if let Err(e) = self.check_record(&login.mac) {
+                self.drop_login();
+                return Err(e);
+            }
+        }
         Ok(())
+    }
+
+    /// The record's tag under the token MAC key `mac`.
+    fn check_record(&self, mac: &MacKey) -> Result<()> {
+        let expected = integrity::record_tag(mac, &self.record);
+        match &self.record.mac {
+            Some(stored) if integrity::tags_match(stored, &expected) => Ok(()),
+            _ => {
+                let why = format!(
+                    "token {:?} (serial {}): the token record fails its integrity check: its label, PIN records, keys or object set were changed outside ferrohsm",
+                    self.record.label, self.record.serial
+                );
+                crate::log::warn(&why);
+                Err(Error::with(CKR_DEVICE_ERROR, why))
+            }
+        }
+    }
+
+    /// After a right PIN: brings a store from before format 3 up to date (its first login
+    /// tags every object and the record, see `storage::integrity`), checks the record's
+    /// tag, and re-wraps a record from before format 3 (flags 0, the v1 associated data)
+    /// with its flags. Returns the token MAC key.
+    ///
+    /// A missing record tag is accepted as "not upgraded yet" only when this PIN's record
+    /// still has flags 0: nonzero flags are bound into the wrapped key, so only this build
+    /// with the PIN writes them, and clearing them in the file leaves a key no PIN opens;
+    /// once a PIN holder has logged in with this build, stripping the tags from the file
+    /// is tampering, not an old store.
+    fn authenticate(
+        &mut self,
+        user: UserType,
+        key: &TokenKey,
+        pin_key: &[u8; KEY_LEN],
+    ) -> Result<MacKey> {
+        let mac = MacKey::for_token(key);
+        let epoch = self.record.epoch;
+        let flags = self.record.pin(user).map_or(0, |p| p.flags);
+        let legacy = flags == 0;
+        if self.record.mac.is_none() && legacy {
+            self.store.tag_all(epoch, &mac, &|object| {
+                stored_flag(object, CKA_PRIVATE, true)
+            })?;
+            self.seen_counter = None;
+            self.reload_objects_on_next_sync();
+            self.record = self.store.load_token()?;
+        }
+        self.check_record(&mac)?;
+        if legacy {
+            let flags = flags | PIN_COUNTER_MAC;
+            let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), flags)?;
+            self.store
+                .rewrap_pin(epoch, user, flags, &rewrapped, &mac)?;
+            self.record = self.store.load_token()?;
+            self.check_record(&mac)?;
+        }
+        Ok(mac)
+    }
+
+    /// Forgets the indexed generations so the next sync re-reads every object.
+    fn reload_objects_on_next_sync(&mut self) {
+        for (_, meta) in self.index.metas_mut() {
+            if let Some(stored) = &mut meta.stored {
+                stored.generation = u64::MAX;
+            }
+        }
+    }
+
+    /// The integrity verdict on a stored row with the keys at hand now.
+    fn judge(&self, object: &StoredObject) -> Check {
+        let label = object
+            .attributes
+            .iter()
+            .find(|(ty, _)| *ty == CKA_LABEL)
+            .and_then(|(_, v)| match v {
+                StoredValue::Clear(v) => Some(String::from_utf8_lossy(v).into_owned()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let failed = |why: &str| {
+            Check::Failed(format!(
+                "token {:?}: stored object {} (label {label:?}) fails its integrity check: {why}; the token file was changed outside ferrohsm (or damaged)",
+                self.record.label, object.id
+            ))
+        };
+        let private = stored_flag(object, CKA_PRIVATE, true);
+        let epoch = self.record.epoch;
+        let holds = |key: &MacKey, tag: &[u8]| {
+            let expected = integrity::object_tag(
+                key,
+                epoch,
+                object.id,
+                object.generation,
+                object.in_set,
+                &object.attributes,
+            );
+            integrity::tags_match(tag, &expected)
+        };
+        match &object.mac {
+            // Before the first login after the upgrade (the record is not tagged yet).
+            None if self.record.mac.is_none() => Check::Pending,
+            None => failed("it has no tag"),
+            Some((Seal::Token, tag)) => match &self.login {
+                None => Check::Pending,
+                Some(login) if !holds(&login.mac, tag) => {
+                    failed("its tag does not match its content")
+                }
+                Some(_) if object.in_set != private => failed("its object-set membership is wrong"),
+                Some(_) => Check::Verified,
+            },
+            Some((Seal::Public, tag)) => match self.public_mac() {
+                _ if private || object.in_set => {
+                    failed("a private object tagged with the public key")
+                }
+                Ok(key) if holds(&key, tag) => Check::Verified,
+                _ => failed("its tag does not match its content"),
+            },
+        }
+    }
+
+    /// Judges every indexed stored object again (after a login brought the token key).
+    fn recheck_objects(&mut self) {
+        let mut verdicts = Vec::new();
+        for entry in self.index.matching(&Attributes::new()) {
+            if let Some(stored) = &entry.meta.stored {
+                if stored.check == Check::Pending {
+                    let object = stored_form(&entry.object.attrs, stored);
+                    verdicts.push((entry.object.handle, self.judge(&object)));
+                }
+            }
+        }
+        self.apply_verdicts(verdicts);
+        self.set_checked = false;
+    }
+
+    fn apply_verdicts(&mut self, verdicts: Vec<(CK_OBJECT_HANDLE, Check)>) {
+        let verdicts: HashMap<_, _> = verdicts.into_iter().collect();
+        for (object, meta) in self.index.metas_mut() {
+            if let (Some(check), Some(stored)) = (verdicts.get(&object.handle), &mut meta.stored) {
+                if let Check::Failed(why) | Check::NotInSet(why) = check {
+                    crate::log::warn(why);
+                }
+                stored.check = check.clone();
+                // A cached parsed key must not outlive a failed check.
+                meta.version = meta.version.wrapping_add(1 << 32);
+            }
+        }
+    }
+
+    /// Marks what makes the indexed private objects differ from the record's object-set
+    /// digest. The digest is over the rows' stored tags, so a row whose content was edited
+    /// (which fails its own tag) does not disturb it. A single extra row (a deleted one put
+    /// back) is marked NotInSet; any other difference (a private row removed, or an older
+    /// copy of one put back, which the digest cannot point to) fails every private object,
+    /// since which of them can be trusted is unknown.
+    fn check_object_set(&mut self) {
+        let mut diff = self.set_digest();
+        integrity::xor_into(&mut diff, &self.record.object_set);
+        if diff == Tag::default() {
+            return;
+        }
+        let mut tagged = Vec::new();
+        for entry in self.index.matching(&Attributes::new()) {
+            if let Some(Stored {
+                mac: Some((Seal::Token, tag)),
+                in_set,
+                id,
+                ..
+            }) = &entry.meta.stored
+            {
+                tagged.push((entry.object.handle, *id, *in_set, tag.as_slice() == diff));
+            }
+        }
+        let label = &self.record.label;
+        let verdicts: Vec<_> = match tagged.iter().find(|(_, _, in_set, extra)| *in_set && *extra) {
+            Some((handle, id, _, _)) => vec![(
+                *handle,
+                Check::NotInSet(format!(
+                    "token {label:?}: stored object {id} is not in the token's object set: a deleted object was put back into the token file"
+                )),
+            )],
+            None => tagged
+                .iter()
+                .filter(|(_, _, in_set, _)| *in_set)
+                .map(|(handle, _, _, _)| {
+                    (
+                        *handle,
+                        Check::Failed(format!(
+                            "token {label:?}: the private objects do not match the token's object set (one was removed, or an older copy of one put back, outside ferrohsm); every private object is refused until the token file is restored from a backup"
+                        )),
+                    )
+                })
+                .collect(),
+        };
+        self.apply_verdicts(verdicts);
     }
 
     /// `sync_now` once per C call: a call sees other processes' commits as of its first
@@ -1010,7 +1316,9 @@ impl Inner {
     fn sync(&mut self) -> Result<()> {
         let call = crate::call_id::current();
         let objects_current = self.seen_counter == Some(self.record.change_counter);
-        if call.is_some() && self.synced_in == call && objects_current {
+        // A login in this call still has the object set to check.
+        let set_current = self.set_checked || self.login.is_none();
+        if call.is_some() && self.synced_in == call && objects_current && set_current {
             return Ok(());
         }
         self.synced_in = None;
@@ -1023,6 +1331,50 @@ impl Inner {
     /// generation moved (a diff of `(id, generation)` pairs, loading only those).
     fn sync_now(&mut self) -> Result<()> {
         self.sync_record()?;
+        self.sync_objects()?;
+        if self.set_checked || self.login.is_none() {
+            return Ok(());
+        }
+        // The record and the objects are read in separate transactions: a commit by
+        // another process in between looks like a mismatch, so read both again until
+        // nothing moved during the check.
+        for _ in 0..3 {
+            if self.set_digest() == self.record.object_set {
+                self.set_checked = true;
+                return Ok(());
+            }
+            if !self.store.data_changed()? {
+                break;
+            }
+            self.reload_record()?;
+            self.sync_objects()?;
+        }
+        self.check_object_set();
+        self.set_checked = true;
+        Ok(())
+    }
+
+    /// The XOR of the stored tags of the indexed members of the object set (but those
+    /// found not to belong).
+    fn set_digest(&self) -> Tag {
+        let mut digest = Tag::default();
+        for entry in self.index.matching(&Attributes::new()) {
+            if let Some(Stored {
+                mac: Some((Seal::Token, tag)),
+                in_set: true,
+                check,
+                ..
+            }) = &entry.meta.stored
+            {
+                if !matches!(check, Check::NotInSet(_)) {
+                    integrity::xor_into(&mut digest, tag);
+                }
+            }
+        }
+        digest
+    }
+
+    fn sync_objects(&mut self) -> Result<()> {
         if self.seen_counter == Some(self.record.change_counter) {
             return Ok(());
         }
@@ -1348,17 +1700,66 @@ mod tests {
             })
             .collect();
         let epoch = inner.record.epoch;
-        let generation = inner.store.put_object(epoch, id, &stored).unwrap();
+        let public = inner.public_mac().unwrap();
+        let inner = &mut *inner;
+        let signer = Signer {
+            token: inner.login.as_ref().map(|l| &l.mac),
+            public: &public,
+            in_set: false,
+        };
+        let written = inner.store.put_object(epoch, id, &stored, &signer).unwrap();
         let handle = new_handle();
-        inner.install(
-            StoredObject {
-                id,
-                generation,
-                attributes: stored,
-            },
-            Some(handle),
-        );
+        inner.install(written, Some(handle));
         handle
+    }
+
+    /// Turns a store into what ferrohsm format 1 wrote: no public-object key, no
+    /// integrity or PIN counter columns, the token key wrapped with the version-1
+    /// associated data (flags 0).
+    fn downgrade_to_format_1(path: &Path) {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let flags = |user: UserType| -> u32 {
+            conn.query_row(
+                "SELECT flags FROM pins WHERE user_type = ?1",
+                [user.wrap_tag() as i64],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        let flags = [flags(UserType::So), flags(UserType::User)];
+        conn.execute_batch(
+            "ALTER TABLE token DROP COLUMN public_key;
+             ALTER TABLE token DROP COLUMN object_set;
+             ALTER TABLE token DROP COLUMN mac;
+             ALTER TABLE objects DROP COLUMN mac;
+             ALTER TABLE objects DROP COLUMN mac_seal;
+             ALTER TABLE objects DROP COLUMN in_set;
+             ALTER TABLE pins DROP COLUMN flags; ALTER TABLE pins DROP COLUMN attempts;
+             ALTER TABLE pins DROP COLUMN success_at; ALTER TABLE pins DROP COLUMN counter_mac;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for ((user, pin), flags) in [(UserType::So, SO_PIN), (UserType::User, USER_PIN)]
+            .into_iter()
+            .zip(flags)
+        {
+            let (salt, wrapped): (Vec<u8>, Vec<u8>) = conn
+                .query_row(
+                    "SELECT salt, wrapped_key FROM pins WHERE user_type = ?1",
+                    [user.wrap_tag() as i64],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .unwrap();
+            let pin_key =
+                seal::derive_pin_key(pin, &salt, crate::storage::KdfParams::TEST, None).unwrap();
+            let key = seal::unwrap_token_key(&pin_key, &wrapped, user.wrap_tag(), flags).unwrap();
+            let legacy = seal::wrap_token_key(&pin_key, &key, user.wrap_tag(), 0).unwrap();
+            conn.execute(
+                "UPDATE pins SET wrapped_key = ?1 WHERE user_type = ?2",
+                rusqlite::params![legacy, user.wrap_tag() as i64],
+            )
+            .unwrap();
+        }
     }
 
     /// The `sealed` codes of the stored values of the object labelled `label`.
@@ -1459,10 +1860,7 @@ mod tests {
             legacy_public_object(&token, "legacy");
         }
         // Back to format 1, as an older ferrohsm left it.
-        let conn = rusqlite::Connection::open(dir.path().join("token-0.db")).unwrap();
-        conn.execute_batch("ALTER TABLE token DROP COLUMN public_key; PRAGMA user_version = 1;")
-            .unwrap();
-        drop(conn);
+        downgrade_to_format_1(&dir.path().join("token-0.db"));
         let elsewhere = tempfile::tempdir().unwrap();
         let backup = elsewhere.path().join("backup-v1.db");
         std::fs::copy(dir.path().join("token-0.db"), &backup).unwrap();
@@ -1524,7 +1922,7 @@ mod tests {
     }
 
     /// A format-2 store (PIN records without flags or counter MAC, token keys wrapped
-    /// under the v1 associated data) opens after the upgrade, keeps its failure count, and
+    /// under the v1 associated data, no integrity tags) opens after the upgrade, keeps its failure count, and
     /// its records gain the MAC and the flag at their first right PIN.
     #[test]
     fn a_format_2_pin_record_gains_its_counter_mac_at_the_first_login() {
@@ -1546,6 +1944,9 @@ mod tests {
             conn.execute_batch(
                 "ALTER TABLE pins DROP COLUMN flags; ALTER TABLE pins DROP COLUMN attempts;
                  ALTER TABLE pins DROP COLUMN success_at; ALTER TABLE pins DROP COLUMN counter_mac;
+                 ALTER TABLE token DROP COLUMN object_set; ALTER TABLE token DROP COLUMN mac;
+                 ALTER TABLE objects DROP COLUMN mac; ALTER TABLE objects DROP COLUMN mac_seal;
+                 ALTER TABLE objects DROP COLUMN in_set;
                  PRAGMA user_version = 2;",
             )
             .unwrap();
@@ -1591,6 +1992,39 @@ mod tests {
             .unwrap();
         let (_slots, other) = reopen(dir.path());
         assert_eq!(rv(other.login(UserType::User, USER_PIN)), CKR_PIN_INCORRECT);
+    }
+
+    #[test]
+    fn a_process_that_opened_the_old_store_sees_the_upgrade_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_slots, token) = setup(dir.path());
+            token.login(UserType::User, USER_PIN).unwrap();
+            token.create_object(private_key("old key"), 1).unwrap();
+        }
+        downgrade_to_format_1(&dir.path().join("token-0.db"));
+        let (_slots_a, a) = reopen(dir.path());
+        let (_slots_b, b) = reopen(dir.path());
+        // Both index the objects before anyone logs in.
+        assert!(a.find(&by_label("old key")).unwrap().is_empty());
+        assert!(b.find(&by_label("old key")).unwrap().is_empty());
+        a.login(UserType::User, USER_PIN).unwrap();
+        let found = a.find(&by_label("old key")).unwrap();
+        assert_eq!(
+            a.object(found[0]).unwrap().attrs.get(CKA_PRIVATE_EXPONENT),
+            Some(SECRET)
+        );
+        b.login(UserType::User, USER_PIN).unwrap();
+        let found = b.find(&by_label("old key")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            b.object(found[0]).unwrap().attrs.get(CKA_PRIVATE_EXPONENT),
+            Some(SECRET),
+            "tagged by the other process, re-read here"
+        );
+        b.create_object(private_key("new key"), 1).unwrap();
+        let found = a.find(&by_label("new key")).unwrap();
+        assert!(a.object(found[0]).is_ok());
     }
 
     #[test]

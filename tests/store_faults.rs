@@ -106,26 +106,6 @@ fn check_sign_verify(session: &Session, label: &str) {
         .unwrap_or_else(|e| panic!("C_Verify {label}: {e}"));
 }
 
-fn util(sandbox: &Sandbox) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"));
-    cmd.env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"));
-    cmd
-}
-
-/// Runs ferrohsm-util; returns (success, stdout + stderr).
-fn run_util(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
-    let out = util(sandbox)
-        .args(args)
-        .output()
-        .expect("run ferrohsm-util");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 fn wait_for_file(path: &Path, limit: Duration) {
     let start = Instant::now();
     while !path.exists() {

@@ -91,3 +91,9 @@ pub fn take_env_secret(name: &str) -> Option<Zeroizing<Vec<u8>>> {
         Some(secret)
     }
 }
+
+/// The process's effective user id (a token directory must belong to it).
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail (POSIX).
+    unsafe { libc::geteuid() }
+}

@@ -65,6 +65,11 @@ impl<M> ObjectIndex<M> {
         self.entries.insert(handle, Entry { object, meta });
     }
 
+    /// Every entry's metadata, mutable (the objects themselves stay as indexed).
+    pub fn metas_mut(&mut self) -> impl Iterator<Item = (&Arc<Object>, &mut M)> {
+        self.entries.values_mut().map(|e| (&e.object, &mut e.meta))
+    }
+
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Entry<M>> {
         let entry = self.entries.remove(&handle)?;
         for ty in INDEXED_TYPES {

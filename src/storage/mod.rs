@@ -10,18 +10,22 @@
 //! `PRAGMA data_version`: did another connection commit?), then compares the counter, then
 //! diffs `(id, generation)` pairs, so a refresh loads only what other processes changed.
 
+pub mod files;
+pub mod integrity;
 pub mod seal;
 pub mod sqlite;
 
 use crate::error::Result;
 use crate::token::UserType;
 use cryptoki_sys::*;
+use integrity::{MacKey, Tag};
 pub use seal::{KdfParams, PublicObjectKey};
 
 /// The on-disk format this build writes and reads. A newer store is refused with a clear
 /// message rather than misread; an older one is upgraded in place when opened (see
 /// `sqlite::upgrade`). Format 2 added the public-object key and values sealed under it;
-/// format 3 the PIN records' flags and tamper-evident retry counters.
+/// format 3 the integrity tags of objects and token record (see `integrity`), and the PIN
+/// records' flags and tamper-evident retry counters.
 pub const FORMAT_VERSION: i64 = 3;
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values
@@ -94,6 +98,11 @@ pub struct TokenRecord {
     /// Seals the secret values of public objects; `None` only in the record of a format-1
     /// backup read without upgrading it.
     pub public_key: Option<PublicObjectKey>,
+    /// The XOR of the tags of the object set (the private objects), see `integrity`.
+    pub object_set: Tag,
+    /// The record's tag under the token MAC key; `None` in a store of format 1 or 2 until
+    /// the first login after the upgrade computes the tags.
+    pub mac: Option<Vec<u8>>,
 }
 
 impl TokenRecord {
@@ -129,6 +138,19 @@ pub struct StoredObject {
     /// The change counter of the transaction that last wrote the object.
     pub generation: u64,
     pub attributes: Vec<(CK_ATTRIBUTE_TYPE, StoredValue)>,
+    /// The row's tag and the key it is under (`Seal::Token`: the token MAC key, `Public`:
+    /// the public MAC key); `None` for a row from before format 3 not yet tagged.
+    pub mac: Option<(Seal, Vec<u8>)>,
+    /// Whether the row counts in the record's object-set digest (a private object).
+    pub in_set: bool,
+}
+
+/// The keys a write tags an object with: the token MAC key while someone is logged in
+/// (required for an object of the set), else the public MAC key.
+pub struct Signer<'a> {
+    pub token: Option<&'a MacKey>,
+    pub public: &'a MacKey,
+    pub in_set: bool,
 }
 
 /// What a token needs from its persistent store. Every method is one transaction; the
@@ -149,29 +171,58 @@ pub trait TokenStore: Send {
 
     /// Attempt number `attempt` on the record with `salt` succeeded: `success_at` becomes
     /// `attempt` with its MAC, and `failures` the attempts counted after it (still being
-    /// judged). `rewrap` replaces the record's flags and wrapped key (a record from before
-    /// format 3 gains its counter MAC). CKR_PIN_INCORRECT when the record was replaced
-    /// meanwhile, CKR_DEVICE_ERROR when its attempt count went backwards.
+    /// judged). Not under the record's tag (see `rewrap_pin` for what is). CKR_PIN_INCORRECT
+    /// when the record was replaced meanwhile, CKR_DEVICE_ERROR when its attempt count went
+    /// backwards.
     fn pin_succeeded(
         &mut self,
         user: UserType,
         salt: &[u8],
         attempt: u64,
         counter_mac: &[u8],
-        rewrap: Option<(u32, &[u8])>,
     ) -> Result<()>;
 
-    /// Replaces `user`'s PIN record (its failure counter with it).
-    fn store_pin(&mut self, epoch: u64, user: UserType, pin: &PinRecord) -> Result<()>;
+    /// Replaces `user`'s PIN record (its failure counter with it) and re-tags the record,
+    /// whose current tag must hold under `key`.
+    fn store_pin(
+        &mut self,
+        epoch: u64,
+        user: UserType,
+        pin: &PinRecord,
+        key: &MacKey,
+    ) -> Result<()>;
+
+    /// Replaces only `user`'s flags and wrapped token key (same PIN, salt and counter; a
+    /// record from before format 3 gains its flags) and re-tags the record, whose current
+    /// tag must hold under `key`.
+    fn rewrap_pin(
+        &mut self,
+        epoch: u64,
+        user: UserType,
+        flags: u32,
+        wrapped: &[u8],
+        key: &MacKey,
+    ) -> Result<()>;
+
+    /// The upgrade of a store from before format 3, at the first login: tags every object
+    /// under `key` (`in_set` says which belong to the object set) and then the record.
+    fn tag_all(
+        &mut self,
+        epoch: u64,
+        key: &MacKey,
+        in_set: &dyn Fn(&StoredObject) -> bool,
+    ) -> Result<()>;
 
     /// C_InitToken on an initialised token: every object and the user PIN go, the label,
-    /// epoch, SO PIN record and public-object key are replaced.
+    /// epoch, SO PIN record and public-object key are replaced, the record tagged under
+    /// `key` (the new token key's).
     fn reinitialise(
         &mut self,
         label: &str,
         epoch: u64,
         so_pin: &PinRecord,
         public_key: &PublicObjectKey,
+        key: &MacKey,
     ) -> Result<()>;
 
     /// Every stored object's id and generation, for a cheap diff against the index.
@@ -180,15 +231,21 @@ pub trait TokenStore: Send {
     /// The given objects (those that still exist), or every object for `None`.
     fn load_objects(&mut self, ids: Option<&[ObjectId]>) -> Result<Vec<StoredObject>>;
 
-    /// Inserts or replaces an object; returns its new generation.
+    /// Inserts or replaces an object, tagged as `signer` says; when the object set
+    /// changes, the record's digest and tag follow in the same transaction (its current
+    /// tag must hold). Returns the stored row.
     fn put_object(
         &mut self,
         epoch: u64,
         id: ObjectId,
         attributes: &[(CK_ATTRIBUTE_TYPE, StoredValue)],
-    ) -> Result<u64>;
+        signer: &Signer<'_>,
+    ) -> Result<StoredObject>;
 
-    fn delete_object(&mut self, epoch: u64, id: ObjectId) -> Result<()>;
+    /// Deletes an object; with `key`, a member of the object set leaves the record's
+    /// digest (re-tagged) in the same transaction (the caller passes none for a row found
+    /// not to be in the set).
+    fn delete_object(&mut self, epoch: u64, id: ObjectId, key: Option<&MacKey>) -> Result<()>;
 
     /// An online, consistent copy of the store at `dest` (a new file).
     fn backup_to(&mut self, dest: &std::path::Path) -> Result<()>;

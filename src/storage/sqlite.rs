@@ -7,9 +7,11 @@
 //! round-trip bit for bit through `as` casts. Attribute values are stored in PKCS#11 wire
 //! form (native-endian CK_ULONG), so a store is tied to the byte order of its machine.
 
+use super::files::{create_private_file, refuse_symlinks};
+use super::integrity::{self, MacKey, Tag};
 use super::{
-    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, StoredObject, StoredValue, TokenRecord,
-    TokenStore, FORMAT_VERSION,
+    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
+    TokenRecord, TokenStore, FORMAT_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::storage::KdfParams;
@@ -38,7 +40,9 @@ CREATE TABLE token (
     serial TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     change_counter INTEGER NOT NULL,
-    public_key BLOB NOT NULL
+    public_key BLOB NOT NULL,
+    object_set BLOB NOT NULL DEFAULT x'',
+    mac BLOB
 );
 CREATE TABLE pins (
     user_type INTEGER PRIMARY KEY,
@@ -53,9 +57,13 @@ CREATE TABLE pins (
     success_at INTEGER NOT NULL DEFAULT 0,
     counter_mac BLOB NOT NULL DEFAULT x''
 );
+-- mac_seal: the key of `mac` (0 none yet, 1 token MAC key, 2 public MAC key).
 CREATE TABLE objects (
     id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL
+    generation INTEGER NOT NULL,
+    mac BLOB,
+    mac_seal INTEGER NOT NULL DEFAULT 0,
+    in_set INTEGER NOT NULL DEFAULT 0
 );
 -- sealed: 0 clear, 1 sealed under the token key, 2 under the public-object key.
 CREATE TABLE attributes (
@@ -90,7 +98,9 @@ fn seal_code(seal: Option<Seal>) -> i64 {
 /// time upgrade it once. Nothing is re-sealed (no PIN is at hand, and values sealed under
 /// the PIN-protected token key must not lose that protection behind their owner's back):
 /// format-1 values keep `sealed = 1`, and the public objects among them keep needing a
-/// login to open their secrets until they are written again while logged in.
+/// login to open their secrets until they are written again while logged in. Format 3
+/// adds the integrity columns empty: the tags need the token key, so the first login
+/// computes them (`TokenStore::tag_all`, see token.rs `authenticate`).
 fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -107,7 +117,7 @@ fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
                 .map_err(|e| db_error(path, e))?;
         }
         if version < 3 {
-            add_pin_counter_columns(&tx).map_err(|e| db_error(path, e))?;
+            add_format_3_columns(&tx).map_err(|e| db_error(path, e))?;
         }
         tx.pragma_update(None, "user_version", FORMAT_VERSION)
             .map_err(|e| db_error(path, e))
@@ -116,32 +126,63 @@ fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
     tx.commit().map_err(|e| db_error(path, e))
 }
 
-/// Format 3, PIN records: flags, the attempt count and the last success with its MAC.
-/// Idempotent (a column already there is kept). Existing counters start consistent
-/// (`attempts = failures`, `success_at = 0`), without a MAC until the next correct login.
-fn add_pin_counter_columns(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+/// Format 3: the integrity tags of the token record and objects, and the PIN records'
+/// flags, attempt count and last success with its MAC. Idempotent (a column already there
+/// is kept). Existing counters start consistent (`attempts = failures`, `success_at = 0`),
+/// without a MAC until the next correct login; the tags come at the first login.
+fn add_format_3_columns(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    add_missing_columns(
+        tx,
+        "token",
+        &[("object_set", "BLOB NOT NULL DEFAULT x''"), ("mac", "BLOB")],
+    )?;
+    add_missing_columns(
+        tx,
+        "objects",
+        &[
+            ("mac", "BLOB"),
+            ("mac_seal", "INTEGER NOT NULL DEFAULT 0"),
+            ("in_set", "INTEGER NOT NULL DEFAULT 0"),
+        ],
+    )?;
+    let added = add_missing_columns(
+        tx,
+        "pins",
+        &[
+            ("flags", "INTEGER NOT NULL DEFAULT 0"),
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+            ("success_at", "INTEGER NOT NULL DEFAULT 0"),
+            ("counter_mac", "BLOB NOT NULL DEFAULT x''"),
+        ],
+    )?;
+    if added.contains(&"attempts") {
+        tx.execute_batch("UPDATE pins SET attempts = failures")?;
+    }
+    Ok(())
+}
+
+/// Adds those of `columns` (name, declaration) that `table` lacks; returns their names.
+fn add_missing_columns<'a>(
+    tx: &Transaction<'_>,
+    table: &str,
+    columns: &[(&'a str, &str)],
+) -> rusqlite::Result<Vec<&'a str>> {
     let mut have = std::collections::BTreeSet::new();
     {
-        let mut stmt = tx.prepare("SELECT name FROM pragma_table_info('pins')")?;
+        let mut stmt = tx.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             have.insert(row.get::<_, String>(0)?);
         }
     }
-    for (name, decl) in [
-        ("flags", "INTEGER NOT NULL DEFAULT 0"),
-        ("attempts", "INTEGER NOT NULL DEFAULT 0"),
-        ("success_at", "INTEGER NOT NULL DEFAULT 0"),
-        ("counter_mac", "BLOB NOT NULL DEFAULT x''"),
-    ] {
-        if !have.contains(name) {
-            tx.execute_batch(&format!("ALTER TABLE pins ADD COLUMN {name} {decl}"))?;
-            if name == "attempts" {
-                tx.execute_batch("UPDATE pins SET attempts = failures")?;
-            }
+    let mut added = Vec::new();
+    for (name, decl) in columns {
+        if !have.contains(*name) {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {decl}"))?;
+            added.push(*name);
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// The `pins` columns `pin_from_row` reads, for a store of `format`.
@@ -184,6 +225,8 @@ impl SqliteStore {
     /// creates it under a temporary name and renames it into place, so other processes
     /// never see a half-made token.
     pub fn create(path: &Path, record: &TokenRecord) -> Result<()> {
+        // Owner-only from the first byte; SQLite gives -wal and -shm the same mode.
+        create_private_file(path)?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -193,6 +236,7 @@ impl SqliteStore {
         .map_err(|e| db_error(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(path, e))?;
+        set_secure_delete(&conn, path)?;
         let public_key = record.public_key.as_ref().ok_or_else(|| {
             Error::with(
                 CKR_GENERAL_ERROR,
@@ -203,15 +247,18 @@ impl SqliteStore {
         tx.execute_batch(SCHEMA).map_err(|e| db_error(path, e))?;
         tx.execute(
             "INSERT INTO token
-             (singleton, slot_id, label, serial, epoch, change_counter, public_key)
-             VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6)",
+             (singleton, slot_id, label, serial, epoch, change_counter, public_key,
+              object_set, mac)
+             VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 record.slot_id as i64,
                 record.label,
                 record.serial,
                 record.epoch as i64,
                 record.change_counter as i64,
-                public_key.0.as_slice()
+                public_key.0.as_slice(),
+                record.object_set.as_slice(),
+                record.mac
             ],
         )
         .map_err(|e| db_error(path, e))?;
@@ -232,6 +279,7 @@ impl SqliteStore {
     /// Opens an existing token database; a file that is not one (or of a newer format)
     /// is CKR_TOKEN_NOT_RECOGNIZED with the reason.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        refuse_symlinks(path)?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -256,6 +304,7 @@ impl SqliteStore {
         // FULL: a commit that returned is on disk, also across a power loss.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| db_error(path, e))?;
+        set_secure_delete(&conn, path)?;
         if format < FORMAT_VERSION {
             upgrade(&mut conn, path)?;
         }
@@ -276,22 +325,15 @@ impl SqliteStore {
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         // Created here, owner-only from the first byte (it holds the sealed secrets and the
         // wrapped token keys), and never over an existing file.
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(dest)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => Error::with(
-                        CKR_ARGUMENTS_BAD,
-                        format!("backup target {} exists", dest.display()),
-                    ),
-                    _ => Error::with(CKR_DEVICE_ERROR, format!("{}: {e}", dest.display())),
-                })?;
-        }
+        create_private_file(dest).map_err(|e| match e.rv {
+            CKR_ARGUMENTS_BAD => Error::with(
+                CKR_ARGUMENTS_BAD,
+                format!("backup target {} exists", dest.display()),
+            ),
+            _ => e,
+        })?;
         let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
+        set_secure_delete(&target, dest)?;
         copy_database(&self.conn, &mut target, &self.path, "backup of")?;
         // The copy is a plain rollback-journal file until a token opens it.
         target
@@ -326,7 +368,12 @@ impl SqliteStore {
         let source = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| db_error(src, e))?;
         check_format(&source, src)?;
+        if !dest.exists() {
+            create_private_file(dest)?;
+        }
+        refuse_symlinks(dest)?;
         let mut target = Connection::open(dest).map_err(|e| db_error(dest, e))?;
+        set_secure_delete(&target, dest)?;
         target
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_error(dest, e))?;
@@ -352,6 +399,23 @@ impl SqliteStore {
 
     fn err(&self, e: rusqlite::Error) -> Error {
         db_error(&self.path, e)
+    }
+
+    /// A write to the token record in one transaction: the epoch and the record's current
+    /// tag are checked first, the record is re-tagged after `write`.
+    fn record_write(
+        &mut self,
+        epoch: u64,
+        key: &MacKey,
+        write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, epoch)?;
+        check_record(&tx, &path, key)?;
+        write(&tx).map_err(|e| db_error(&path, e))?;
+        tag_record(&tx, &path, key)?;
+        tx.commit().map_err(|e| db_error(&path, e))
     }
 
     fn write_tx(&mut self) -> Result<Transaction<'_>> {
@@ -484,58 +548,188 @@ fn bump_counter(tx: &Transaction<'_>) -> rusqlite::Result<u64> {
     .map(|c| c as u64)
 }
 
+/// Destroyed keys must not linger in free pages (a per-connection setting).
+fn set_secure_delete(conn: &Connection, path: &Path) -> Result<()> {
+    conn.pragma_update(None, "secure_delete", "ON")
+        .map_err(|e| db_error(path, e))
+}
+
+/// The token record as stored (PIN records included) from a connection or transaction.
+fn read_record(conn: &Connection, path: &Path, format: i64) -> Result<TokenRecord> {
+    let read = || -> rusqlite::Result<(TokenRecord, Option<Vec<u8>>, Vec<u8>)> {
+        let columns = match format {
+            1 => "slot_id, label, serial, epoch, change_counter, NULL, x'', NULL",
+            2 => "slot_id, label, serial, epoch, change_counter, public_key, x'', NULL",
+            _ => "slot_id, label, serial, epoch, change_counter, public_key, object_set, mac",
+        };
+        let (mut record, public_key, object_set) =
+            conn.query_row(&format!("SELECT {columns} FROM token"), [], |row| {
+                Ok((
+                    TokenRecord {
+                        slot_id: row.get::<_, i64>(0)? as CK_SLOT_ID,
+                        label: row.get(1)?,
+                        serial: row.get(2)?,
+                        epoch: row.get::<_, i64>(3)? as u64,
+                        change_counter: row.get::<_, i64>(4)? as u64,
+                        so_pin: None,
+                        user_pin: None,
+                        public_key: None,
+                        object_set: Tag::default(),
+                        mac: row.get(7)?,
+                    },
+                    row.get::<_, Option<Vec<u8>>>(5)?,
+                    row.get::<_, Vec<u8>>(6)?,
+                ))
+            })?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {} FROM pins", pin_columns(format)))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let pin = pin_from_row(row)?;
+            match row.get::<_, i64>(0)? {
+                0 => record.so_pin = Some(pin),
+                1 => record.user_pin = Some(pin),
+                _ => {}
+            }
+        }
+        Ok((record, public_key, object_set))
+    };
+    let (mut record, public_key, object_set) = read().map_err(|e| db_error(path, e))?;
+    let in_path = |e: Error| {
+        Error::with(
+            e.rv,
+            format!("token store {}: {}", path.display(), e.context),
+        )
+    };
+    // Empty: no private object was ever tagged (a store not yet upgraded, or a new one).
+    if !object_set.is_empty() {
+        record.object_set =
+            integrity::tag_from(&object_set, "object-set digest").map_err(in_path)?;
+    }
+    record.public_key = public_key
+        .map(|key| PublicObjectKey::from_bytes(&key).map_err(in_path))
+        .transpose()?;
+    Ok(record)
+}
+
+/// Inside a write: the stored record's tag must hold under `key` before the write re-tags
+/// it, so a record edited in the file is never blessed by a later write.
+fn check_record(tx: &Transaction<'_>, path: &Path, key: &MacKey) -> Result<TokenRecord> {
+    let record = read_record(tx, path, FORMAT_VERSION)?;
+    let holds = record
+        .mac
+        .as_ref()
+        .is_some_and(|mac| integrity::tags_match(mac, &integrity::record_tag(key, &record)));
+    if !holds {
+        return Err(Error::with(
+            CKR_DEVICE_ERROR,
+            format!(
+                "token store {}: the token record fails its integrity check (changed outside ferrohsm?)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+/// Re-tags the record as it now stands in the transaction.
+fn tag_record(tx: &Transaction<'_>, path: &Path, key: &MacKey) -> Result<()> {
+    let record = read_record(tx, path, FORMAT_VERSION)?;
+    let tag = integrity::record_tag(key, &record);
+    tx.execute("UPDATE token SET mac = ?1", [tag.as_slice()])
+        .map_err(|e| db_error(path, e))?;
+    Ok(())
+}
+
+/// One row of the objects-join-attributes query into `objects` (rows of one object are
+/// adjacent).
+fn push_object_row(
+    objects: &mut Vec<StoredObject>,
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<()> {
+    let id: i64 = row.get(0)?;
+    let generation = row.get::<_, i64>(1)? as u64;
+    let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
+    let sealed: i64 = row.get(3)?;
+    // A value SQLite turned into TEXT (by hand edits) still reads as its bytes;
+    // a damaged sealed value is then caught when it is opened.
+    let value: Vec<u8> = match row.get_ref(4)? {
+        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+        other => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                4,
+                "value".into(),
+                other.data_type(),
+            ))
+        }
+    };
+    let value = match sealed {
+        0 => StoredValue::Clear(value),
+        1 => StoredValue::Sealed(Seal::Token, value),
+        2 => StoredValue::Sealed(Seal::Public, value),
+        other => return Err(rusqlite::Error::IntegralValueOutOfRange(3, other)),
+    };
+    match objects.last_mut() {
+        Some(last) if last.id == id => last.attributes.push((ty, value)),
+        _ => {
+            let mac = match (row.get::<_, i64>(6)?, row.get::<_, Option<Vec<u8>>>(5)?) {
+                (1, Some(tag)) => Some((Seal::Token, tag)),
+                (2, Some(tag)) => Some((Seal::Public, tag)),
+                _ => None,
+            };
+            objects.push(StoredObject {
+                id,
+                generation,
+                attributes: vec![(ty, value)],
+                mac,
+                in_set: row.get::<_, i64>(7)? != 0,
+            })
+        }
+    }
+    Ok(())
+}
+
+const SELECT_OBJECTS: &str =
+    "SELECT o.id, o.generation, a.type, a.sealed, a.value, o.mac, o.mac_seal, o.in_set
+     FROM objects o JOIN attributes a ON a.object_id = o.id";
+
+fn read_object(tx: &Transaction<'_>, id: ObjectId) -> rusqlite::Result<Option<StoredObject>> {
+    let mut objects = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!("{SELECT_OBJECTS} WHERE o.id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    while let Some(row) = rows.next()? {
+        push_object_row(&mut objects, row)?;
+    }
+    Ok(objects.pop())
+}
+
+/// The stored tag a member of the object set contributes to the record's digest.
+fn member_tag(object: &StoredObject) -> Option<Tag> {
+    match &object.mac {
+        Some((Seal::Token, stored)) if object.in_set => {
+            integrity::tag_from(stored, "object tag").ok()
+        }
+        _ => None,
+    }
+}
+
+/// Moves the record's object-set digest by `change` (XOR) and re-tags the record, after
+/// checking its current tag.
+fn update_object_set(tx: &Transaction<'_>, path: &Path, key: &MacKey, change: &Tag) -> Result<()> {
+    let record = check_record(tx, path, key)?;
+    let mut digest = record.object_set;
+    integrity::xor_into(&mut digest, change);
+    tx.execute("UPDATE token SET object_set = ?1", [digest.as_slice()])
+        .map_err(|e| db_error(path, e))?;
+    tag_record(tx, path, key)
+}
+
 impl TokenStore for SqliteStore {
     fn load_token(&mut self) -> Result<TokenRecord> {
         let path = self.path.clone();
         let format = self.format;
         let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
-        let read = || -> rusqlite::Result<(TokenRecord, Option<Vec<u8>>)> {
-            let columns = if format >= 2 {
-                "slot_id, label, serial, epoch, change_counter, public_key"
-            } else {
-                "slot_id, label, serial, epoch, change_counter, NULL"
-            };
-            let (mut record, public_key) =
-                tx.query_row(&format!("SELECT {columns} FROM token"), [], |row| {
-                    Ok((
-                        TokenRecord {
-                            slot_id: row.get::<_, i64>(0)? as CK_SLOT_ID,
-                            label: row.get(1)?,
-                            serial: row.get(2)?,
-                            epoch: row.get::<_, i64>(3)? as u64,
-                            change_counter: row.get::<_, i64>(4)? as u64,
-                            so_pin: None,
-                            user_pin: None,
-                            public_key: None,
-                        },
-                        row.get::<_, Option<Vec<u8>>>(5)?,
-                    ))
-                })?;
-            let mut stmt =
-                tx.prepare_cached(&format!("SELECT {} FROM pins", pin_columns(format)))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let pin = pin_from_row(row)?;
-                match row.get::<_, i64>(0)? {
-                    0 => record.so_pin = Some(pin),
-                    1 => record.user_pin = Some(pin),
-                    _ => {}
-                }
-            }
-            Ok((record, public_key))
-        };
-        let (mut record, public_key) = read().map_err(|e| db_error(&path, e))?;
+        let record = read_record(&tx, &path, format)?;
         tx.commit().map_err(|e| db_error(&path, e))?;
-        record.public_key = public_key
-            .map(|key| {
-                PublicObjectKey::from_bytes(&key).map_err(|e| {
-                    Error::with(
-                        e.rv,
-                        format!("token store {}: {}", path.display(), e.context),
-                    )
-                })
-            })
-            .transpose()?;
         Ok(record)
     }
 
@@ -599,7 +793,6 @@ impl TokenStore for SqliteStore {
         salt: &[u8],
         attempt: u64,
         counter_mac: &[u8],
-        rewrap: Option<(u32, &[u8])>,
     ) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
@@ -617,12 +810,6 @@ impl TokenStore for SqliteStore {
                      WHERE user_type = ?1",
                     params![user_key(user), attempt as i64, counter_mac],
                 )?;
-                if let Some((flags, wrapped_key)) = rewrap {
-                    tx.execute(
-                        "UPDATE pins SET flags = ?2, wrapped_key = ?3 WHERE user_type = ?1",
-                        params![user_key(user), flags, wrapped_key],
-                    )?;
-                }
             }
             Ok(attempts)
         };
@@ -643,11 +830,82 @@ impl TokenStore for SqliteStore {
         }
     }
 
-    fn store_pin(&mut self, epoch: u64, user: UserType, pin: &PinRecord) -> Result<()> {
+    fn store_pin(
+        &mut self,
+        epoch: u64,
+        user: UserType,
+        pin: &PinRecord,
+        key: &MacKey,
+    ) -> Result<()> {
+        self.record_write(epoch, key, |tx| write_pin(tx, user, pin).map(|_| ()))
+    }
+
+    fn rewrap_pin(
+        &mut self,
+        epoch: u64,
+        user: UserType,
+        flags: u32,
+        wrapped: &[u8],
+        key: &MacKey,
+    ) -> Result<()> {
+        self.record_write(epoch, key, |tx| {
+            tx.execute(
+                "UPDATE pins SET flags = ?1, wrapped_key = ?2 WHERE user_type = ?3",
+                params![flags, wrapped, user_key(user)],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn tag_all(
+        &mut self,
+        epoch: u64,
+        key: &MacKey,
+        in_set: &dyn Fn(&StoredObject) -> bool,
+    ) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
         check_epoch(&tx, &path, epoch)?;
-        write_pin(&tx, user, pin).map_err(|e| db_error(&path, e))?;
+        let run = || -> Result<()> {
+            let mut objects = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!("{SELECT_OBJECTS} ORDER BY o.id"))
+                    .map_err(|e| db_error(&path, e))?;
+                let mut rows = stmt.query([]).map_err(|e| db_error(&path, e))?;
+                while let Some(row) = rows.next().map_err(|e| db_error(&path, e))? {
+                    push_object_row(&mut objects, row).map_err(|e| db_error(&path, e))?;
+                }
+            }
+            // A new generation for every object, so other processes re-read them with
+            // their tags.
+            let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
+            let mut digest = Tag::default();
+            for object in &objects {
+                let member = in_set(object);
+                let tag = integrity::object_tag(
+                    key,
+                    epoch,
+                    object.id,
+                    generation,
+                    member,
+                    &object.attributes,
+                );
+                if member {
+                    integrity::xor_into(&mut digest, &tag);
+                }
+                tx.execute(
+                    "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = 1, in_set = ?3
+                     WHERE id = ?4",
+                    params![generation as i64, tag.as_slice(), member, object.id],
+                )
+                .map_err(|e| db_error(&path, e))?;
+            }
+            tx.execute("UPDATE token SET object_set = ?1", [digest.as_slice()])
+                .map_err(|e| db_error(&path, e))?;
+            tag_record(&tx, &path, key)
+        };
+        run()?;
         tx.commit().map_err(|e| db_error(&path, e))
     }
 
@@ -657,6 +915,7 @@ impl TokenStore for SqliteStore {
         epoch: u64,
         so_pin: &PinRecord,
         public_key: &PublicObjectKey,
+        key: &MacKey,
     ) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
@@ -666,13 +925,19 @@ impl TokenStore for SqliteStore {
             tx.execute("DELETE FROM pins", [])?;
             bump_counter(&tx)?;
             tx.execute(
-                "UPDATE token SET label = ?1, epoch = ?2, public_key = ?3",
-                params![label, epoch as i64, public_key.0.as_slice()],
+                "UPDATE token SET label = ?1, epoch = ?2, public_key = ?3, object_set = ?4",
+                params![
+                    label,
+                    epoch as i64,
+                    public_key.0.as_slice(),
+                    Tag::default().as_slice()
+                ],
             )?;
             write_pin(&tx, UserType::So, so_pin)?;
             Ok(())
         };
         run().map_err(|e| db_error(&path, e))?;
+        tag_record(&tx, &path, key)?;
         tx.commit().map_err(|e| db_error(&path, e))
     }
 
@@ -695,59 +960,21 @@ impl TokenStore for SqliteStore {
         let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
         let run = || -> rusqlite::Result<Vec<StoredObject>> {
             let mut objects: Vec<StoredObject> = Vec::new();
-            let mut push_row = |row: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
-                let id: i64 = row.get(0)?;
-                let generation = row.get::<_, i64>(1)? as u64;
-                let ty = row.get::<_, i64>(2)? as CK_ATTRIBUTE_TYPE;
-                let sealed: i64 = row.get(3)?;
-                // A value SQLite turned into TEXT (by hand edits) still reads as its bytes;
-                // a damaged sealed value is then caught when it is opened.
-                let value: Vec<u8> = match row.get_ref(4)? {
-                    rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
-                        b.to_vec()
-                    }
-                    other => {
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            4,
-                            "value".into(),
-                            other.data_type(),
-                        ))
-                    }
-                };
-                let value = match sealed {
-                    0 => StoredValue::Clear(value),
-                    1 => StoredValue::Sealed(Seal::Token, value),
-                    2 => StoredValue::Sealed(Seal::Public, value),
-                    other => {
-                        return Err(rusqlite::Error::IntegralValueOutOfRange(3, other));
-                    }
-                };
-                match objects.last_mut() {
-                    Some(last) if last.id == id => last.attributes.push((ty, value)),
-                    _ => objects.push(StoredObject {
-                        id,
-                        generation,
-                        attributes: vec![(ty, value)],
-                    }),
-                }
-                Ok(())
-            };
-            const SELECT: &str = "SELECT o.id, o.generation, a.type, a.sealed, a.value
-                 FROM objects o JOIN attributes a ON a.object_id = o.id";
             match ids {
                 None => {
-                    let mut stmt = tx.prepare_cached(&format!("{SELECT} ORDER BY o.id"))?;
+                    let mut stmt = tx.prepare_cached(&format!("{SELECT_OBJECTS} ORDER BY o.id"))?;
                     let mut rows = stmt.query([])?;
                     while let Some(row) = rows.next()? {
-                        push_row(row)?;
+                        push_object_row(&mut objects, row)?;
                     }
                 }
                 Some(ids) => {
-                    let mut stmt = tx.prepare_cached(&format!("{SELECT} WHERE o.id = ?1"))?;
+                    let mut stmt =
+                        tx.prepare_cached(&format!("{SELECT_OBJECTS} WHERE o.id = ?1"))?;
                     for id in ids {
                         let mut rows = stmt.query([id])?;
                         while let Some(row) = rows.next()? {
-                            push_row(row)?;
+                            push_object_row(&mut objects, row)?;
                         }
                     }
                 }
@@ -764,15 +991,35 @@ impl TokenStore for SqliteStore {
         epoch: u64,
         id: ObjectId,
         attributes: &[(CK_ATTRIBUTE_TYPE, StoredValue)],
-    ) -> Result<u64> {
+        signer: &Signer<'_>,
+    ) -> Result<StoredObject> {
         let path = self.path.clone();
+        if signer.in_set && signer.token.is_none() {
+            return Err(Error::with(
+                CKR_GENERAL_ERROR,
+                "a private object written without the token key",
+            ));
+        }
         let tx = self.write_tx()?;
         check_epoch(&tx, &path, epoch)?;
-        let run = || -> rusqlite::Result<u64> {
-            let generation = bump_counter(&tx)?;
+        let old = read_object(&tx, id).map_err(|e| db_error(&path, e))?;
+        let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
+        let (seal, key) = match signer.token {
+            Some(key) => (Seal::Token, key),
+            None => (Seal::Public, signer.public),
+        };
+        let tag = integrity::object_tag(key, epoch, id, generation, signer.in_set, attributes);
+        let run = || -> rusqlite::Result<()> {
             tx.execute(
-                "INSERT OR REPLACE INTO objects (id, generation) VALUES (?1, ?2)",
-                params![id, generation as i64],
+                "INSERT OR REPLACE INTO objects (id, generation, mac, mac_seal, in_set)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id,
+                    generation as i64,
+                    tag.as_slice(),
+                    seal_code(Some(seal)),
+                    signer.in_set
+                ],
             )?;
             tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
             let mut stmt = tx.prepare_cached(
@@ -785,17 +1032,38 @@ impl TokenStore for SqliteStore {
                 };
                 stmt.execute(params![id, *ty as i64, sealed, bytes])?;
             }
-            Ok(generation)
+            Ok(())
         };
-        let generation = run().map_err(|e| db_error(&path, e))?;
+        run().map_err(|e| db_error(&path, e))?;
+        let mut change = Tag::default();
+        let left = old
+            .as_ref()
+            .filter(|_| signer.token.is_some())
+            .and_then(member_tag);
+        if let Some(old_tag) = left {
+            integrity::xor_into(&mut change, &old_tag);
+        }
+        if signer.in_set {
+            integrity::xor_into(&mut change, &tag);
+        }
+        if let (Some(key), true) = (signer.token, left.is_some() || signer.in_set) {
+            update_object_set(&tx, &path, key, &change)?;
+        }
         tx.commit().map_err(|e| db_error(&path, e))?;
-        Ok(generation)
+        Ok(StoredObject {
+            id,
+            generation,
+            attributes: attributes.to_vec(),
+            mac: Some((seal, tag.to_vec())),
+            in_set: signer.in_set,
+        })
     }
 
-    fn delete_object(&mut self, epoch: u64, id: ObjectId) -> Result<()> {
+    fn delete_object(&mut self, epoch: u64, id: ObjectId, key: Option<&MacKey>) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
         check_epoch(&tx, &path, epoch)?;
+        let old = read_object(&tx, id).map_err(|e| db_error(&path, e))?;
         let run = || -> rusqlite::Result<()> {
             bump_counter(&tx)?;
             tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
@@ -803,6 +1071,11 @@ impl TokenStore for SqliteStore {
             Ok(())
         };
         run().map_err(|e| db_error(&path, e))?;
+        if let Some(key) = key {
+            if let Some(tag) = old.as_ref().and_then(member_tag) {
+                update_object_set(&tx, &path, key, &tag)?;
+            }
+        }
         tx.commit().map_err(|e| db_error(&path, e))
     }
 }

@@ -196,6 +196,21 @@ impl Sandbox {
     }
 }
 
+/// Runs `ferrohsm-util` on the sandbox's config; returns (success, stdout + stderr).
+pub fn run_util(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
+        .env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"))
+        .args(args)
+        .output()
+        .expect("run ferrohsm-util");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 // ---------------------------------------------------------------------------------------
 // Return-code helpers
 // ---------------------------------------------------------------------------------------
