@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the seconds since the start, so a slow step shows in the CI log.
+started=$SECONDS
+step() { printf '\n==> [%ds] %s\n' "$((SECONDS - started))" "$*"; }
+trap 'step "finished, exit status $?"' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
