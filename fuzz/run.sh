@@ -3,8 +3,9 @@
 #
 #     fuzz/run.sh [SECONDS_PER_TARGET [TARGET...]]     (default: 60 s, every target)
 #
-# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz --locked`). Builds
-# every target once (release, AddressSanitizer, debug assertions), then runs each binary with
+# Needs the nightly toolchain (cargo-fuzz is not needed: the build below is what `cargo fuzz
+# build` runs). Builds every target once (release, AddressSanitizer, debug assertions), then
+# runs each binary with
 # libFuzzer's -max_total_time, one after another. Corpora grow in fuzz/corpus/<target>
 # (kept between runs), crashing inputs land in fuzz/artifacts/<target>/. Prints each target's
 # executions, coverage (libFuzzer's edge count `cov`) and corpus size; exits non-zero when a
@@ -23,8 +24,22 @@ mapfile -t all < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
 
-cargo +nightly fuzz build --sanitizer "${FUZZ_SANITIZER:-address}"
 host=$(rustc -vV | sed -n 's/^host: //p')
+# What `cargo fuzz build` (0.13) runs, without needing cargo-fuzz installed: libFuzzer's
+# coverage instrumentation, `--cfg fuzzing`, debug assertions, and AddressSanitizer unless
+# FUZZ_SANITIZER=none. `--target` keeps the flags off build scripts.
+flags=(-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table
+    -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+    -Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Cllvm-args=-sanitizer-coverage-stack-depth
+    -Cdebug-assertions -Ccodegen-units=1)
+case ${FUZZ_SANITIZER:-address} in
+    none) ;;
+    address) flags+=(-Zsanitizer=address) ;;
+    *) echo "FUZZ_SANITIZER must be address or none" >&2; exit 2 ;;
+esac
+RUSTFLAGS="${flags[*]}" cargo +nightly build --manifest-path fuzz/Cargo.toml --target "$host" \
+    --release --config 'profile.release.debug="line-tables-only"' --bins
 bin=fuzz/target/$host/release
 logs=fuzz/target/logs
 mkdir -p "$logs"

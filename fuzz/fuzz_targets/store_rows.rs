@@ -4,13 +4,15 @@
 //! then picks them up (C_FindObjects refreshes its index) and the object is read and used.
 //! Damage must be reported (CKR_DEVICE_ERROR is expected here), never crash.
 //!
-//! Kept thin on purpose: only `TokenStore::put_object` / `delete_object` and the row type.
+//! Kept thin on purpose: only `TokenStore::put_object` / `delete_object`, the row type and
+//! the public-object MAC key.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use ferrohsm::ffi as p11;
 use ferrohsm::storage::sqlite::SqliteStore;
-use ferrohsm::storage::{Seal, StoredValue, TokenStore};
+use ferrohsm::storage::integrity::MacKey;
+use ferrohsm::storage::{Seal, Signer, StoredValue, TokenStore};
 use ferrohsm_fuzz::input::KNOWN_TYPES;
 use ferrohsm_fuzz::*;
 use libfuzzer_sys::fuzz_target;
@@ -48,7 +50,18 @@ fn store() -> &'static Mutex<SqliteStore> {
 fuzz_target!(|input: Input| {
     let fx = fixture();
     let mut store = store().lock().unwrap();
-    let epoch = store.load_token().expect("token record").epoch;
+    let record = store.load_token().expect("token record");
+    let epoch = record.epoch;
+    // Tagged as a public object under the record's public-object key, as any process (or
+    // someone with the file and the module) can: the loader must then survive the rows
+    // themselves. Rows of private objects would need the token key, which the file alone
+    // does not give.
+    let public = MacKey::for_public(record.public_key.as_ref().expect("a format-3 record"));
+    let signer = Signer {
+        token: None,
+        public: &public,
+        in_set: false,
+    };
     // One row per attribute type, as the store's key requires.
     let mut seen = std::collections::BTreeSet::new();
     let rows: Vec<_> = input
@@ -70,7 +83,9 @@ fuzz_target!(|input: Input| {
         return;
     }
     const ID: i64 = 0x0F0F_0F0F;
-    store.put_object(epoch, ID, &rows).expect("write the rows");
+    store
+        .put_object(epoch, ID, &rows, &signer)
+        .expect("write the rows");
     let session = ExecSession::open();
     let s = session.handle;
     // SAFETY: raw calls with buffers that live across each call.
@@ -127,5 +142,5 @@ fuzz_target!(|input: Input| {
         }
     }
     drop(session);
-    store.delete_object(epoch, ID).expect("delete the rows");
+    store.delete_object(epoch, ID, None).expect("delete the rows");
 });

@@ -46,8 +46,17 @@ pub fn derive_key(
             "only secret keys are derived",
         ));
     }
-    let mut value = m.derive(&param, &base_key)?;
-    if let Some(len) = template.get_ulong(CKA_VALUE_LEN)? {
+    let key_type = template
+        .get_ulong(CKA_KEY_TYPE)?
+        .unwrap_or(CKK_GENERIC_SECRET);
+    let lengths = mechanism::secret::key_lengths(key_type);
+    let requested = template.get_ulong(CKA_VALUE_LEN)?;
+    // A key type of one length (SM4) needs no CKA_VALUE_LEN to tell a KDF what to make.
+    let value_len = requested
+        .map(|l| l as usize)
+        .or_else(|| lengths.and_then(|l| l.only()));
+    let mut value = m.derive(&param, &base_key, value_len)?;
+    if let Some(len) = requested {
         let len = len as usize;
         // Data too short for the key asked for is a fault of the parameter (the data), as
         // SoftHSMv2 and python-pkcs11's suite also have it.
@@ -59,10 +68,7 @@ pub fn derive_key(
         }
         value.truncate(len);
     }
-    let key_type = template
-        .get_ulong(CKA_KEY_TYPE)?
-        .unwrap_or(CKK_GENERIC_SECRET);
-    let fits = mechanism::secret::key_lengths(key_type).is_some_and(|l| l.contains(value.len()));
+    let fits = lengths.is_some_and(|l| l.contains(value.len()));
     if !fits {
         return Err(Error::with(
             CKR_MECHANISM_PARAM_INVALID,

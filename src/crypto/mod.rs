@@ -4,6 +4,8 @@
 //! Backends sit behind small traits (`RsaBackend`, ...) so that a faster implementation can
 //! replace one without touching the PKCS#11 logic.
 
+#[cfg(feature = "aws-lc")]
+pub mod ec;
 pub mod hash;
 pub mod rsa;
 pub mod sm2;

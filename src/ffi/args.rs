@@ -292,6 +292,27 @@ pub unsafe fn mechanism_in(
                     data: param_bytes(p.pData, p.length)?,
                 }
             }
+            ParamLayout::Ecdh1 => {
+                if len as usize != size_of::<CK_ECDH1_DERIVE_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_ECDH1_DERIVE_PARAMS).read_unaligned();
+                MechanismParam::Ecdh1 {
+                    kdf: p.kdf,
+                    shared_data: param_bytes(p.pSharedData, p.ulSharedDataLen)?,
+                    public_data: param_bytes(p.pPublicData, p.ulPublicDataLen)?,
+                }
+            }
+            ParamLayout::Eddsa => {
+                if len as usize != size_of::<CK_EDDSA_PARAMS>() {
+                    return fail(CKR_MECHANISM_PARAM_INVALID);
+                }
+                let p = (raw as *const CK_EDDSA_PARAMS).read_unaligned();
+                MechanismParam::Eddsa {
+                    prehash: p.phFlag != CK_FALSE,
+                    context: param_bytes(p.pContextData, p.ulContextDataLen)?,
+                }
+            }
             ParamLayout::Ctr => {
                 if len as usize != size_of::<CK_AES_CTR_PARAMS>() {
                     return fail(CKR_MECHANISM_PARAM_INVALID);

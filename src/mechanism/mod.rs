@@ -5,6 +5,9 @@
 //! object that the session keeps until the operation ends. Nothing here takes a lock.
 
 pub mod digest;
+#[cfg(feature = "aws-lc")]
+pub mod ec;
+pub mod ec_point;
 pub mod mac;
 pub mod params;
 pub mod registry;
@@ -19,6 +22,7 @@ use cryptoki_sys::*;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+pub use ec_point::to_der as ec_point_der;
 pub use params::MechanismParam;
 pub use registry::{lookup, mechanism_list};
 
@@ -39,6 +43,18 @@ pub enum LoadedKey {
     Sm2Private(Arc<crate::crypto::sm2::Sm2PrivateKey>),
     /// AES, SM4 and generic secret keys: the value, kept in zeroizing memory.
     Secret(Arc<secret::SecretKey>),
+    #[cfg(feature = "aws-lc")]
+    EcPublic(Arc<crate::crypto::ec::EcPublicKey>),
+    #[cfg(feature = "aws-lc")]
+    EcPrivate(Arc<crate::crypto::ec::EcPrivateKey>),
+    #[cfg(feature = "aws-lc")]
+    Ed25519Public(Arc<crate::crypto::ec::Ed25519PublicKey>),
+    #[cfg(feature = "aws-lc")]
+    Ed25519Private(Arc<crate::crypto::ec::Ed25519PrivateKey>),
+    #[cfg(feature = "aws-lc")]
+    X25519Public(Arc<crate::crypto::ec::X25519PublicKey>),
+    #[cfg(feature = "aws-lc")]
+    X25519Private(Arc<crate::crypto::ec::X25519PrivateKey>),
 }
 
 /// Parses a stored key object (public or private) into its ready-to-use form. Called by
@@ -49,9 +65,27 @@ pub fn load_key(attrs: &Attributes) -> Result<LoadedKey> {
     }
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(CKK_RSA) => rsa::load_key(attrs),
+        // SM2 keys made before CKA_EC_PARAMS was required carry none.
+        Some(CKK_EC) | Some(crate::vendor::CKK_SM2) if !attrs.contains(CKA_EC_PARAMS) => {
+            sm2::load_key(attrs)
+        }
+        #[cfg(feature = "aws-lc")]
+        Some(CKK_EC)
+        | Some(crate::vendor::CKK_SM2)
+        | Some(CKK_EC_EDWARDS)
+        | Some(CKK_EC_MONTGOMERY) => ec::load_key(attrs),
+        #[cfg(not(feature = "aws-lc"))]
         Some(CKK_EC) | Some(crate::vendor::CKK_SM2) => sm2::load_key(attrs),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
     }
+}
+
+/// Length of the raw public key on the curve a `CKA_EC_PARAMS` value names, if supported.
+pub fn ec_public_key_len(ec_params: &[u8]) -> Option<usize> {
+    #[cfg(feature = "aws-lc")]
+    return ec::curve_of(ec_params).ok().map(ec::public_key_len);
+    #[cfg(not(feature = "aws-lc"))]
+    return (ec_params == crate::vendor::SM2_OID_DER).then_some(crate::crypto::sm2::POINT_LEN);
 }
 
 /// Key material made by a key-pair generation mechanism: the attributes that describe the
@@ -160,7 +194,15 @@ pub trait Mechanism: Send + Sync {
     }
     /// C_DeriveKey: the bytes of the new key's value, made from `base` (already checked for
     /// CKA_DERIVE); the object layer builds the key from them and the caller's template.
-    fn derive(&self, _param: &MechanismParam, _base: &LoadedKey) -> Result<Zeroizing<Vec<u8>>> {
+    /// `value_len` is the length the template asks for (CKA_VALUE_LEN, or the key type's
+    /// only length), for mechanisms whose output length is chosen (a KDF); the object
+    /// layer takes the leading `value_len` bytes of longer values.
+    fn derive(
+        &self,
+        _param: &MechanismParam,
+        _base: &LoadedKey,
+        _value_len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         fail(CKR_MECHANISM_INVALID)
     }
     /// The key type `generate_key_pair` / `generate_key` makes, so that templates can be

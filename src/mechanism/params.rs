@@ -21,6 +21,10 @@ pub enum ParamLayout {
     DerivationString,
     /// `CK_AES_CBC_ENCRYPT_DATA_PARAMS`.
     CbcEncryptData,
+    /// `CK_ECDH1_DERIVE_PARAMS`.
+    Ecdh1,
+    /// `CK_EDDSA_PARAMS`.
+    Eddsa,
 }
 
 pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
@@ -36,6 +40,8 @@ pub fn layout(mechanism: CK_MECHANISM_TYPE) -> ParamLayout {
         CKM_AES_CTR => ParamLayout::Ctr,
         CKM_AES_ECB_ENCRYPT_DATA => ParamLayout::DerivationString,
         CKM_AES_CBC_ENCRYPT_DATA => ParamLayout::CbcEncryptData,
+        CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => ParamLayout::Ecdh1,
+        CKM_EDDSA => ParamLayout::Eddsa,
         _ => ParamLayout::Opaque,
     }
 }
@@ -64,6 +70,15 @@ pub enum MechanismParam {
     Ctr {
         counter_bits: CK_ULONG,
         block: [u8; 16],
+    },
+    Ecdh1 {
+        kdf: CK_EC_KDF_TYPE,
+        shared_data: Vec<u8>,
+        public_data: Vec<u8>,
+    },
+    Eddsa {
+        prehash: bool,
+        context: Vec<u8>,
     },
     /// The data a key is derived from, and for CBC its IV.
     DeriveData {

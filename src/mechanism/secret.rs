@@ -137,7 +137,7 @@ impl KeyLengths {
     }
 
     /// The one length of a type that has only one.
-    fn only(self) -> Option<usize> {
+    pub fn only(self) -> Option<usize> {
         match self {
             KeyLengths::List([len]) => Some(*len),
             _ => None,

@@ -709,6 +709,14 @@ fn set_derived(
     Ok(())
 }
 
+/// The DER form of a raw `CKA_EC_POINT` of the key's curve; `None` when it is DER already,
+/// or the curve is unknown (the key's own checks then refuse it).
+fn ec_point_as_der(object: &Attributes) -> Option<Vec<u8>> {
+    let point = object.get(CKA_EC_POINT)?;
+    let raw_len = crate::mechanism::ec_public_key_len(object.get(CKA_EC_PARAMS)?)?;
+    (point.len() == raw_len).then(|| crate::mechanism::ec_point_der(point))
+}
+
 /// Attributes the token derives from others: CKA_MODULUS_BITS, CKA_VALUE_LEN, the DER form
 /// of CKA_EC_POINT, CKA_CHECK_VALUE of certificates and secret keys; and per-type checks.
 fn derive(
@@ -725,16 +733,13 @@ fn derive(
                 set_derived(object, CKA_MODULUS_BITS, value, CKR_TEMPLATE_INCONSISTENT)?;
             }
         }
-        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)) if origin == Origin::Create => {
-            // sm2.md: accept the raw 65-byte uncompressed point on import and store the
-            // DER OCTET STRING the spec defines. No supported curve has 63-byte points, so
-            // a 65-byte value starting with 0x04 is never a DER OCTET STRING here.
-            if let Some(point) = object.get(CKA_EC_POINT) {
-                if point.len() == 65 && point[0] == 0x04 {
-                    let mut der = vec![0x04, 0x41];
-                    der.extend_from_slice(point);
-                    object.set(CKA_EC_POINT, der);
-                }
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY))
+            if origin == Origin::Create =>
+        {
+            // Importers send the raw public key as well as the DER OCTET STRING the spec
+            // defines; the DER form is stored.
+            if let Some(der) = ec_point_as_der(object) {
+                object.set(CKA_EC_POINT, der);
             }
         }
         (CKO_SECRET_KEY, Subtype::Key(key_type)) => {

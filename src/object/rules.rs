@@ -426,7 +426,8 @@ macro_rules! kind {
 }
 
 /// The key types ferrohsm stores, per class.
-pub const ASYMMETRIC_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_RSA, CKK_EC];
+pub const ASYMMETRIC_KEY_TYPES: &[CK_KEY_TYPE] =
+    &[CKK_RSA, CKK_EC, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY];
 pub const SECRET_KEY_TYPES: &[CK_KEY_TYPE] = &[CKK_GENERIC_SECRET, CKK_AES, crate::vendor::CKK_SM4];
 
 /// The tables for an object of `class` and `subtype`; `None` when ferrohsm does not store
@@ -438,13 +439,14 @@ pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
         (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)) => {
             kind!(RSA_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT)
         }
-        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)) => {
+        // Edwards and Montgomery keys (§2.3.5, §2.3.7) have the EC key's attributes.
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
             kind!(EC_PUBLIC, PUBLIC_KEY, KEY, STORAGE, OBJECT)
         }
         (CKO_PRIVATE_KEY, Subtype::Key(CKK_RSA)) => {
             kind!(RSA_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT)
         }
-        (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC)) => {
+        (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY)) => {
             kind!(EC_PRIVATE, PRIVATE_KEY, KEY, STORAGE, OBJECT)
         }
         (CKO_SECRET_KEY, Subtype::Key(CKK_GENERIC_SECRET | CKK_AES | crate::vendor::CKK_SM4)) => {

@@ -10,19 +10,28 @@ fn attr(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> Result<&[u8]> {
     attrs.get(ty).ok_or(Error::new(CKR_TEMPLATE_INCOMPLETE))
 }
 
-/// DER SubjectPublicKeyInfo of an RSA or SM2 public key object.
+/// DER SubjectPublicKeyInfo of an RSA, EC (NIST, SM2), Ed25519 or X25519 public key object.
 pub fn public_key_der(attrs: &Attributes) -> Result<Vec<u8>> {
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(CKK_RSA) => crate::mechanism::rsa::export_public_key(
             attr(attrs, CKA_MODULUS)?,
             attr(attrs, CKA_PUBLIC_EXPONENT)?,
         ),
+        // SM2 keys made before CKA_EC_PARAMS was required carry none.
+        Some(CKK_EC) if !attrs.contains(CKA_EC_PARAMS) => {
+            crate::mechanism::sm2::export_public_key(attr(attrs, CKA_EC_POINT)?)
+        }
+        #[cfg(feature = "aws-lc")]
+        Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
+            crate::mechanism::ec::export_public_key(attrs)
+        }
+        #[cfg(not(feature = "aws-lc"))]
         Some(CKK_EC) => crate::mechanism::sm2::export_public_key(attr(attrs, CKA_EC_POINT)?),
         _ => fail(CKR_KEY_TYPE_INCONSISTENT),
     }
 }
 
-/// PEM `PUBLIC KEY` of an RSA or SM2 public key object.
+/// PEM `PUBLIC KEY` of a public key object (`public_key_der`).
 pub fn public_key_pem(attrs: &Attributes) -> Result<String> {
     let der = public_key_der(attrs)?;
     pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der)

@@ -39,13 +39,7 @@ fn info(function_flags: CK_FLAGS) -> MechanismInfo {
 }
 
 pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
-    vec![
-        (
-            CKM_EC_KEY_PAIR_GEN,
-            Box::new(Sm2KeyPairGen {
-                require_ec_params: true,
-            }),
-        ),
+    let mut all: Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> = vec![
         (
             CKM_SM2_KEY_PAIR_GEN,
             Box::new(Sm2KeyPairGen {
@@ -77,7 +71,29 @@ pub fn mechanisms() -> Vec<(CK_MECHANISM_TYPE, Box<dyn Mechanism>)> {
         ),
         (CKM_SM2, Box::new(Sm2Sign(Sm2SignKind::Prehashed))),
         (CKM_SM3, Box::new(super::digest::Digest(HashAlg::Sm3))),
-    ]
+    ];
+    // With aws-lc, CKM_EC_KEY_PAIR_GEN belongs to the EC family, which hands SM2 here.
+    if !cfg!(feature = "aws-lc") {
+        all.push((
+            CKM_EC_KEY_PAIR_GEN,
+            Box::new(Sm2KeyPairGen {
+                require_ec_params: true,
+            }),
+        ));
+    }
+    all
+}
+
+/// `CKM_EC_KEY_PAIR_GEN` on the SM2 curve (the EC family's generator calls it).
+pub fn generate_key_pair(
+    param: &super::MechanismParam,
+    public: &crate::object::Attributes,
+    private: &crate::object::Attributes,
+) -> crate::error::Result<super::GeneratedKeyPair> {
+    let generator = Sm2KeyPairGen {
+        require_ec_params: true,
+    };
+    generator.generate_key_pair(param, public, private)
 }
 
 /// Parses an SM2 public or private key object (`CKK_EC` on the SM2 curve).

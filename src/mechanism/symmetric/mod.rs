@@ -70,7 +70,12 @@ impl Mechanism for SymmetricCipher {
         }
     }
 
-    fn derive(&self, param: &MechanismParam, base: &LoadedKey) -> Result<Zeroizing<Vec<u8>>> {
+    fn derive(
+        &self,
+        param: &MechanismParam,
+        base: &LoadedKey,
+        _value_len: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let Kind::EncryptData { cbc } = self.kind else {
             return Err(crate::error::Error::new(CKR_MECHANISM_INVALID));
         };
