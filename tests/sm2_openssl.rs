@@ -10,8 +10,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::openssl::*;
 use common::*;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
@@ -22,60 +23,6 @@ use cryptoki_sys::*;
 
 /// The signer ID both sides use (OpenSSL's default is empty, so it is passed explicitly).
 const DIST_ID: &str = "distid:1234567812345678";
-
-// ---------------------------------------------------------------------------------------
-// OpenSSL plumbing
-// ---------------------------------------------------------------------------------------
-
-/// True when `openssl` runs; prints why the test is skipped otherwise.
-fn have_openssl(test: &str) -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        println!("SKIPPED {test}: openssl not found");
-    }
-    ok
-}
-
-/// Runs `openssl args` in `dir`; returns its output whatever the exit status.
-fn openssl_output(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("spawn openssl")
-}
-
-/// Runs `openssl args` in `dir` and fails the test unless it succeeded; returns stdout.
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let output = openssl_output(dir, args);
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed ({})\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
-/// The hex bytes of the `name:` block in `openssl pkey -text` output ("priv:", "pub:").
-fn text_block(text: &str, name: &str) -> Vec<u8> {
-    let mut lines = text.lines().skip_while(|l| l.trim() != name).skip(1);
-    let mut hex_digits = String::new();
-    for line in lines.by_ref() {
-        let line = line.trim();
-        if !line.chars().all(|c| c.is_ascii_hexdigit() || c == ':') || line.is_empty() {
-            break;
-        }
-        hex_digits.extend(line.chars().filter(|c| *c != ':'));
-    }
-    hex::decode(&hex_digits).unwrap_or_else(|e| panic!("{name} block of\n{text}\n: {e}"))
-}
 
 /// An SM2 key made by `openssl genpkey`, with the values C_CreateObject needs.
 struct OpensslSm2Key {
@@ -421,27 +368,6 @@ isolated_test! {
 // ---------------------------------------------------------------------------------------
 // 4. ferrohsm-util pubkey -> openssl
 // ---------------------------------------------------------------------------------------
-
-/// `ferrohsm-util pubkey --token <test token> --label <label>` (FERROHSM_CONF is inherited
-/// from the sandbox), written to `<label>.pem`.
-fn export_public_key(dir: &Path, label: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .args(["pubkey", "--token", TOKEN_LABEL, "--label", label])
-        .output()
-        .expect("spawn ferrohsm-util");
-    assert!(
-        output.status.success(),
-        "ferrohsm-util pubkey failed ({})\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pem = String::from_utf8(output.stdout).expect("PEM is text");
-    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
-    let file = format!("{label}.pem");
-    std::fs::write(dir.join(&file), &pem).expect("write PEM");
-    file
-}
 
 isolated_test! {
     fn exported_public_keys_work_in_openssl() {

@@ -375,6 +375,16 @@ pub enum Param {
         iv: [u8; 16],
         data: Vec<u8>,
     },
+    Ecdh1 {
+        /// CKD_* (small values: the defined KDFs and a few beyond).
+        kdf: u8,
+        shared: Vec<u8>,
+        public: Vec<u8>,
+    },
+    Eddsa {
+        prehash: bool,
+        context: Vec<u8>,
+    },
 }
 
 fn struct_bytes<T>(value: &T) -> Vec<u8> {
@@ -483,6 +493,28 @@ impl RawMechanism {
                 };
                 (None, struct_bytes(&p))
             }
+            Param::Ecdh1 {
+                kdf,
+                shared,
+                public,
+            } => {
+                let p = CK_ECDH1_DERIVE_PARAMS {
+                    kdf: *kdf as CK_ULONG,
+                    ulSharedDataLen: shared.len() as CK_ULONG,
+                    pSharedData: keep(shared) as *mut _,
+                    ulPublicDataLen: public.len() as CK_ULONG,
+                    pPublicData: keep(public) as *mut _,
+                };
+                (None, struct_bytes(&p))
+            }
+            Param::Eddsa { prehash, context } => {
+                let p = CK_EDDSA_PARAMS {
+                    phFlag: *prehash as CK_BBOOL,
+                    ulContextDataLen: context.len() as CK_ULONG,
+                    pContextData: keep(context) as *mut _,
+                };
+                (None, struct_bytes(&p))
+            }
         };
         // Bytes (or another struct) of exactly a pointer-holding struct's size would be read
         // as that struct: wild pointers, the caller's undefined behaviour. Keep them one short.
@@ -502,6 +534,14 @@ impl RawMechanism {
             ParamLayout::CbcEncryptData => (
                 &[size_of::<CK_AES_CBC_ENCRYPT_DATA_PARAMS>()],
                 matches!(param, Param::CbcEncryptData { .. }),
+            ),
+            ParamLayout::Ecdh1 => (
+                &[size_of::<CK_ECDH1_DERIVE_PARAMS>()],
+                matches!(param, Param::Ecdh1 { .. }),
+            ),
+            ParamLayout::Eddsa => (
+                &[size_of::<CK_EDDSA_PARAMS>()],
+                matches!(param, Param::Eddsa { .. }),
             ),
             _ => (&[], true),
         };

@@ -1,7 +1,8 @@
 //! Private keys as PKCS#8 PrivateKeyInfo (RFC 5208), the form C_WrapKey encrypts and
 //! C_UnwrapKey expects for private keys (base spec §5.18: "private keys are wrapped as
 //! PKCS #8 PrivateKeyInfo"). RSA keys carry an RFC 8017 RSAPrivateKey; SM2 keys an
-//! RFC 5915 ECPrivateKey with the SM2 curve OID, as OpenSSL writes them.
+//! RFC 5915 ECPrivateKey with the SM2 curve OID, as OpenSSL writes them; NIST-curve,
+//! Ed25519 and X25519 keys are `mechanism::ec::pkcs8`'s.
 
 use crate::error::{Error, Result};
 use crate::object::Attributes;
@@ -21,9 +22,16 @@ fn wrapped_invalid(why: &'static str) -> Error {
 
 /// The PKCS#8 DER of an RSA or SM2 private key object (its secret values opened).
 pub fn encode(attrs: &Attributes) -> Result<Zeroizing<Vec<u8>>> {
+    let sm2 = attrs
+        .get(CKA_EC_PARAMS)
+        .is_none_or(|params| params == crate::vendor::SM2_OID_DER);
     match attrs.get_ulong(CKA_KEY_TYPE)? {
         Some(CKK_RSA) => encode_rsa(attrs),
-        Some(CKK_EC) => {
+        #[cfg(feature = "aws-lc")]
+        Some(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) if !sm2 => {
+            crate::mechanism::ec::pkcs8::encode(attrs)
+        }
+        Some(CKK_EC) if sm2 => {
             let d = attrs
                 .get(CKA_VALUE)
                 .ok_or_else(|| not_wrappable("EC key without CKA_VALUE"))?;
@@ -97,8 +105,12 @@ pub fn decode(der: &[u8]) -> Result<Attributes> {
         }
         return Ok(attrs);
     }
+    #[cfg(feature = "aws-lc")]
+    if let Some(attrs) = crate::mechanism::ec::pkcs8::decode(&info, der)? {
+        return Ok(attrs);
+    }
     let key = sm2::SecretKey::from_pkcs8_der(der)
-        .map_err(|_| wrapped_invalid("PKCS#8 key is neither RSA nor SM2"))?;
+        .map_err(|_| wrapped_invalid("PKCS#8 key of an algorithm this token lacks"))?;
     attrs.set_ulong(CKA_KEY_TYPE, CKK_EC);
     attrs.set(CKA_EC_PARAMS, crate::vendor::SM2_OID_DER.to_vec());
     attrs.set(CKA_VALUE, key.to_bytes().as_slice());

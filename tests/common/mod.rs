@@ -28,6 +28,7 @@ use cryptoki_sys::*;
 
 pub mod c_client;
 pub mod encoding;
+pub mod openssl;
 
 /// `<test name>/<phase>` of the test body this process must run.
 pub const CHILD_ENV: &str = "FERROHSM_TEST_CHILD";

@@ -116,6 +116,22 @@ impl EcPrivateKey {
         scalar_of(&self.signer)
     }
 
+    /// PKCS#8 PrivateKeyInfo: id-ecPublicKey with the named curve and an RFC 5915
+    /// ECPrivateKey holding the public key too, as OpenSSL writes it.
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let document = self
+            .signer
+            .to_pkcs8v1()
+            .map_err(|_| Error::with(CKR_GENERAL_ERROR, "PKCS#8 encoding failed"))?;
+        Ok(Zeroizing::new(document.as_ref().to_vec()))
+    }
+
+    /// The key of a PKCS#8 PrivateKeyInfo on `curve`; `None` when it is no valid key there.
+    pub fn from_pkcs8(curve: Curve, der: &[u8]) -> Option<Self> {
+        let signer = EcdsaKeyPair::from_pkcs8(curve.signing(), der).ok()?;
+        Self::from_scalar(curve, &scalar_of(&signer).ok()?).ok()
+    }
+
     /// A raw `r||s` signature of the caller's hash `h` (any length).
     pub fn sign_hash(&self, h: &[u8]) -> Result<Vec<u8>> {
         let digest = self.curve().digest_for_signing(h)?;

@@ -114,6 +114,11 @@ pub fn curve_of(ec_params: &[u8]) -> Result<CurveId> {
     ))
 }
 
+/// The named-curve OID of `id`, DER (`CKA_EC_PARAMS` of unwrapped keys).
+pub fn oid_der(id: CurveId) -> Vec<u8> {
+    der::Encode::to_der(&oid(id)).expect("an OID encodes")
+}
+
 /// The OID of `id`.
 pub fn oid(id: CurveId) -> ObjectIdentifier {
     NAMED

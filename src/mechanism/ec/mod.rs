@@ -9,6 +9,7 @@ mod eddsa;
 mod explicit;
 mod keygen;
 mod keys;
+pub mod pkcs8;
 
 #[cfg(test)]
 mod tests;
