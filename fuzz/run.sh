@@ -74,12 +74,12 @@ printf '\n%-18s %12s %8s %8s %s\n' target executions cov corpus result
 for t in "${targets[@]}"; do
     log=$logs/$t.log
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
     result=ok
     if printf '%s\n' "${failed[@]}" | grep -qx "$t"; then
-        result="CRASH: $(grep -o "fuzz/artifacts/$t/[^ ]*" "$log" | tail -1) (log: $log)"
+        result="CRASH: $(grep -ao "fuzz/artifacts/$t/[^ ]*" "$log" | tail -1) (log: $log)"
     fi
     printf '%-18s %12s %8s %8s %s\n' "$t" "${execs:-?}" "${cov:-?}" "${corp:-?}" "$result"
 done
