@@ -2,14 +2,17 @@
 //!
 //! `cargo bench --bench throughput` (builds the release module first). Prints operations per
 //! second of the calling thread's CPU time for RSA-2048 decrypt (PKCS#1 v1.5 and
-//! OAEP-SHA256) and sign, SM2 sign and decrypt where the module has SM2, the secret-key
-//! operations, and the time to find one object among many, with `openssl speed`'s AES-GCM
-//! beside them. Figures only: no assertion depends on speed.
+//! OAEP-SHA256) and sign, SM2 sign and decrypt where the module has SM2, ECDSA P-256/P-384,
+//! ECDH P-256 and Ed25519 where it has them, the secret-key operations, and the time to find
+//! one object among many, with `openssl speed`'s AES-GCM and EC figures beside them. Figures
+//! only: no assertion depends on speed.
 
 mod common;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -25,6 +28,10 @@ const SM2_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82,
 const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
 const CKM_SM2_RAW: u64 = 0x8000_8200;
 const CKM_SM3_SM2: u64 = 0x8000_8100;
+const P256_OID: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_OID: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// PrintableString "edwards25519", as pkcs11-tool sends it (SoftHSMv2 reads no other form).
+const ED25519_PARAMS: &[u8] = b"\x13\x0cedwards25519";
 
 /// Operations per second of this thread's CPU time (see `cpu_time`).
 fn rate(name: &str, module: &str, mut op: impl FnMut()) {
@@ -97,6 +104,53 @@ fn openssl_gcm_speed() {
             kb * 1000.0 / 1e6
         );
     }
+}
+
+/// `openssl speed` for the EC operations measured here: sign/s and verify/s of ECDSA P-256
+/// and P-384 and Ed25519, op/s of ECDH P-256.
+fn openssl_ec_speed() {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "speed",
+            "-seconds",
+            "3",
+            "ecdsap256",
+            "ecdsap384",
+            "ecdhp256",
+            "ed25519",
+        ])
+        .output();
+    let Ok(out) = out else {
+        println!("openssl    EC                               not run (no openssl)");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // " 256 bits ecdsa (nistp256)   0.0000s   0.0001s  40000.0  13000.0": the rates are last.
+    let rates = |tag: &str| -> Vec<f64> {
+        text.lines()
+            .find(|l| l.contains(tag))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter(|w| !w.ends_with('s'))
+                    .filter_map(|w| w.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let show = |name: &str, value: Option<&f64>| {
+        if let Some(v) = value {
+            println!("{:<10} {name:<32} {v:>10.1} ops/s", "openssl");
+        }
+    };
+    for (tag, curve) in [("ecdsa (nistp256)", "P-256"), ("ecdsa (nistp384)", "P-384")] {
+        let r = rates(tag);
+        show(&format!("ECDSA {curve} sign"), r.iter().rev().nth(1));
+        show(&format!("ECDSA {curve} verify"), r.last());
+    }
+    show("ECDH P-256 derive", rates("ecdh (nistp256)").last());
+    let r = rates("(Ed25519)");
+    show("Ed25519 sign", r.iter().rev().nth(1));
+    show("Ed25519 verify", r.last());
 }
 
 fn open(module: &Path, dir: &Path) -> (Pkcs11, Session) {
@@ -250,6 +304,8 @@ fn bench_module(module: &Path, label: &str) {
         Err(e) => println!("{label:<10} SM2                              unsupported ({e})"),
     }
 
+    bench_ec(&session, label);
+
     // Search: one object by label among many session data objects.
     let count = 2000;
     for i in 0..count {
@@ -264,6 +320,84 @@ fn bench_module(module: &Path, label: &str) {
     let target = [Attribute::Label(format!("obj-{}", count / 2).into_bytes())];
     rate(&format!("find 1 of {count} by label"), label, || {
         assert_eq!(session.find_objects(&target).unwrap().len(), 1);
+    });
+}
+
+/// ECDSA on P-256 and P-384 (CKM_ECDSA on a digest, as `openssl speed` signs one), ECDH
+/// P-256 (a session key made and destroyed per call: what a PKCS#11 derivation is), Ed25519,
+/// and key generation.
+fn bench_ec(session: &Session, label: &str) {
+    let digest = [0x5au8; 32];
+    for (curve, oid) in [("P-256", &P256_OID[..]), ("P-384", &P384_OID[..])] {
+        let keys = session.generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[Attribute::EcParams(oid.to_vec()), Attribute::Verify(true)],
+            &[Attribute::Sign(true), Attribute::Derive(true)],
+        );
+        let Ok((public, private)) = keys else {
+            println!("{label:<10} ECDSA {curve:<26} unsupported");
+            continue;
+        };
+        let signature = session.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
+        rate(&format!("ECDSA {curve} sign"), label, || {
+            session.sign(&Mechanism::Ecdsa, private, &digest).unwrap();
+        });
+        rate(&format!("ECDSA {curve} verify"), label, || {
+            session
+                .verify(&Mechanism::Ecdsa, public, &digest, &signature)
+                .unwrap();
+        });
+        if curve != "P-256" {
+            continue;
+        }
+        let point = session
+            .get_attributes(public, &[cryptoki::object::AttributeType::EcPoint])
+            .unwrap();
+        let Some(Attribute::EcPoint(point)) = point.into_iter().next() else {
+            continue;
+        };
+        let derive = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), &point));
+        let template = [
+            Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+            Attribute::KeyType(cryptoki::object::KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+        ];
+        if session.derive_key(&derive, private, &template).is_ok() {
+            rate("ECDH P-256 derive", label, || {
+                let key = session.derive_key(&derive, private, &template).unwrap();
+                session.destroy_object(key).unwrap();
+            });
+        }
+        rate("ECDSA P-256 key pair generation", label, || {
+            session
+                .generate_key_pair(
+                    &Mechanism::EccKeyPairGen,
+                    &[Attribute::EcParams(oid.to_vec())],
+                    &[Attribute::Sign(true)],
+                )
+                .unwrap();
+        });
+    }
+    let eddsa = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+    let keys = session.generate_key_pair(
+        &Mechanism::EccEdwardsKeyPairGen,
+        &[
+            Attribute::EcParams(ED25519_PARAMS.to_vec()),
+            Attribute::Verify(true),
+        ],
+        &[Attribute::Sign(true)],
+    );
+    let Ok((public, private)) = keys else {
+        println!("{label:<10} Ed25519                          unsupported");
+        return;
+    };
+    let msg = b"benchmark message";
+    let signature = session.sign(&eddsa, private, msg).unwrap();
+    rate("Ed25519 sign", label, || {
+        session.sign(&eddsa, private, msg).unwrap();
+    });
+    rate("Ed25519 verify", label, || {
+        session.verify(&eddsa, public, msg, &signature).unwrap();
     });
 }
 
@@ -361,6 +495,7 @@ fn main() {
         return;
     }
     openssl_gcm_speed();
+    openssl_ec_speed();
     let exe = std::env::current_exe().unwrap();
     let mut modules = vec![manifest.join("target/release/libferrohsm.so")];
     let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
