@@ -148,6 +148,83 @@ typedef CK_INTERFACE_PTR *CK_INTERFACE_PTR_PTR;
 #define CKM_SM3_HMAC_GENERAL 2147520515
 
 /**
+ * `CK_ULONG`: the key's state, one of `KEY_STATE_*` (absent: enabled). A private or secret
+ * key that is not enabled refuses every operation with `CKR_KEY_FUNCTION_NOT_PERMITTED`.
+ */
+#define CKA_FERROHSM_KEY_STATE 3326607361
+
+/**
+ * `CK_ULONG`: seconds since the Unix epoch at which a `KEY_STATE_PENDING_DELETE` key is
+ * destroyed (0 otherwise). From then on the key is gone for every client; its objects are
+ * removed at the next login of any process.
+ */
+#define CKA_FERROHSM_DELETION_TIME 3326607362
+
+/**
+ * UTF-8 text: a free description of the key.
+ */
+#define CKA_FERROHSM_DESCRIPTION 3326607363
+
+/**
+ * `CK_ULONG`: the usage the key was made for, one of `KEY_USAGE_*` (0: none, a key made
+ * through plain PKCS#11). Fixed at creation.
+ */
+#define CKA_FERROHSM_KEY_USAGE 3326607364
+
+/**
+ * `CK_ULONG`: seconds since the Unix epoch at which the key object was made. Set by the token.
+ */
+#define CKA_FERROHSM_CREATION_TIME 3326607365
+
+/**
+ * The key may be used.
+ */
+#define KEY_STATE_ENABLED 1
+
+/**
+ * The key refuses every private/secret-key operation; it may be enabled again or scheduled
+ * for deletion.
+ */
+#define KEY_STATE_DISABLED 2
+
+/**
+ * As disabled, and destroyed at `CKA_FERROHSM_DELETION_TIME` unless cancelled first
+ * (back to disabled). Set together with the deletion time, at least `key_deletion_min_days`
+ * (configuration, default 7) and at most 30 days ahead.
+ */
+#define KEY_STATE_PENDING_DELETE 3
+
+/**
+ * Usage `ASYMMETRIC_DECRYPT_RSA_2048`: an RSA-2048 pair that decrypts (and unwraps) only.
+ */
+#define KEY_USAGE_ASYMMETRIC_DECRYPT_RSA_2048 1
+
+/**
+ * Usage `ASYMMETRIC_DECRYPT_SM2`.
+ */
+#define KEY_USAGE_ASYMMETRIC_DECRYPT_SM2 2
+
+/**
+ * Usage `ASYMMETRIC_SIGN_VERIFY_RSA_2048`.
+ */
+#define KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_RSA_2048 3
+
+/**
+ * Usage `ASYMMETRIC_SIGN_VERIFY_SM2`.
+ */
+#define KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_SM2 4
+
+/**
+ * Usage `ASYMMETRIC_SIGN_VERIFY_ECC` (P-256).
+ */
+#define KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_ECC 5
+
+/**
+ * Usage `ENCRYPT_DECRYPT`: an AES-256 key.
+ */
+#define KEY_USAGE_ENCRYPT_DECRYPT 6
+
+/**
  * DER of the SM2 curve OID 1.2.156.10197.1.301 (sm2p256v1): the value of `CKA_EC_PARAMS`
  * on SM2 public and private key objects.
  */

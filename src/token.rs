@@ -28,6 +28,7 @@ use crate::config::{PinPolicy, MAX_PIN_LEN};
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{load_key, LoadedKey};
 use crate::object::index::ObjectIndex;
+use crate::object::lifecycle;
 use crate::object::policy::is_secret;
 use crate::object::Attributes;
 use crate::storage::integrity::{self, MacKey, Tag};
@@ -295,6 +296,10 @@ impl Token {
         // Objects loaded before the login are checked now that the token MAC key is here
         // (the object set at the next sync).
         inner.recheck_objects();
+        if user == UserType::User {
+            inner.sync()?;
+            inner.purge_expired()?;
+        }
         Ok(())
     }
 
@@ -535,24 +540,7 @@ impl Token {
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
         check(&entry.object.attrs)?;
-        // A failed object may be destroyed (a way to clean up); one found not to be in the
-        // object set does not leave it either.
-        let stored = entry
-            .meta
-            .stored
-            .as_ref()
-            .map(|s| (s.id, !matches!(s.check, Check::NotInSet(_))));
-        if let Some((id, in_set)) = stored {
-            let epoch = inner.record.epoch;
-            let inner = &mut *inner;
-            let key = inner.login.as_ref().filter(|_| in_set).map(|l| &l.mac);
-            inner.store.delete_object(epoch, id, key)?;
-            inner.by_store_id.remove(&id);
-            inner.reload_record()?;
-        }
-        inner.index.remove(handle);
-        inner.keys.remove(&handle);
-        Ok(())
+        inner.delete(handle)
     }
 
     /// Handles of the visible objects matching every attribute of `template`, from the
@@ -561,10 +549,11 @@ impl Token {
         let mut inner = self.inner.lock();
         inner.sync()?;
         let user = inner.login.as_ref().map(|l| l.user);
+        let now = lifecycle::now();
         let mut found: Vec<_> = inner
             .index
             .matching(template)
-            .filter(|e| visible_to(&e.object, user))
+            .filter(|e| visible_to(&e.object, user, now))
             .map(|e| e.object.handle)
             .collect();
         found.sort_unstable();
@@ -828,8 +817,11 @@ fn failure_flags(failures: u32, low: CK_FLAGS, final_try: CK_FLAGS, locked: CK_F
 
 /// Private objects (CKA_PRIVATE true, or absent) are for the user only; the SO and a
 /// session without login see public objects.
-fn visible_to(object: &Object, user: Option<UserType>) -> bool {
-    !object.attrs.flag(CKA_PRIVATE, true) || user == Some(UserType::User)
+/// Private objects only to the user; a key whose scheduled deletion time (`now`) has come
+/// to nobody (`lifecycle`: it is removed at the next login).
+fn visible_to(object: &Object, user: Option<UserType>, now: u64) -> bool {
+    (!object.attrs.flag(CKA_PRIVATE, true) || user == Some(UserType::User))
+        && !lifecycle::expired(&object.attrs, now)
 }
 
 /// CKR_DEVICE_ERROR for an object that failed its integrity check.
@@ -965,9 +957,73 @@ impl Inner {
 
     fn visible(&self, handle: CK_OBJECT_HANDLE) -> Option<&crate::object::index::Entry<Meta>> {
         let user = self.login.as_ref().map(|l| l.user);
+        let now = lifecycle::now();
         self.index
             .get(handle)
-            .filter(|e| visible_to(&e.object, user))
+            .filter(|e| visible_to(&e.object, user, now))
+    }
+
+    /// Removes the object of `handle` from the store and the index.
+    fn delete(&mut self, handle: CK_OBJECT_HANDLE) -> Result<()> {
+        let Some(entry) = self.index.get(handle) else {
+            return Ok(());
+        };
+        // A failed object may be destroyed (a way to clean up); one found not to be in the
+        // object set does not leave it either.
+        let stored = entry
+            .meta
+            .stored
+            .as_ref()
+            .map(|s| (s.id, !matches!(s.check, Check::NotInSet(_))));
+        if let Some((id, in_set)) = stored {
+            let epoch = self.record.epoch;
+            let key = self.login.as_ref().filter(|_| in_set).map(|l| &l.mac);
+            self.store.delete_object(epoch, id, key)?;
+            self.by_store_id.remove(&id);
+            self.reload_record()?;
+        }
+        self.index.remove(handle);
+        self.keys.remove(&handle);
+        Ok(())
+    }
+
+    /// Destroys the keys whose scheduled deletion time has come, and the public key that
+    /// shares its CKA_ID (and key type) with such a private key: both halves of the pair.
+    /// Run at login, when the token MAC key is there to keep the object set's digest.
+    fn purge_expired(&mut self) -> Result<()> {
+        let now = lifecycle::now();
+        let mut expired: Vec<CK_OBJECT_HANDLE> = Vec::new();
+        let mut pairs: Vec<(Vec<u8>, Option<CK_ULONG>)> = Vec::new();
+        for (object, _) in self.index.metas_mut() {
+            if lifecycle::expired(&object.attrs, now) {
+                expired.push(object.handle);
+                let id = object.attrs.get(CKA_ID).unwrap_or_default();
+                if !id.is_empty() && object.attrs.get_ulong(CKA_CLASS) == Ok(Some(CKO_PRIVATE_KEY))
+                {
+                    pairs.push((
+                        id.to_vec(),
+                        object.attrs.get_ulong(CKA_KEY_TYPE).ok().flatten(),
+                    ));
+                }
+            }
+        }
+        for (object, _) in self.index.metas_mut() {
+            let public = object.attrs.get_ulong(CKA_CLASS) == Ok(Some(CKO_PUBLIC_KEY));
+            let half = (
+                object.attrs.get(CKA_ID).unwrap_or_default().to_vec(),
+                object.attrs.get_ulong(CKA_KEY_TYPE).ok().flatten(),
+            );
+            if public && pairs.contains(&half) && !expired.contains(&object.handle) {
+                expired.push(object.handle);
+            }
+        }
+        for handle in expired {
+            crate::log::warn(&format!(
+                "destroying key object 0x{handle:x}: its scheduled deletion time has come"
+            ));
+            self.delete(handle)?;
+        }
+        Ok(())
     }
 
     /// Private objects need the user logged in (also the SO may not make them).

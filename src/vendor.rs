@@ -129,3 +129,51 @@ pub const CKM_SM3_HMAC: c_ulong = 0x8000_9002;
 
 /// As [`CKM_SM3_HMAC`] with a `CK_MAC_GENERAL_PARAMS` (`CK_ULONG` MAC length, 1..=32).
 pub const CKM_SM3_HMAC_GENERAL: c_ulong = 0x8000_9003;
+
+// ---- Key management (the KMS view) ------------------------------------------------------
+// ferrohsm's own attributes (`CKA_VENDOR_DEFINED | 0x4648_xxxx`, "FH"), on every key object.
+// Readable through C_GetAttributeValue; the state, the deletion time and the description may
+// be changed with C_SetAttributeValue even on a key whose CKA_MODIFIABLE is false (they are
+// its management state, not its properties), along the transitions `KEY_STATE_*` names.
+
+/// `CK_ULONG`: the key's state, one of `KEY_STATE_*` (absent: enabled). A private or secret
+/// key that is not enabled refuses every operation with `CKR_KEY_FUNCTION_NOT_PERMITTED`.
+pub const CKA_FERROHSM_KEY_STATE: c_ulong = 0xC648_0001;
+
+/// `CK_ULONG`: seconds since the Unix epoch at which a `KEY_STATE_PENDING_DELETE` key is
+/// destroyed (0 otherwise). From then on the key is gone for every client; its objects are
+/// removed at the next login of any process.
+pub const CKA_FERROHSM_DELETION_TIME: c_ulong = 0xC648_0002;
+
+/// UTF-8 text: a free description of the key.
+pub const CKA_FERROHSM_DESCRIPTION: c_ulong = 0xC648_0003;
+
+/// `CK_ULONG`: the usage the key was made for, one of `KEY_USAGE_*` (0: none, a key made
+/// through plain PKCS#11). Fixed at creation.
+pub const CKA_FERROHSM_KEY_USAGE: c_ulong = 0xC648_0004;
+
+/// `CK_ULONG`: seconds since the Unix epoch at which the key object was made. Set by the token.
+pub const CKA_FERROHSM_CREATION_TIME: c_ulong = 0xC648_0005;
+
+/// The key may be used.
+pub const KEY_STATE_ENABLED: c_ulong = 1;
+/// The key refuses every private/secret-key operation; it may be enabled again or scheduled
+/// for deletion.
+pub const KEY_STATE_DISABLED: c_ulong = 2;
+/// As disabled, and destroyed at `CKA_FERROHSM_DELETION_TIME` unless cancelled first
+/// (back to disabled). Set together with the deletion time, at least `key_deletion_min_days`
+/// (configuration, default 7) and at most 30 days ahead.
+pub const KEY_STATE_PENDING_DELETE: c_ulong = 3;
+
+/// Usage `ASYMMETRIC_DECRYPT_RSA_2048`: an RSA-2048 pair that decrypts (and unwraps) only.
+pub const KEY_USAGE_ASYMMETRIC_DECRYPT_RSA_2048: c_ulong = 1;
+/// Usage `ASYMMETRIC_DECRYPT_SM2`.
+pub const KEY_USAGE_ASYMMETRIC_DECRYPT_SM2: c_ulong = 2;
+/// Usage `ASYMMETRIC_SIGN_VERIFY_RSA_2048`.
+pub const KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_RSA_2048: c_ulong = 3;
+/// Usage `ASYMMETRIC_SIGN_VERIFY_SM2`.
+pub const KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_SM2: c_ulong = 4;
+/// Usage `ASYMMETRIC_SIGN_VERIFY_ECC` (P-256).
+pub const KEY_USAGE_ASYMMETRIC_SIGN_VERIFY_ECC: c_ulong = 5;
+/// Usage `ENCRYPT_DECRYPT`: an AES-256 key.
+pub const KEY_USAGE_ENCRYPT_DECRYPT: c_ulong = 6;

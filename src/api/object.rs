@@ -101,8 +101,19 @@ pub fn copy(
     }
     let by_so = s.token.logged_in() == Some(UserType::So);
     let attrs = policy::change_by(&original.attrs, &template, true, by_so)?;
+    lifecycle_change(lib, &original.attrs, &attrs)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.create_object(attrs, session)
+}
+
+/// The key-state transition from `current` to `changed` must be one `lifecycle` allows.
+fn lifecycle_change(lib: &Library, current: &Attributes, changed: &Attributes) -> Result<()> {
+    crate::object::lifecycle::check_change(
+        current,
+        changed,
+        lib.config.key_deletion_min_days,
+        crate::object::lifecycle::now(),
+    )
 }
 
 pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, handle: CK_OBJECT_HANDLE) -> Result<()> {
@@ -182,11 +193,16 @@ pub fn set_attributes(
     }
     // CKR_ACTION_PROHIBITED is the spec's code for an object whose policy attribute
     // (here CKA_MODIFIABLE) forbids the action.
-    if !object.attrs.flag(CKA_MODIFIABLE, true) {
+    // A key's management state (`object::lifecycle`) changes whatever CKA_MODIFIABLE says.
+    let only_lifecycle = changes
+        .types()
+        .all(|ty| policy::is_lifecycle(&object.attrs, ty));
+    if !object.attrs.flag(CKA_MODIFIABLE, true) && !only_lifecycle {
         return fail(CKR_ACTION_PROHIBITED);
     }
     let by_so = s.token.logged_in() == Some(UserType::So);
     let attrs = policy::change_by(&object.attrs, &changes, false, by_so)?;
+    lifecycle_change(lib, &object.attrs, &attrs)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     s.token.update_object(handle, attrs)
 }

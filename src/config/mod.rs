@@ -29,6 +29,12 @@ pub const MAX_PIN_LEN: usize = 255;
 /// The values `pin_min_len` may take. Four is the floor (PKCS#11 tokens commonly accept
 /// four-digit PINs, SoftHSMv2 among them); lower is refused, not clamped.
 pub const PIN_MIN_LEN_RANGE: RangeInclusive<usize> = 4..=MAX_PIN_LEN;
+/// `key_deletion_min_days` when the file does not set it: a KMS's usual shortest waiting
+/// period before a scheduled deletion.
+pub const DEFAULT_KEY_DELETION_MIN_DAYS: usize = 7;
+/// The longest waiting period a deletion may be scheduled with, in days; also the top of
+/// `key_deletion_min_days`' range (0 allows a deletion at once: for tests).
+pub const KEY_DELETION_MAX_DAYS: usize = 30;
 /// A host secret file must hold at least this many bytes (256 bits of key).
 pub const HOST_SECRET_MIN_LEN: usize = 32;
 /// And at most this many: it is a key, not a document.
@@ -88,6 +94,9 @@ pub struct Config {
     pub disable_core_dumps: bool,
     /// The PIN settings (`pin_*`, `host_secret_file`).
     pub pin: PinPolicy,
+    /// `key_deletion_min_days`: the shortest waiting period, in days, a key's deletion may
+    /// be scheduled with (`object::lifecycle`), 0..=KEY_DELETION_MAX_DAYS.
+    pub key_deletion_min_days: usize,
 }
 
 /// The policy for PKCS#1 v1.5 decryption (CKM_RSA_PKCS in C_Decrypt and C_UnwrapKey). It
@@ -120,6 +129,7 @@ impl Default for Config {
             rsa_pkcs1v15_decrypt: Pkcs1v15Decrypt::default(),
             disable_core_dumps: false,
             pin: PinPolicy::default(),
+            key_deletion_min_days: DEFAULT_KEY_DELETION_MIN_DAYS,
         }
     }
 }
@@ -180,6 +190,7 @@ struct ConfigFile {
     pin_kdf_iterations: Option<toml::Spanned<i64>>,
     pin_kdf_parallelism: Option<toml::Spanned<i64>>,
     host_secret_file: Option<toml::Spanned<PathBuf>>,
+    key_deletion_min_days: Option<toml::Spanned<i64>>,
 }
 
 impl Config {
@@ -263,6 +274,13 @@ impl Config {
             &PIN_MIN_LEN_RANGE,
             "",
         )?;
+        let key_deletion_min_days = ranged(
+            file.key_deletion_min_days,
+            "key_deletion_min_days",
+            DEFAULT_KEY_DELETION_MIN_DAYS,
+            &(0..=KEY_DELETION_MAX_DAYS),
+            " (days)",
+        )?;
         let default = KdfParams::DEFAULT;
         let cost = |value: Option<toml::Spanned<i64>>, name: &str, default: u32| match value {
             None => Ok(default),
@@ -310,6 +328,7 @@ impl Config {
                 min_len: pin_min_len,
                 host_secret,
             },
+            key_deletion_min_days,
             ..Config::default()
         })
     }

@@ -3,6 +3,7 @@
 pub mod attributes;
 pub mod check_value;
 pub mod index;
+pub mod lifecycle;
 pub mod pkcs8;
 pub mod policy;
 pub mod rules;

@@ -253,6 +253,8 @@ pub fn change_by(
             if !copy {
                 return Err(read_only(ty, "changeable only by C_CopyObject"));
             }
+        } else if rule.has(rules::LIFECYCLE) {
+            // The key's management state, checked as a whole by `lifecycle::check_change`.
         } else {
             let so_trust = by_so && rule.has(rules::SO_ONLY_TRUE);
             if !rule.has(rules::MODIFIABLE) && !so_trust {
@@ -284,6 +286,13 @@ pub fn change_by(
         object.set(CKA_UNIQUE_ID, unique_id()?);
     }
     Ok(object)
+}
+
+/// True when `ty` is a key-management attribute of `object` (`rules::LIFECYCLE`).
+pub fn is_lifecycle(object: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> bool {
+    stored_rules(object)
+        .and_then(|set| set.find(ty))
+        .is_some_and(|rule| rule.has(rules::LIFECYCLE))
 }
 
 /// What the caller may read of attribute `ty` of `object`.
@@ -354,6 +363,10 @@ pub fn normalize_template(template: &mut Attributes) {
     }
 }
 
+/// Private-key mechanisms that are more than one usage: what each needs of the key.
+const RAW_PRIMITIVES: &[(CK_MECHANISM_TYPE, &[CK_ATTRIBUTE_TYPE])] =
+    &[(CKM_RSA_X_509, &[CKA_DECRYPT, CKA_SIGN])];
+
 /// May `key` be used for `usage` (CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, ...) with
 /// `mechanism`? CKR_KEY_FUNCTION_NOT_PERMITTED when the usage flag is false or absent;
 /// CKR_MECHANISM_INVALID when a non-empty CKA_ALLOWED_MECHANISMS does not list `mechanism`
@@ -369,6 +382,28 @@ pub fn check_usage(
             CKR_KEY_FUNCTION_NOT_PERMITTED,
             format!("key does not allow usage 0x{usage:x}"),
         ));
+    }
+    if key.get_ulong(CKA_CLASS)? != Some(CKO_PUBLIC_KEY) {
+        crate::object::lifecycle::check_usable(key)?;
+    }
+    let listed = key
+        .get(CKA_ALLOWED_MECHANISMS)
+        .and_then(mechanism_list)
+        .is_some_and(|list| list.contains(&mechanism));
+    // A raw private-key primitive is every usage of the key at once (raw RSA decryption
+    // of a chosen value is a signature): unless CKA_ALLOWED_MECHANISMS names the mechanism,
+    // the key must allow each of those usages.
+    if !listed && key.get_ulong(CKA_CLASS)? == Some(CKO_PRIVATE_KEY) {
+        if let Some((_, usages)) = RAW_PRIMITIVES.iter().find(|(m, _)| *m == mechanism) {
+            if let Some(missing) = usages.iter().find(|u| !key.flag(**u, false)) {
+                return Err(Error::with(
+                    CKR_KEY_FUNCTION_NOT_PERMITTED,
+                    format!(
+                        "raw mechanism 0x{mechanism:x} needs usage 0x{missing:x} too                          (or the mechanism in CKA_ALLOWED_MECHANISMS)"
+                    ),
+                ));
+            }
+        }
     }
     let Some(allowed) = key.get(CKA_ALLOWED_MECHANISMS) else {
         return Ok(());
@@ -826,6 +861,13 @@ fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Resul
         );
     }
     object.set(CKA_UNIQUE_ID, unique_id()?);
+    if set
+        .find(crate::vendor::CKA_FERROHSM_CREATION_TIME)
+        .is_some()
+    {
+        let now = crate::object::lifecycle::now() as CK_ULONG;
+        object.set_ulong(crate::vendor::CKA_FERROHSM_CREATION_TIME, now);
+    }
     Ok(())
 }
 

@@ -77,6 +77,10 @@ pub const ONLY_TO_FALSE: Flags = 1 << 9;
 /// Footnotes 2,4,6 together: set by the token only (CKA_LOCAL, CKA_UNIQUE_ID, ...); a
 /// caller who gives one gets CKR_ATTRIBUTE_READ_ONLY.
 pub const TOKEN_COMPUTED: Flags = 1 << 10;
+/// ferrohsm's key-management attributes (`object::lifecycle`): changeable by
+/// C_SetAttributeValue even when the object's CKA_MODIFIABLE is false, along the
+/// transitions `lifecycle` allows.
+pub const LIFECYCLE: Flags = 1 << 11;
 
 /// One row of a table.
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +193,12 @@ const X509: &[Rule] = &[
     rule(CKA_NAME_HASH_ALGORITHM, Ulong, 0, Some(&NAME_HASH_SHA1)),
 ];
 
+const KEY_STATE_ENABLED: [u8; ULONG_LEN] = ulong(crate::vendor::KEY_STATE_ENABLED);
+
 /// §4.7 common key attributes. CKA_ALLOWED_MECHANISMS has no footnote 8: fixed at creation.
+/// Then ferrohsm's key-management attributes (`crate::vendor`): state, deletion time and
+/// description change along `object::lifecycle`; the usage is fixed at creation; the
+/// creation time is the token's.
 const KEY: &[Rule] = &[
     rule(CKA_KEY_TYPE, Ulong, REQUIRED_ON_CREATE, None),
     rule(CKA_ID, Bytes, MODIFIABLE, Some(EMPTY)),
@@ -199,6 +208,36 @@ const KEY: &[Rule] = &[
     rule(CKA_LOCAL, Bool, TOKEN_COMPUTED, None),
     rule(CKA_KEY_GEN_MECHANISM, Ulong, TOKEN_COMPUTED, None),
     rule(CKA_ALLOWED_MECHANISMS, Mechanisms, 0, None),
+    rule(
+        crate::vendor::CKA_FERROHSM_KEY_STATE,
+        Ulong,
+        LIFECYCLE,
+        Some(&KEY_STATE_ENABLED),
+    ),
+    rule(
+        crate::vendor::CKA_FERROHSM_DELETION_TIME,
+        Ulong,
+        LIFECYCLE,
+        Some(&ULONG_ZERO),
+    ),
+    rule(
+        crate::vendor::CKA_FERROHSM_DESCRIPTION,
+        Bytes,
+        LIFECYCLE,
+        Some(EMPTY),
+    ),
+    rule(
+        crate::vendor::CKA_FERROHSM_KEY_USAGE,
+        Ulong,
+        0,
+        Some(&ULONG_ZERO),
+    ),
+    rule(
+        crate::vendor::CKA_FERROHSM_CREATION_TIME,
+        Ulong,
+        TOKEN_COMPUTED,
+        None,
+    ),
 ];
 
 /// §4.8 public key objects. CKA_WRAP_TEMPLATE has no footnote 8: fixed at creation, so a
