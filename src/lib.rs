@@ -4,7 +4,8 @@
 //! - `ffi`: the C boundary, the only home of `unsafe`; `api`: the functions in safe Rust;
 //! - `state`, `slot`, `token`, `session`: the library singleton and its runtime state;
 //! - `object`: attributes and the policy table; `mechanism`: the CKM_* registry;
-//! - `crypto`: adapters over the crypto crates; `storage`: the persistent token store.
+//! - `crypto`: adapters over the crypto crates; `storage`: the persistent token store;
+//! - `kms`: keys managed the KMS way (usages, aliases, states), for `ferrohsm-util`.
 
 pub mod api;
 pub mod call_id;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod ffi;
+pub mod kms;
 pub mod log;
 pub mod mechanism;
 pub mod memory;

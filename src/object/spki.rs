@@ -33,7 +33,11 @@ pub fn public_key_der(attrs: &Attributes) -> Result<Vec<u8>> {
 
 /// PEM `PUBLIC KEY` of a public key object (`public_key_der`).
 pub fn public_key_pem(attrs: &Attributes) -> Result<String> {
-    let der = public_key_der(attrs)?;
-    pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &der)
+    pem_of_der(&public_key_der(attrs)?)
+}
+
+/// PEM `PUBLIC KEY` of a DER SubjectPublicKeyInfo.
+pub fn pem_of_der(der: &[u8]) -> Result<String> {
+    pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, der)
         .map_err(|_| Error::new(CKR_GENERAL_ERROR))
 }

@@ -1,6 +1,9 @@
 //! ferrohsm-util: the admin CLI. Works on the token store named by `FERROHSM_CONF` (or the
 //! default), in-process through the same code the PKCS#11 module runs.
 
+mod keys;
+mod pin;
+
 use clap::{Parser, Subcommand};
 use cryptoki_sys::*;
 use ferrohsm::api;
@@ -9,7 +12,6 @@ use ferrohsm::state;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,8 @@ struct Cli {
 enum Command {
     /// List the slots and their tokens.
     Slots,
+    #[command(flatten)]
+    Key(keys::KeyCommand),
     /// Print a public key as PEM SubjectPublicKeyInfo (RSA, or SM2 as id-ecPublicKey + SM2 OID).
     Pubkey {
         /// The token's label.
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         let lib = state::library()?;
         let r = match cli.command {
             Command::Slots => slots(&lib).map(|()| Done::Complete),
+            Command::Key(command) => keys::run(&lib, command).map(|()| Done::Complete),
             Command::Pubkey { token, label, id } => {
                 pubkey(&lib, &token, label, id).map(|()| Done::Complete)
             }
@@ -250,7 +255,7 @@ fn restore(
 
 /// The SoftHSM and ferrohsm user PINs: from FERROHSM_SOFTHSM_PIN / FERROHSM_PIN, else one
 /// per line on standard input; the ferrohsm PIN defaults to the SoftHSM one.
-type Pin = Zeroizing<Vec<u8>>;
+use pin::Pin;
 
 fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
     // Taken out of the environment and wiped there: no copy is left behind.
@@ -266,7 +271,7 @@ fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
                 .map_err(|e| {
                     ferrohsm::error::Error::with(CKR_FUNCTION_FAILED, format!("stdin: {e}"))
                 })?;
-            let mut next = || pin_line(&mut input);
+            let mut next = || pin::pin_line(&mut input);
             let softhsm = next().ok_or_else(|| {
                 ferrohsm::error::Error::with(
                     CKR_ARGUMENTS_BAD,
@@ -278,24 +283,6 @@ fn migration_pins() -> ferrohsm::error::Result<(Pin, Pin)> {
     };
     let ferro = ferro.unwrap_or_else(|| softhsm.clone());
     Ok((softhsm, ferro))
-}
-
-/// One line of `input`, read a byte at a time into zeroizing memory; None at the end of the
-/// input or for an empty line. A `\r` before the `\n` is dropped.
-fn pin_line(input: &mut impl std::io::Read) -> Option<Pin> {
-    let mut line = Zeroizing::new(Vec::new());
-    let mut byte = [0u8; 1];
-    while let Ok(1) = input.read(&mut byte) {
-        if byte[0] == b'\n' {
-            break;
-        }
-        ferrohsm::mechanism::secret::append_wiped(&mut line, &byte);
-    }
-    byte.zeroize();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    (!line.is_empty()).then_some(line)
 }
 
 fn migrate_softhsm(
