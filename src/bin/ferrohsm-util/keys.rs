@@ -221,6 +221,20 @@ fn print_key(k: &KeyInfo, json: bool) {
     println!("description: {}", k.description);
 }
 
+/// Reads the data, runs `f` on it with the key, writes the result.
+fn transform(
+    lib: &Library,
+    token: TokenArgs,
+    key: &str,
+    data: &DataArgs,
+    f: impl FnOnce(&KmsSession<'_>, &KeyInfo, &[u8]) -> Result<Vec<u8>>,
+) -> Result<()> {
+    let input = read_data(data, None)?;
+    let kms = open(lib, token)?;
+    let output = zeroize::Zeroizing::new(f(&kms, &kms.key(key)?, &input)?);
+    write_data(data, &output)
+}
+
 pub fn run(lib: &Library, command: KeyCommand) -> Result<()> {
     match command {
         KeyCommand::CreateKey {
@@ -297,31 +311,25 @@ pub fn run(lib: &Library, command: KeyCommand) -> Result<()> {
             key,
             algorithm,
             data,
-        } => {
-            let input = read_data(&data, None)?;
-            let kms = open(lib, token)?;
-            write_data(&data, &kms.encrypt(&kms.key(&key)?, &algorithm, &input)?)?;
-        }
+        } => transform(lib, token, &key, &data, |kms, k, input| {
+            kms.encrypt(k, &algorithm, input)
+        })?,
         KeyCommand::Decrypt {
             token,
             key,
             algorithm,
             data,
-        } => {
-            let input = read_data(&data, None)?;
-            let kms = open(lib, token)?;
-            write_data(&data, &kms.decrypt(&kms.key(&key)?, &algorithm, &input)?)?;
-        }
+        } => transform(lib, token, &key, &data, |kms, k, input| {
+            Ok(kms.decrypt(k, &algorithm, input)?.to_vec())
+        })?,
         KeyCommand::Sign {
             token,
             key,
             algorithm,
             data,
-        } => {
-            let input = read_data(&data, None)?;
-            let kms = open(lib, token)?;
-            write_data(&data, &kms.sign(&kms.key(&key)?, &algorithm, &input)?)?;
-        }
+        } => transform(lib, token, &key, &data, |kms, k, input| {
+            kms.sign(k, &algorithm, input)
+        })?,
         KeyCommand::Verify {
             token,
             key,
