@@ -95,7 +95,8 @@ test_threads() {
         rc=$?
         cat threads.txt
         if [ "$rc" -ne 0 ]; then
-            REASON="run $run of 5: $REASON"
+            # The threads report on stdout: keep what was not a success in the reason.
+            REASON="run $run of 5: $REASON; threads: $(grep -v 'CKR_OK\|ALREADY_INITIALIZED' threads.txt | grep -i 'thread\|CKR_\|error' | tail -n 4 | tr '\n' ' ')"
             return 1
         fi
         if grep -Eq 'returned CKR_(GENERAL_ERROR|FUNCTION_FAILED|ARGUMENTS_BAD|DEVICE_ERROR|HOST_MEMORY)' threads.txt; then
