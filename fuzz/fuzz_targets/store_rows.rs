@@ -10,8 +10,8 @@
 
 use arbitrary::Arbitrary;
 use ferrohsm::ffi as p11;
-use ferrohsm::storage::sqlite::SqliteStore;
 use ferrohsm::storage::integrity::MacKey;
+use ferrohsm::storage::sqlite::SqliteStore;
 use ferrohsm::storage::{Seal, Signer, StoredValue, TokenStore};
 use ferrohsm_fuzz::input::KNOWN_TYPES;
 use ferrohsm_fuzz::*;
@@ -142,5 +142,7 @@ fuzz_target!(|input: Input| {
         }
     }
     drop(session);
-    store.delete_object(epoch, ID, None).expect("delete the rows");
+    store
+        .delete_object(epoch, ID, None)
+        .expect("delete the rows");
 });

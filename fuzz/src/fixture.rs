@@ -20,6 +20,12 @@ pub struct Keys {
     pub rsa_private: CK_OBJECT_HANDLE,
     pub sm2_public: CK_OBJECT_HANDLE,
     pub sm2_private: CK_OBJECT_HANDLE,
+    /// P-256 (ECDSA, ECDH), Ed25519 and X25519 pairs.
+    pub ec_public: CK_OBJECT_HANDLE,
+    pub ec_private: CK_OBJECT_HANDLE,
+    pub ed_public: CK_OBJECT_HANDLE,
+    pub ed_private: CK_OBJECT_HANDLE,
+    pub x25519_private: CK_OBJECT_HANDLE,
     /// AES-256, every usage, sensitive, not extractable.
     pub aes: CK_OBJECT_HANDLE,
     /// AES-128, extractable: what the wrap samples wrap.
@@ -30,12 +36,17 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn all(&self) -> [CK_OBJECT_HANDLE; 8] {
+    pub fn all(&self) -> [CK_OBJECT_HANDLE; 13] {
         [
             self.rsa_public,
             self.rsa_private,
             self.sm2_public,
             self.sm2_private,
+            self.ec_public,
+            self.ec_private,
+            self.ed_public,
+            self.ed_private,
+            self.x25519_private,
             self.aes,
             self.aes_extractable,
             self.sm4,
@@ -44,10 +55,13 @@ impl Keys {
     }
 
     /// The keys whose secret attributes must never be read.
-    pub fn sensitive(&self) -> [CK_OBJECT_HANDLE; 6] {
+    pub fn sensitive(&self) -> [CK_OBJECT_HANDLE; 9] {
         [
             self.rsa_private,
             self.sm2_private,
+            self.ec_private,
+            self.ed_private,
+            self.x25519_private,
             self.aes,
             self.aes_extractable,
             self.sm4,
@@ -273,6 +287,26 @@ fn baseline_keys(session: CK_SESSION_HANDLE) -> Keys {
         vec![],
     );
     let (sm2_public, sm2_private) = key_pair(session, vendor::CKM_SM2_KEY_PAIR_GEN, vec![], vec![]);
+    let curve = |oid: &[u8]| vec![Attr::new(CKA_EC_PARAMS, oid.to_vec())];
+    let derive = || vec![Attr::bool(CKA_DERIVE, true)];
+    let (ec_public, ec_private) = key_pair(
+        session,
+        CKM_EC_KEY_PAIR_GEN,
+        curve(&[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]),
+        derive(),
+    );
+    let (ed_public, ed_private) = key_pair(
+        session,
+        CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        curve(&[0x06, 0x03, 0x2b, 0x65, 0x70]),
+        vec![],
+    );
+    let (_, x25519_private) = key_pair(
+        session,
+        CKM_EC_MONTGOMERY_KEY_PAIR_GEN,
+        curve(&[0x06, 0x03, 0x2b, 0x65, 0x6e]),
+        derive(),
+    );
     let all = [
         CKA_ENCRYPT,
         CKA_DECRYPT,
@@ -287,6 +321,11 @@ fn baseline_keys(session: CK_SESSION_HANDLE) -> Keys {
         rsa_private,
         sm2_public,
         sm2_private,
+        ec_public,
+        ec_private,
+        ed_public,
+        ed_private,
+        x25519_private,
         aes: secret_key(session, CKM_AES_KEY_GEN, 32, false, &all),
         aes_extractable: secret_key(session, CKM_AES_KEY_GEN, 16, true, &all),
         sm4: secret_key(session, vendor::CKM_SM4_KEY_GEN, 16, false, &all),
@@ -441,6 +480,8 @@ fn make_samples(f: &mut Fixture) {
             k.sm2_private,
             k.sm2_public,
         ),
+        (CKM_ECDSA_SHA256, Param::None, k.ec_private, k.ec_public),
+        (CKM_EDDSA, Param::None, k.ed_private, k.ed_public),
         (CKM_AES_CMAC, Param::None, k.aes, k.aes),
         (CKM_AES_CMAC_GENERAL, Param::Ulong(8), k.aes, k.aes),
         (CKM_SHA256_HMAC, Param::None, k.hmac, k.hmac),
