@@ -425,7 +425,6 @@ fn make_samples(f: &mut Fixture) {
             k.sm2_public,
             k.sm2_private,
         ),
-        (vendor::CKM_SM2, Param::None, k.sm2_public, k.sm2_private),
         (CKM_AES_GCM, gcm(), k.aes, k.aes),
         (CKM_AES_CBC_PAD, Param::Bytes(vec![9; 16]), k.aes, k.aes),
         (
