@@ -59,6 +59,11 @@ pub fn fail<T>(rv: CK_RV) -> Result<T> {
     Err(Error::new(rv))
 }
 
+/// The code a result stands for: CKR_OK or its error's.
+pub fn rv_of<T>(result: &Result<T>) -> CK_RV {
+    result.as_ref().map_or_else(|e| e.rv, |_| CKR_OK)
+}
+
 /// Names of the codes that show up in logs: every code the library returns (keep it so when
 /// returning a new one); anything else prints as `CKR_?` with its hex value.
 pub fn rv_name(rv: CK_RV) -> &'static str {

@@ -8,6 +8,7 @@
 //! - `kms`: keys managed the KMS way (usages, aliases, states), for `ferrohsm-util`.
 
 pub mod api;
+pub mod audit;
 pub mod call_id;
 pub mod config;
 pub mod crypto;

@@ -424,6 +424,18 @@ impl Token {
         self.inner.lock().store.backup_to(dest)
     }
 
+    /// Appends a key-management event to the token's audit log (`crate::audit`). A log that
+    /// cannot be written is reported, not fatal to the event (which already happened).
+    pub fn audit(&self, event: &str, key_id: &[u8], result: CK_RV) {
+        let mut inner = self.inner.lock();
+        inner.audit(event, key_id, result);
+    }
+
+    /// The token's audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<crate::storage::AuditRow>> {
+        self.inner.lock().store.audit_log()
+    }
+
     /// Stores a complete, policy-checked object: persisted (secrets sealed) when CKA_TOKEN
     /// is true, else kept in memory for `session`.
     pub fn create_object(
@@ -963,6 +975,19 @@ impl Inner {
             .filter(|e| visible_to(&e.object, user, now))
     }
 
+    fn audit(&mut self, event: &str, key_id: &[u8], result: CK_RV) {
+        let user = match self.login.as_ref().map(|l| l.user) {
+            Some(UserType::User) => "user",
+            Some(UserType::So) => "so",
+            None => "none",
+        };
+        let result = crate::error::rv_name(result);
+        let entry = crate::audit::Entry::new(user, key_id, event, result).to_json();
+        if let Err(e) = self.store.append_audit(&entry) {
+            crate::log::warn(&format!("audit log not written ({event}): {e}"));
+        }
+    }
+
     /// Removes the object of `handle` from the store and the index.
     fn delete(&mut self, handle: CK_OBJECT_HANDLE) -> Result<()> {
         let Some(entry) = self.index.get(handle) else {
@@ -1021,7 +1046,13 @@ impl Inner {
             crate::log::warn(&format!(
                 "destroying key object 0x{handle:x}: its scheduled deletion time has come"
             ));
+            let key_id = self
+                .index
+                .get(handle)
+                .and_then(|e| e.object.attrs.get(CKA_ID).map(<[u8]>::to_vec))
+                .unwrap_or_default();
             self.delete(handle)?;
+            self.audit("destroy", &key_id, CKR_OK);
         }
         Ok(())
     }

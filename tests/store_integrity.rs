@@ -321,7 +321,7 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
             assert_eq!(version(&open_db(sandbox.path())), 2, "fixture is format 2");
             sandbox.run(TEST, "open");
             let conn = open_db(sandbox.path());
-            assert_eq!(version(&conn), 3);
+            assert_eq!(version(&conn), 4);
             let untagged: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM objects WHERE mac IS NULL OR mac_seal <> 1",

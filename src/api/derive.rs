@@ -83,5 +83,5 @@ pub fn derive_key(
     };
     let attrs = policy::new_object(&template, origin, &material)?;
     check_storage(&s.token, s.read_write, &attrs)?;
-    s.token.create_object(attrs, session)
+    crate::api::object::create_audited(&s.token, attrs, session, "create")
 }

@@ -34,7 +34,7 @@ pub fn generate_key_pair(
     // A private key is private by default, which its template need not have said.
     check_storage(&s.token, s.read_write, &private)?;
     let public_handle = s.token.create_object(public, session)?;
-    match s.token.create_object(private, session) {
+    match crate::api::object::create_audited(&s.token, private, session, "create") {
         Ok(private_handle) => Ok((public_handle, private_handle)),
         Err(e) => {
             // Never leave half a key pair behind.
@@ -62,5 +62,5 @@ pub fn generate_key(
     let attrs = policy::new_object(&template, Origin::Generate { mechanism: ty }, &generated)?;
     // A secret key is private by default, which its template need not have said.
     check_storage(&s.token, s.read_write, &attrs)?;
-    s.token.create_object(attrs, session)
+    crate::api::object::create_audited(&s.token, attrs, session, "create")
 }

@@ -80,7 +80,31 @@ pub fn create(
     let s = lib.session(session)?;
     let s = s.lock();
     let attrs = checked_new_object(&lib.config, &s.token, s.read_write, &template)?;
-    s.token.create_object(attrs, session)
+    create_audited(&s.token, attrs, session, "import")
+}
+
+/// True for a key object kept on the token: what the audit log follows.
+fn audited_key(attrs: &Attributes) -> bool {
+    attrs.flag(CKA_TOKEN, false)
+        && matches!(
+            attrs.get_ulong(CKA_CLASS),
+            Ok(Some(CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY))
+        )
+}
+
+/// Stores the object; a key kept on the token is recorded in the audit log as `event`.
+pub(crate) fn create_audited(
+    token: &Token,
+    attrs: Attributes,
+    session: CK_SESSION_HANDLE,
+    event: &str,
+) -> Result<CK_OBJECT_HANDLE> {
+    let audited = audited_key(&attrs).then(|| attrs.get(CKA_ID).unwrap_or_default().to_vec());
+    let handle = token.create_object(attrs, session)?;
+    if let Some(id) = audited {
+        token.audit(event, &id, CKR_OK);
+    }
+    Ok(handle)
 }
 
 pub fn copy(
@@ -103,7 +127,7 @@ pub fn copy(
     let attrs = policy::change_by(&original.attrs, &template, true, by_so)?;
     lifecycle_change(lib, &original.attrs, &attrs)?;
     check_storage(&s.token, s.read_write, &attrs)?;
-    s.token.create_object(attrs, session)
+    create_audited(&s.token, attrs, session, "copy")
 }
 
 /// The key-state transition from `current` to `changed` must be one `lifecycle` allows.
@@ -120,6 +144,7 @@ pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, handle: CK_OBJECT_HAND
     let s = lib.session(session)?;
     let s = s.lock();
     let read_write = s.read_write;
+    let mut audited = None;
     s.token.destroy_object_if(handle, |attrs| {
         if attrs.flag(CKA_TOKEN, false) && !read_write {
             return fail(CKR_SESSION_READ_ONLY);
@@ -127,8 +152,13 @@ pub fn destroy(lib: &Library, session: CK_SESSION_HANDLE, handle: CK_OBJECT_HAND
         if !attrs.flag(CKA_DESTROYABLE, true) {
             return fail(CKR_ACTION_PROHIBITED);
         }
+        audited = audited_key(attrs).then(|| attrs.get(CKA_ID).unwrap_or_default().to_vec());
         Ok(())
-    })
+    })?;
+    if let Some(id) = audited {
+        s.token.audit("destroy", &id, CKR_OK);
+    }
+    Ok(())
 }
 
 pub fn size(
@@ -204,7 +234,13 @@ pub fn set_attributes(
     let attrs = policy::change_by(&object.attrs, &changes, false, by_so)?;
     lifecycle_change(lib, &object.attrs, &attrs)?;
     check_storage(&s.token, s.read_write, &attrs)?;
-    s.token.update_object(handle, attrs)
+    let event = crate::object::lifecycle::event(&object.attrs, &attrs);
+    let id = attrs.get(CKA_ID).unwrap_or_default().to_vec();
+    s.token.update_object(handle, attrs)?;
+    if let Some(event) = event {
+        s.token.audit(event, &id, CKR_OK);
+    }
+    Ok(())
 }
 
 pub fn find_init(

@@ -96,7 +96,20 @@ pub fn login(
     if user == UserType::So && lib.sessions_on(Some(slot)).iter().any(|(_, rw)| !rw) {
         return fail(CKR_SESSION_READ_ONLY_EXISTS);
     }
-    token.login(user, pin)
+    let result = token.login(user, pin);
+    if let Err(e) = &result {
+        if matches!(e.rv, CKR_PIN_INCORRECT | CKR_PIN_LOCKED) {
+            token.audit("login-failure", &[], e.rv);
+            let locked = match user {
+                UserType::User => CKF_USER_PIN_LOCKED,
+                UserType::So => CKF_SO_PIN_LOCKED,
+            };
+            if e.rv == CKR_PIN_INCORRECT && token.info().flags & locked != 0 {
+                token.audit("lockout", &[], e.rv);
+            }
+        }
+    }
+    result
 }
 
 /// C_LoginUser: ferrohsm has one user per role, so a user name must be absent or empty.
@@ -140,7 +153,9 @@ pub fn init_pin(lib: &Library, session: CK_SESSION_HANDLE, pin: &[u8]) -> Result
         }
         s.token.clone()
     };
-    token.init_pin(pin)
+    let result = token.init_pin(pin);
+    token.audit("pin-change", &[], crate::error::rv_of(&result));
+    result
 }
 
 pub fn set_pin(lib: &Library, session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
@@ -151,7 +166,9 @@ pub fn set_pin(lib: &Library, session: CK_SESSION_HANDLE, old: &[u8], new: &[u8]
         s.token.clone()
     };
     let user = token.logged_in().unwrap_or(UserType::User);
-    token.set_pin(user, old, new)
+    let result = token.set_pin(user, old, new);
+    token.audit("pin-change", &[], crate::error::rv_of(&result));
+    result
 }
 
 /// C_SessionCancel: ends the operations named by `flags` (CKF_ENCRYPT, CKF_FIND_OBJECTS, ...).

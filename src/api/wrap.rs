@@ -202,7 +202,7 @@ pub fn unwrap_key(
     let attrs = policy::new_object(&template, Origin::Unwrap, &material)?;
     check_storage(&s.token, s.read_write, &attrs)?;
     check_key_material(&lib.config, &attrs)?;
-    s.token.create_object(attrs, session)
+    crate::api::object::create_audited(&s.token, attrs, session, "import")
 }
 
 /// The caller's template with the unwrapping key's CKA_UNWRAP_TEMPLATE added: an attribute

@@ -120,6 +120,19 @@ pub fn check_change(
     }
 }
 
+/// The audit event of a state change from `current` to `changed`, if the state changed.
+pub fn event(current: &Attributes, changed: &Attributes) -> Option<&'static str> {
+    let (from, to) = (state_of(current), state_of(changed));
+    match (from, to) {
+        _ if from == to => None,
+        (_, KEY_STATE_ENABLED) => Some("enable"),
+        (KEY_STATE_PENDING_DELETE, KEY_STATE_DISABLED) => Some("cancel-deletion"),
+        (_, KEY_STATE_DISABLED) => Some("disable"),
+        (_, KEY_STATE_PENDING_DELETE) => Some("schedule-deletion"),
+        _ => Some("state-change"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

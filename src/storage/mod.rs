@@ -25,8 +25,17 @@ pub use seal::{KdfParams, PublicObjectKey};
 /// message rather than misread; an older one is upgraded in place when opened (see
 /// `sqlite::upgrade`). Format 2 added the public-object key and values sealed under it;
 /// format 3 the integrity tags of objects and token record (see `integrity`), and the PIN
-/// records' flags and tamper-evident retry counters.
-pub const FORMAT_VERSION: i64 = 3;
+/// records' flags and tamper-evident retry counters; format 4 the audit log (see `crate::audit`).
+pub const FORMAT_VERSION: i64 = 4;
+
+/// One stored audit entry: its sequence number, its text (JSON) and the hash chaining it to
+/// the entry before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub entry: String,
+    pub chain: Vec<u8>,
+}
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values
 /// are bound to it, so it never changes.
@@ -249,4 +258,11 @@ pub trait TokenStore: Send {
 
     /// An online, consistent copy of the store at `dest` (a new file).
     fn backup_to(&mut self, dest: &std::path::Path) -> Result<()>;
+
+    /// Appends `entry` to the audit log in one transaction: its chain value is
+    /// `crate::audit::chain(previous chain, seq, entry)`.
+    fn append_audit(&mut self, entry: &str) -> Result<()>;
+
+    /// The whole audit log, oldest first.
+    fn audit_log(&mut self) -> Result<Vec<AuditRow>>;
 }

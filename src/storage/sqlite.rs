@@ -10,8 +10,8 @@
 use super::files::{create_private_file, refuse_symlinks};
 use super::integrity::{self, MacKey, Tag};
 use super::{
-    ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
-    TokenRecord, TokenStore, FORMAT_VERSION,
+    AuditRow, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject,
+    StoredValue, TokenRecord, TokenStore, FORMAT_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::storage::KdfParams;
@@ -73,7 +73,17 @@ CREATE TABLE attributes (
     value BLOB NOT NULL,
     PRIMARY KEY (object_id, type)
 ) WITHOUT ROWID;
+-- The audit log (format 4): JSON entries, each hash-chained to the one before.
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL,
+    chain BLOB NOT NULL
+);
 ";
+
+/// Format 4's table, for stores made before it.
+const AUDIT_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, entry TEXT NOT NULL, chain BLOB NOT NULL);";
 
 pub struct SqliteStore {
     conn: Connection,
@@ -118,6 +128,10 @@ fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
         }
         if version < 3 {
             add_format_3_columns(&tx).map_err(|e| db_error(path, e))?;
+        }
+        if version < 4 {
+            tx.execute_batch(AUDIT_TABLE)
+                .map_err(|e| db_error(path, e))?;
         }
         tx.pragma_update(None, "user_version", FORMAT_VERSION)
             .map_err(|e| db_error(path, e))
@@ -1077,5 +1091,49 @@ impl TokenStore for SqliteStore {
             }
         }
         tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn append_audit(&mut self, entry: &str) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.write_tx()?;
+        let run = || -> rusqlite::Result<()> {
+            let last: Option<(i64, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT seq, chain FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let (seq, previous) = match last {
+                Some((seq, chain)) => (seq + 1, chain),
+                None => (1, crate::audit::GENESIS.to_vec()),
+            };
+            let chain = crate::audit::chain(&previous, seq, entry);
+            tx.execute(
+                "INSERT INTO audit (seq, entry, chain) VALUES (?1, ?2, ?3)",
+                rusqlite::params![seq, entry, chain.as_slice()],
+            )?;
+            Ok(())
+        };
+        run().map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn audit_log(&mut self) -> Result<Vec<AuditRow>> {
+        let path = self.path.clone();
+        let read = || -> rusqlite::Result<Vec<AuditRow>> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT seq, entry, chain FROM audit ORDER BY seq")?;
+            let rows = stmt.query_map([], |row| {
+                Ok(AuditRow {
+                    seq: row.get(0)?,
+                    entry: row.get(1)?,
+                    chain: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| db_error(&path, e))
     }
 }

@@ -30,6 +30,18 @@ enum Command {
     Slots,
     #[command(flatten)]
     Key(keys::KeyCommand),
+    /// Show the token's audit log of key management; --verify checks its hash chain
+    /// (exit status 1 naming the first broken entry).
+    Audit {
+        /// The token's label.
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        verify: bool,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a public key as PEM SubjectPublicKeyInfo (RSA, or SM2 as id-ecPublicKey + SM2 OID).
     Pubkey {
         /// The token's label.
@@ -118,6 +130,11 @@ fn main() -> ExitCode {
         let r = match cli.command {
             Command::Slots => slots(&lib).map(|()| Done::Complete),
             Command::Key(command) => keys::run(&lib, command).map(|()| Done::Complete),
+            Command::Audit {
+                token,
+                verify,
+                json,
+            } => audit(&lib, &token, verify, json).map(|()| Done::Complete),
             Command::Pubkey { token, label, id } => {
                 pubkey(&lib, &token, label, id).map(|()| Done::Complete)
             }
@@ -218,6 +235,49 @@ fn pubkey(
         .clone();
     print!("{}", ferrohsm::object::spki::public_key_pem(&attrs)?);
     api::session::close(lib, session)
+}
+
+fn audit(
+    lib: &state::Library,
+    token: &str,
+    verify: bool,
+    json: bool,
+) -> ferrohsm::error::Result<()> {
+    let slot = find_token(lib, token)?;
+    let token = lib.slots.token(slot)?.ok_or_else(|| {
+        ferrohsm::error::Error::with(CKR_TOKEN_NOT_PRESENT, format!("slot {slot} has no token"))
+    })?;
+    let rows = token.audit_log()?;
+    if verify {
+        let count = ferrohsm::audit::verify(&rows).map_err(|(seq, why)| {
+            ferrohsm::error::Error::with(
+                CKR_DEVICE_ERROR,
+                format!("audit log broken at entry {seq}: {why}"),
+            )
+        })?;
+        let head = rows
+            .last()
+            .map(|r| hex::encode(&r.chain))
+            .unwrap_or_default();
+        println!("audit log intact: {count} entries, last chain value {head}");
+        return Ok(());
+    }
+    for (seq, e) in ferrohsm::audit::entries(&rows)? {
+        if json {
+            println!("{}", e.to_json());
+        } else {
+            println!(
+                "{seq:>6} {} pid {:<7} {:<5} {:<18} key {:<32} {}",
+                e.time,
+                e.pid,
+                e.user,
+                e.event,
+                if e.key_id.is_empty() { "-" } else { &e.key_id },
+                e.result
+            );
+        }
+    }
+    Ok(())
 }
 
 fn backup(lib: &state::Library, token: &str, out: &std::path::Path) -> ferrohsm::error::Result<()> {

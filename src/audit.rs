@@ -1,0 +1,129 @@
+//! The audit log of key management (issue 11): every key created, imported, enabled,
+//! disabled, scheduled for deletion or kept, destroyed; every PIN change, failed login and
+//! lockout. Appended to the token store (one row per event, JSON), each row chained to the
+//! one before by SHA-256 over (previous chain value, sequence number, entry), so a changed,
+//! removed or inserted entry breaks the chain from there on (`verify`). What the chain
+//! cannot show by itself is the loss of the newest entries together: `ferrohsm-util audit`
+//! prints the count and the last chain value, to be kept elsewhere and compared.
+
+use crate::error::Error;
+use crate::storage::AuditRow;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The chain value before the first entry.
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+/// The chain value of entry `seq` (`entry`) after `previous`.
+pub fn chain(previous: &[u8], seq: i64, entry: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(seq.to_be_bytes());
+    h.update(entry.as_bytes());
+    h.finalize().into()
+}
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    pub pid: u32,
+    /// "user", "so" or "none" (not logged in).
+    pub user: String,
+    /// The key's CKA_ID in hex (a key id for KMS keys), empty for token events.
+    pub key_id: String,
+    /// `create`, `import`, `enable`, `disable`, `schedule-deletion`, `cancel-deletion`,
+    /// `destroy`, `pin-change`, `login-failure`, `lockout`.
+    pub event: String,
+    /// `CKR_OK` or the code the call failed with.
+    pub result: String,
+}
+
+impl Entry {
+    pub fn new(user: &str, key_id: &[u8], event: &str, result: &str) -> Entry {
+        Entry {
+            time: crate::object::lifecycle::now(),
+            pid: std::process::id(),
+            user: user.to_string(),
+            key_id: hex::encode(key_id),
+            event: event.to_string(),
+            result: result.to_string(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an audit entry serializes")
+    }
+}
+
+/// Checks the chain of `rows`: Ok(number of entries), or the first entry where it breaks
+/// (changed, removed, inserted or reordered there) with what is wrong.
+pub fn verify(rows: &[AuditRow]) -> Result<usize, (i64, &'static str)> {
+    let mut previous = GENESIS.to_vec();
+    for (i, row) in rows.iter().enumerate() {
+        if row.seq != i as i64 + 1 {
+            return Err((row.seq, "an entry before it is missing"));
+        }
+        if chain(&previous, row.seq, &row.entry)[..] != row.chain[..] {
+            return Err((row.seq, "the entry or one before it was changed"));
+        }
+        previous = row.chain.clone();
+    }
+    Ok(rows.len())
+}
+
+/// The entries of `rows`, parsed.
+pub fn entries(rows: &[AuditRow]) -> Result<Vec<(i64, Entry)>, Error> {
+    rows.iter()
+        .map(|row| {
+            serde_json::from_str(&row.entry)
+                .map(|e| (row.seq, e))
+                .map_err(|_| {
+                    Error::with(
+                        cryptoki_sys::CKR_DEVICE_ERROR,
+                        format!("audit entry {} is not an entry", row.seq),
+                    )
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(entries: &[&str]) -> Vec<AuditRow> {
+        let mut previous = GENESIS.to_vec();
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let seq = i as i64 + 1;
+                let c = chain(&previous, seq, e);
+                previous = c.to_vec();
+                AuditRow {
+                    seq,
+                    entry: e.to_string(),
+                    chain: c.to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_changed_removed_or_inserted_entry_breaks_the_chain() {
+        let good = rows(&["a", "b", "c"]);
+        assert_eq!(verify(&good), Ok(3));
+        let mut changed = good.clone();
+        changed[1].entry = "B".into();
+        assert_eq!(verify(&changed).unwrap_err().0, 2);
+        let mut removed = good.clone();
+        removed.remove(1);
+        assert_eq!(verify(&removed).unwrap_err().0, 3);
+        let mut renumbered = removed.clone();
+        renumbered[1].seq = 2;
+        assert_eq!(verify(&renumbered).unwrap_err().0, 2);
+        assert_eq!(verify(&[]), Ok(0));
+    }
+}
