@@ -399,7 +399,8 @@ pub fn check_usage(
                 return Err(Error::with(
                     CKR_KEY_FUNCTION_NOT_PERMITTED,
                     format!(
-                        "raw mechanism 0x{mechanism:x} needs usage 0x{missing:x} too                          (or the mechanism in CKA_ALLOWED_MECHANISMS)"
+                        "raw mechanism 0x{mechanism:x} needs usage 0x{missing:x} too \
+                         (or the mechanism in CKA_ALLOWED_MECHANISMS)"
                     ),
                 ));
             }
