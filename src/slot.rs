@@ -189,6 +189,33 @@ impl Slots {
         self.install_store(slot, "create", |temp| SqliteStore::create(temp, &record))
     }
 
+    /// Removes the token in `slot`: its store file (every object and PIN record in it) and
+    /// SQLite's `-wal`/`-shm` files; returns the store's path. Its slot id is not handed
+    /// out again while a higher one is in use. Other processes drop the token at their next
+    /// slot-list refresh; their open sessions on it then fail.
+    pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<PathBuf> {
+        let _init_lock = self.lock_init()?;
+        self.refresh()?;
+        if self.token(slot)?.is_none() {
+            return Err(Error::with(
+                CKR_TOKEN_NOT_RECOGNIZED,
+                format!("slot {slot} holds no initialised token"),
+            ));
+        }
+        let path = self.token_path(slot);
+        std::fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, e))?;
+        for side in ["-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(side);
+            let _ = std::fs::remove_file(name);
+        }
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        self.refresh()?;
+        Ok(path)
+    }
+
     /// Makes the store of `slot` with `make` under a temporary name and renames it into
     /// place, so other processes never see a half-made token file; then lists it.
     fn install_store(
@@ -375,6 +402,27 @@ mod tests {
         fn shared<T: Send + Sync>() {}
         shared::<Slots>();
         shared::<crate::token::Token>();
+    }
+
+    #[test]
+    fn delete_token_removes_its_files_and_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let slots = open(dir.path());
+        slots.init_token(0, SO_PIN, "first").unwrap();
+        slots.init_token(1, SO_PIN, "second").unwrap();
+        assert_eq!(rv(slots.delete_token(2)), CKR_TOKEN_NOT_RECOGNIZED);
+        let path = slots.delete_token(0).unwrap();
+        assert!(!path.exists());
+        assert_eq!(slots.slot_ids(), vec![1, 2]);
+        assert_eq!(rv(slots.token(0)), CKR_SLOT_ID_INVALID);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("token-0"))
+            .collect();
+        assert!(names.is_empty(), "left behind: {names:?}");
+        // Another process sees the same slot list.
+        assert_eq!(open(dir.path()).slot_ids(), vec![1, 2]);
     }
 
     #[test]

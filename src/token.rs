@@ -281,6 +281,13 @@ impl Token {
         }
     }
 
+    /// Wrong PINs of `user` in a row, as the store has them now; None without a PIN.
+    pub fn pin_failures(&self, user: UserType) -> Option<u32> {
+        let mut inner = self.inner.lock();
+        let _ = inner.sync_record();
+        inner.record.pin(user).map(|pin| pin.failures)
+    }
+
     /// Verifies the PIN (Argon2id), updates the retry counters, unwraps the token key.
     /// Codes: CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_PIN_NOT_INITIALIZED,
     /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN.

@@ -109,7 +109,6 @@ isolated_test! {
             ids.push(id);
         }
         fails(&with_token("create-key", &["--alias", "dec-rsa", "--usage", "ENCRYPT_DECRYPT"]), "taken");
-        fails(&with_token("create-key", &["--alias", "x", "--usage", "SIGN_EVERYTHING"]), "unknown usage");
         let listed: serde_json::Value = serde_json::from_str(&ok(&with_token("list-keys", &["--json"]))).unwrap();
         let listed = listed.as_array().unwrap();
         assert_eq!(listed.len(), usages.len());
@@ -122,6 +121,20 @@ isolated_test! {
         }
         let table = ok(&with_token("list-keys", &[]));
         assert!(table.contains("dec-rsa") && table.contains(&ids[0]), "{table}");
+        // --count: N keys aliased A-1..A-N, one key id a line, and no progress bar in a pipe.
+        let out = util(&with_token("create-key", &["--alias", "batch", "--usage", "ASYMMETRIC_SIGN_VERIFY_ECC", "--count", "3"]));
+        assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        let batch: Vec<_> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
+        assert_eq!(batch.len(), 3, "{batch:?}");
+        for (n, id) in batch.iter().enumerate() {
+            let described = ok(&with_token("describe-key", &[&format!("batch-{}", n + 1)]));
+            assert!(described.contains(id.as_str()), "{described}");
+        }
+        fails(&with_token("create-key", &["--alias", "batch", "--usage", "ENCRYPT_DECRYPT", "--count", "2"]), "batch-1");
+        for n in 1..=3 {
+            ok(&with_token("schedule-key-deletion", &[&format!("batch-{n}"), "--pending-days", "7"]));
+        }
+        fails(&with_token("create-key", &["--alias", "x", "--usage", "SIGN_EVERYTHING"]), "unknown usage");
 
         // A sender encrypts with the exported key; the token decrypts, by alias or key id.
         std::fs::write(dir.join("dec-rsa.pem"), ok(&with_token("get-public-key", &["dec-rsa"]))).unwrap();
@@ -185,6 +198,8 @@ isolated_test! {
         // Failures are one line naming the code and what to do.
         fails(&with_token("describe-key", &["no-such-key"]), "list-keys");
         fails(&["list-keys", "--token", TOKEN_LABEL, "--pin", "wrong-pin-000"], "CKR_PIN_INCORRECT");
+        fails(&["list-keys", "--token", TOKEN_LABEL, "--pin", "wrong-pin-000"], "8 tries left");
+        ok(&with_token("list-keys", &[])); // a right PIN resets the count
         fails(&["list-keys", "--token", "nonesuch", "--pin", USER_PIN], "CKR_TOKEN_NOT_PRESENT");
         // The PIN from FERROHSM_PIN, as scripts give it.
         let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))

@@ -4,11 +4,13 @@
 //! (`object::lifecycle`), and is used through KMS algorithm names (`algorithm`).
 
 mod algorithm;
+mod import;
 mod key_id;
 mod session;
 pub mod usage;
 
 pub use algorithm::{CIPHERS, SIGNATURES};
+pub use import::{templates as import_templates, ImportKind};
 pub use key_id::{format_key_id, parse_key_id};
 pub use session::{KeyInfo, KmsSession};
 pub use usage::{Usage, USAGES};

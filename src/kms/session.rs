@@ -46,8 +46,8 @@ pub fn state_name(state: CK_ULONG) -> &'static str {
 
 /// A read-write session of the token's user, logged out and closed when dropped.
 pub struct KmsSession<'a> {
-    lib: &'a Library,
-    session: CK_SESSION_HANDLE,
+    pub(super) lib: &'a Library,
+    pub(super) session: CK_SESSION_HANDLE,
 }
 
 impl Drop for KmsSession<'_> {
@@ -70,6 +70,34 @@ pub fn find_token(lib: &Library, label: &str) -> Result<CK_SLOT_ID> {
     ))
 }
 
+/// A login error with what the user can do about it.
+fn pin_hint(lib: &Library, slot: CK_SLOT_ID, e: Error) -> Error {
+    let failures = lib
+        .slots
+        .token(slot)
+        .ok()
+        .flatten()
+        .and_then(|t| t.pin_failures(crate::token::UserType::User));
+    match (e.rv, failures) {
+        (CKR_PIN_INCORRECT, Some(failures)) => {
+            let left = crate::token::MAX_PIN_FAILURES.saturating_sub(failures);
+            Error::with(
+                CKR_PIN_INCORRECT,
+                format!("wrong user PIN: {left} tries left before the PIN locks"),
+            )
+        }
+        (CKR_PIN_LOCKED, _) => Error::with(
+            CKR_PIN_LOCKED,
+            format!(
+                "the user PIN is locked after {} wrong PINs in a row: the security officer sets \
+                 a new one (pkcs11-tool --init-pin --login --login-type so)",
+                crate::token::MAX_PIN_FAILURES
+            ),
+        ),
+        _ => e,
+    }
+}
+
 fn ulong(attrs: &Attributes, ty: CK_ATTRIBUTE_TYPE) -> u64 {
     attrs.get_ulong(ty).ok().flatten().unwrap_or(0) as u64
 }
@@ -82,14 +110,19 @@ impl<'a> KmsSession<'a> {
     /// Logs the user in to the token labelled `token` (which destroys keys whose deletion
     /// time has come).
     pub fn open(lib: &'a Library, token: &str, pin: &[u8]) -> Result<Self> {
-        let slot = find_token(lib, token)?;
+        Self::open_slot(lib, find_token(lib, token)?, pin)
+    }
+
+    /// As `open`, on the token in `slot`. A wrong PIN's error says how many tries are
+    /// left, a locked PIN's how to unlock it.
+    pub fn open_slot(lib: &'a Library, slot: CK_SLOT_ID, pin: &[u8]) -> Result<Self> {
         let session = api::session::open(lib, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
         let kms = KmsSession { lib, session };
-        api::session::login(lib, session, CKU_USER, pin)?;
+        api::session::login(lib, session, CKU_USER, pin).map_err(|e| pin_hint(lib, slot, e))?;
         Ok(kms)
     }
 
-    fn find(&self, template: Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
+    pub(super) fn find(&self, template: Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
         api::object::find_init(self.lib, self.session, template)?;
         let found = api::object::find(self.lib, self.session, usize::MAX);
         api::object::find_final(self.lib, self.session)?;

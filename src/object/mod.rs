@@ -6,6 +6,7 @@ pub mod index;
 pub mod lifecycle;
 pub mod pkcs8;
 pub mod policy;
+pub mod public_half;
 pub mod rules;
 pub mod spki;
 

@@ -57,6 +57,9 @@ pub enum KeyCommand {
         /// Print the key as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Make N keys, aliased A-1 to A-N (a progress bar on a terminal); one line each.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        count: u64,
     },
     /// List the keys made for a usage.
     ListKeys {
@@ -243,14 +246,25 @@ pub fn run(lib: &Library, command: KeyCommand) -> Result<()> {
             description,
             usage,
             json,
+            count,
         } => {
             let usage = Usage::by_name(&usage)?;
-            let key = open(lib, token)?.create_key(&alias, &description, usage)?;
-            if json {
-                print_key(&key, true);
-            } else {
-                println!("{}", key.key_id);
+            let kms = open(lib, token)?;
+            let bar = crate::progress::bar(count, "creating keys");
+            for n in 1..=count {
+                let alias = if count == 1 {
+                    alias.clone()
+                } else {
+                    format!("{alias}-{n}")
+                };
+                let key = kms.create_key(&alias, &description, usage)?;
+                bar.suspend(|| match json {
+                    true => print_key(&key, true),
+                    false => println!("{}", key.key_id),
+                });
+                bar.inc(1);
             }
+            bar.finish_and_clear();
         }
         KeyCommand::ListKeys { token, json } => {
             let keys = open(lib, token)?.keys()?;

@@ -1,8 +1,11 @@
 //! ferrohsm-util: the admin CLI. Works on the token store named by `FERROHSM_CONF` (or the
-//! default), in-process through the same code the PKCS#11 module runs.
+//! default), in-process through the same code the PKCS#11 module runs. Its subcommands are
+//! its own; softhsm2-util's command line (`--init-token`, `--import`, ...) is `softhsm`'s.
 
 mod keys;
 mod pin;
+mod progress;
+mod softhsm;
 
 use clap::{Parser, Subcommand};
 use cryptoki_sys::*;
@@ -124,7 +127,11 @@ enum Done {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if softhsm::wanted(&args) {
+        return softhsm::main(args);
+    }
+    let cli = Cli::parse_from(args);
     let result = state::initialize().and_then(|()| {
         let lib = state::library()?;
         let r = match cli.command {
@@ -367,7 +374,21 @@ fn migrate_softhsm(
         source.serial,
         source.dir.display()
     );
-    let report = softhsm::migrate(lib, slot, &pin, &source, &softhsm_pin, dry_run)?;
+    let bar = progress::bar(0, "migrating");
+    let report = softhsm::migrate(
+        lib,
+        slot,
+        &pin,
+        &source,
+        &softhsm_pin,
+        dry_run,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    );
+    bar.finish_and_clear();
+    let report = report?;
     for e in &report.entries {
         let outcome = match &e.outcome {
             Outcome::Copied => "copied".to_string(),

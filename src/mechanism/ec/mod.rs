@@ -15,7 +15,7 @@ pub mod pkcs8;
 mod tests;
 
 pub use curves::{curve_of, public_key_len, CurveId};
-pub use keys::{export_public_key, load_key};
+pub use keys::{export_public_key, load_key, public_bytes};
 
 use super::{Mechanism, MechanismInfo};
 use crate::crypto::ec::Curve;

@@ -160,7 +160,8 @@ fn copy_one(
 /// Copies every object of `source` (opened with `softhsm_pin`) into the ferrohsm token in
 /// `slot`, logged in as its user with `pin`. Errors end the migration before anything is
 /// written (wrong SoftHSM PIN: CKR_PIN_INCORRECT; wrong ferrohsm PIN, no such slot, ...);
-/// objects ferrohsm refuses are listed in the report as skipped.
+/// objects ferrohsm refuses are listed in the report as skipped. `progress(done, total)`
+/// is called after each object.
 pub fn migrate(
     lib: &Library,
     slot: CK_SLOT_ID,
@@ -168,6 +169,7 @@ pub fn migrate(
     source: &SoftToken,
     softhsm_pin: &[u8],
     dry_run: bool,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report> {
     let SoftObjects {
         readable: objects,
@@ -175,10 +177,11 @@ pub fn migrate(
     } = source.read_objects(softhsm_pin)?;
     let session = api::session::open(lib, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
     let result = api::session::login(lib, session, CKU_USER, pin).map(|()| {
-        let mut entries: Vec<Entry> = objects
-            .iter()
-            .map(|o| copy_one(lib, session, o, dry_run))
-            .collect();
+        let mut entries = Vec::with_capacity(objects.len());
+        for (done, object) in objects.iter().enumerate() {
+            entries.push(copy_one(lib, session, object, dry_run));
+            progress(done + 1, objects.len());
+        }
         entries.extend(unreadable.into_iter().map(|(file, e)| Entry {
             file,
             kind: "object".into(),
