@@ -69,6 +69,19 @@ pub struct Active<T: ?Sized> {
     pub calls: Calls,
     /// The key has CKA_ALWAYS_AUTHENTICATE: a CKU_CONTEXT_SPECIFIC login must come first.
     pub needs_login: bool,
+    /// What the audit log notes when the operation ends (`audit = "operations"`, private
+    /// and secret keys).
+    pub audit: Option<std::sync::Arc<OperationAudit>>,
+}
+
+/// An operation as the audit log names it.
+#[derive(Clone, Debug)]
+pub struct OperationAudit {
+    /// The key's CKA_ID.
+    pub key_id: Vec<u8>,
+    /// `encrypt`, `decrypt`, `sign`, `verify`.
+    pub event: &'static str,
+    pub mechanism: CK_MECHANISM_TYPE,
 }
 
 impl<T: ?Sized> Active<T> {
@@ -78,6 +91,7 @@ impl<T: ?Sized> Active<T> {
             pending: None,
             calls: Calls::None,
             needs_login: false,
+            audit: None,
         }
     }
 }

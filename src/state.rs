@@ -120,6 +120,9 @@ pub fn finalize() -> Result<()> {
     };
     if let Some(lib) = lib {
         lib.close_all_sessions(None);
+        for token in lib.slots.tokens_now().unwrap_or_default() {
+            token.flush_audit();
+        }
         if let Some(previous) = &lib.core_dumps {
             crate::ffi::process::restore_core_dumps(previous);
         }

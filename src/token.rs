@@ -176,6 +176,8 @@ struct Inner {
     /// Whether the object set was checked against the record since the objects or the
     /// login last changed.
     set_checked: bool,
+    /// Operation entries of the audit log not written yet (`audit = "operations"`).
+    pending_audit: crate::audit::PendingEntries<crate::audit::Operation>,
 }
 
 pub struct Token {
@@ -184,6 +186,13 @@ pub struct Token {
     /// records keep their own cost and say whether they need the host secret).
     pins: PinPolicy,
     inner: Mutex<Inner>,
+}
+
+impl Drop for Token {
+    /// The last operation entries of the audit log, when the token goes (C_Finalize).
+    fn drop(&mut self) {
+        self.inner.get_mut().flush_audit();
+    }
 }
 
 impl Token {
@@ -205,6 +214,7 @@ impl Token {
             keys: HashMap::new(),
             next_version: 0,
             set_checked: false,
+            pending_audit: Default::default(),
         };
         // The objects are loaded at the first call that needs them, so listing slots and
         // logging in stay fast on a token with many objects.
@@ -325,6 +335,7 @@ impl Token {
         if inner.login.is_none() {
             return fail(CKR_USER_NOT_LOGGED_IN);
         }
+        inner.flush_audit();
         inner.drop_login();
         Ok(())
     }
@@ -337,6 +348,8 @@ impl Token {
         if let Some(mut inner) = self.inner.try_lock() {
             inner.drop_login();
             inner.index.remove_where(|e| e.object.session.is_some());
+            // The parent writes its own audit entries.
+            inner.pending_audit.take();
         }
     }
 
@@ -436,6 +449,40 @@ impl Token {
     pub fn audit(&self, event: &str, key_id: &[u8], result: CK_RV) {
         let mut inner = self.inner.lock();
         inner.audit(event, key_id, result);
+    }
+
+    /// Notes an operation with the private or secret key `key_id` in the audit log; written
+    /// with the next batch (`audit::PendingEntries`).
+    pub fn audit_operation(
+        &self,
+        key_id: &[u8],
+        event: &'static str,
+        mechanism: CK_MECHANISM_TYPE,
+        result: CK_RV,
+    ) {
+        let time = lifecycle::now();
+        let mut inner = self.inner.lock();
+        let op = crate::audit::Operation {
+            time,
+            user: inner.user_name(),
+            key_id: key_id.to_vec(),
+            event,
+            mechanism,
+            result,
+            count: 1,
+        };
+        let now = std::time::Instant::now();
+        if let Some(batch) = inner
+            .pending_audit
+            .push(op, now, crate::audit::Operation::absorb)
+        {
+            inner.write_audit(&[], batch);
+        }
+    }
+
+    /// Writes the operation entries that wait (at logout and C_Finalize).
+    pub fn flush_audit(&self) {
+        self.inner.lock().flush_audit();
     }
 
     /// The token's audit log, oldest first.
@@ -982,16 +1029,46 @@ impl Inner {
             .filter(|e| visible_to(&e.object, user, now))
     }
 
-    fn audit(&mut self, event: &str, key_id: &[u8], result: CK_RV) {
-        let user = match self.login.as_ref().map(|l| l.user) {
+    fn user_name(&self) -> &'static str {
+        match self.login.as_ref().map(|l| l.user) {
             Some(UserType::User) => "user",
             Some(UserType::So) => "so",
             None => "none",
-        };
+        }
+    }
+
+    /// A key management event: written at once, after the operation entries that wait (the
+    /// log keeps the order things happened in).
+    fn audit(&mut self, event: &str, key_id: &[u8], result: CK_RV) {
         let result = crate::error::rv_name(result);
-        let entry = crate::audit::Entry::new(user, key_id, event, result).to_json();
-        if let Err(e) = self.store.append_audit(&entry) {
-            crate::log::warn(&format!("audit log not written ({event}): {e}"));
+        let entry = crate::audit::Entry::new(self.user_name(), key_id, event, result);
+        let waiting = self.pending_audit.take();
+        self.write_audit(&[entry], waiting);
+    }
+
+    fn flush_audit(&mut self) {
+        let waiting = self.pending_audit.take();
+        if !waiting.is_empty() {
+            self.write_audit(&[], waiting);
+        }
+    }
+
+    /// Writes the operations `waiting`, then `events`, in one transaction.
+    fn write_audit(
+        &mut self,
+        events: &[crate::audit::Entry],
+        waiting: Vec<crate::audit::Operation>,
+    ) {
+        let operations = (!waiting.is_empty()).then(|| crate::audit::batch_row(&waiting));
+        let batch: Vec<String> = operations
+            .into_iter()
+            .chain(events.iter().map(|e| e.to_json()))
+            .collect();
+        if let Err(e) = self.store.append_audit(&batch) {
+            crate::log::warn(&format!(
+                "audit log: {} entries not written: {e}",
+                batch.len()
+            ));
         }
     }
 

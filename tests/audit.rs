@@ -117,3 +117,113 @@ fn key_management_events_are_logged_and_tampering_is_found() {
         }
     }
 }
+
+const OPS_TEST: &str = "with_audit_operations_every_private_and_secret_key_operation_is_logged";
+
+/// `audit = "operations"`: decryptions, signatures and secret-key operations are entries
+/// with their key id, mechanism and result, failures included; public-key operations are
+/// not; the entries of a process are in the log after its C_Finalize, in order and chained.
+#[test]
+fn with_audit_operations_every_private_and_secret_key_operation_is_logged() {
+    match common::child_phase(OPS_TEST).as_deref() {
+        Some("operations") => {
+            let token = Token::new();
+            let session = token.user();
+            let (mut public, mut private) = rsa_templates(2048, "ops", true);
+            public.push(Attribute::Id(vec![0xb2]));
+            private.push(Attribute::Id(vec![0xb2]));
+            let (public, private) = session
+                .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+                .unwrap();
+            let ciphertext = session
+                .encrypt(&Mechanism::RsaPkcs, public, b"secret")
+                .unwrap();
+            for _ in 0..3 {
+                assert_eq!(
+                    session
+                        .decrypt(&Mechanism::RsaPkcs, private, &ciphertext)
+                        .unwrap(),
+                    b"secret"
+                );
+            }
+            // A ciphertext that is not one: the failure is an entry with its code.
+            let garbage = vec![0x42u8; ciphertext.len()];
+            assert!(session
+                .decrypt(&Mechanism::RsaPkcs, private, &garbage)
+                .is_err());
+            session
+                .sign(&Mechanism::Sha256RsaPkcs, private, b"message")
+                .unwrap();
+            let aes = session
+                .generate_key(
+                    &Mechanism::AesKeyGen,
+                    &[
+                        Attribute::ValueLen(32.into()),
+                        Attribute::Id(vec![0xc3]),
+                        Attribute::Encrypt(true),
+                        Attribute::Token(false),
+                    ],
+                )
+                .unwrap();
+            session
+                .encrypt(&Mechanism::AesEcb, aes, &[0u8; 16])
+                .unwrap();
+            // Still waiting in the process (less than a second old): written at C_Finalize.
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.write_config("audit = \"operations\"\n");
+            sandbox.run(OPS_TEST, "operations");
+            let (ok, text) = run_util(&sandbox, &["audit", "--token", TOKEN_LABEL, "--json"]);
+            assert!(ok, "{text}");
+            let entries: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+                .collect();
+            // Alike operations one after the other in the same second are one entry with a
+            // count: expanded, the entries are the operations in order.
+            let operations: Vec<(&str, &str, &str, &str)> = entries
+                .iter()
+                .filter(|e| e.get("mechanism").is_some())
+                .flat_map(|e| {
+                    let count = e.get("count").map_or(1, |c| c.as_u64().unwrap());
+                    let op = (
+                        e["event"].as_str().unwrap(),
+                        e["key_id"].as_str().unwrap(),
+                        e["mechanism"].as_str().unwrap(),
+                        e["result"].as_str().unwrap(),
+                    );
+                    std::iter::repeat_n(op, count as usize)
+                })
+                .collect();
+            let decrypted = ("decrypt", "b2", "CKM_RSA_PKCS", "CKR_OK");
+            assert_eq!(
+                operations,
+                [
+                    decrypted,
+                    decrypted,
+                    decrypted,
+                    (
+                        "decrypt",
+                        "b2",
+                        "CKM_RSA_PKCS",
+                        "CKR_ENCRYPTED_DATA_INVALID"
+                    ),
+                    ("sign", "b2", "CKM_SHA256_RSA_PKCS", "CKR_OK"),
+                    ("encrypt", "c3", "CKM_AES_ECB", "CKR_OK"),
+                ],
+                "{text}"
+            );
+            assert!(entries
+                .iter()
+                .filter(|e| e.get("mechanism").is_some())
+                .all(|e| e["user"] == "user"));
+            let (ok, text) = run_util(&sandbox, &["audit", "--token", TOKEN_LABEL, "--verify"]);
+            assert!(
+                ok && text.contains(&format!("intact: {} entries", entries.len())),
+                "{text}"
+            );
+        }
+    }
+}

@@ -1,10 +1,12 @@
 //! Encryption, decryption, signing, verification and digesting.
 
+use crate::config::AuditLevel;
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
 use crate::session::{
-    deliver, deliver_direct, Active, Calls, Input, Operations, Output, Session, Written,
+    deliver, deliver_direct, Active, Calls, Input, OperationAudit, Operations, Output, Session,
+    Written,
 };
 use crate::state::Library;
 use crate::token::Token;
@@ -61,32 +63,39 @@ pub(crate) fn single_call_key(
 /// that must allow it (None for digests, which take no key), and the session's slot for it.
 struct Kind<T: ?Sized> {
     function: CK_FLAGS,
+    /// The audit log's name for it.
+    event: &'static str,
     usage: Option<CK_ATTRIBUTE_TYPE>,
     slot: fn(&mut Operations) -> &mut Option<Active<T>>,
 }
 
 const ENCRYPT: Kind<dyn CipherOperation> = Kind {
     function: CKF_ENCRYPT,
+    event: "encrypt",
     usage: Some(CKA_ENCRYPT),
     slot: |o| &mut o.encrypt,
 };
 const DECRYPT: Kind<dyn CipherOperation> = Kind {
     function: CKF_DECRYPT,
+    event: "decrypt",
     usage: Some(CKA_DECRYPT),
     slot: |o| &mut o.decrypt,
 };
 const SIGN: Kind<dyn mechanism::SignOperation> = Kind {
     function: CKF_SIGN,
+    event: "sign",
     usage: Some(CKA_SIGN),
     slot: |o| &mut o.sign,
 };
 const VERIFY: Kind<dyn mechanism::VerifyOperation> = Kind {
     function: CKF_VERIFY,
+    event: "verify",
     usage: Some(CKA_VERIFY),
     slot: |o| &mut o.verify,
 };
 const DIGEST: Kind<dyn mechanism::DigestOperation> = Kind {
     function: CKF_DIGEST,
+    event: "digest",
     usage: None,
     slot: |o| &mut o.digest,
 };
@@ -106,9 +115,13 @@ fn start<T: ?Sized>(
         return fail(CKR_OPERATION_ACTIVE);
     }
     let m = lib.mechanism_for(ty, kind.function)?;
+    let mut audit = None;
     let (key, needs_login) = match kind.usage {
         Some(usage) => {
-            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty, |_| Ok(()))?;
+            let (key, always_authenticate) = usable_key(lib, &s, key, usage, ty, |attrs| {
+                audit = audited(lib, attrs, kind.event, ty);
+                Ok(())
+            })?;
             (Some(key), always_authenticate)
         }
         None => (None, false),
@@ -116,8 +129,28 @@ fn start<T: ?Sized>(
     let op = make(m, &param, key.as_ref())?;
     let mut active = Active::new(op);
     active.needs_login = needs_login;
+    active.audit = audit.map(std::sync::Arc::new);
     *(kind.slot)(&mut s.ops) = Some(active);
     Ok(())
+}
+
+/// What the audit log notes of an operation `event` with the key `attrs`: only with
+/// `audit = "operations"`, and only for private and secret keys.
+pub(crate) fn audited(
+    lib: &Library,
+    attrs: &crate::object::Attributes,
+    event: &'static str,
+    mechanism: CK_MECHANISM_TYPE,
+) -> Option<OperationAudit> {
+    let private = matches!(
+        attrs.get_ulong(CKA_CLASS),
+        Ok(Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY))
+    );
+    (lib.config.audit == AuditLevel::Operations && private).then(|| OperationAudit {
+        key_id: attrs.get(CKA_ID).unwrap_or_default().to_vec(),
+        event,
+        mechanism,
+    })
 }
 
 fn key(k: Option<&LoadedKey>) -> Result<&LoadedKey> {
@@ -141,20 +174,31 @@ fn with_op<T: ?Sized, A, R>(
 ) -> Result<R> {
     let s = lib.session(session)?;
     let mut s = s.lock();
+    let s = &mut *s;
     let slot = slot(&mut s.ops);
-    let args = match args {
-        Ok(args) => args,
-        Err(e) => {
+    let audit = slot.as_ref().and_then(|a| a.audit.clone());
+    let result = (|| {
+        let args = match args {
+            Ok(args) => args,
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        };
+        if slot.as_ref().is_some_and(|a| a.needs_login) {
+            // A key with CKA_ALWAYS_AUTHENTICATE is used only after CKU_CONTEXT_SPECIFIC login.
             *slot = None;
-            return Err(e);
+            return fail(CKR_USER_NOT_LOGGED_IN);
         }
-    };
-    if slot.as_ref().is_some_and(|a| a.needs_login) {
-        // A key with CKA_ALWAYS_AUTHENTICATE is used only after CKU_CONTEXT_SPECIFIC login.
-        *slot = None;
-        return fail(CKR_USER_NOT_LOGGED_IN);
+        f(slot, args)
+    })();
+    // An audited operation is noted once, when it ends, with how it ended.
+    if let (Some(audit), None) = (audit, slot.as_ref()) {
+        let rv = result.as_ref().map_or_else(|e| e.rv, |_| CKR_OK);
+        s.token
+            .audit_operation(&audit.key_id, audit.event, audit.mechanism, rv);
     }
-    f(slot, args)
+    result
 }
 
 /// Notes a call of kind `calls` (single-part, or an update or final call) on the operation.

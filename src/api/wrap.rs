@@ -87,11 +87,32 @@ pub fn wrap_key(
 ) -> Result<Written> {
     let s = lib.session(session)?;
     let s = s.lock();
+    let mut audit = None;
+    let query = out.is_none();
+    let result = wrap_with(lib, &s, (ty, param), wrapping, key, out, &mut audit);
+    // With `audit = "operations"`, a wrap under a secret key is noted (not a length query).
+    if let (Some(a), false) = (audit, query) {
+        let rv = result.as_ref().map_or_else(|e| e.rv, |_| CKR_OK);
+        s.token.audit_operation(&a.key_id, a.event, a.mechanism, rv);
+    }
+    result
+}
+
+fn wrap_with(
+    lib: &Library,
+    s: &crate::session::Session,
+    (ty, param): (CK_MECHANISM_TYPE, MechanismParam),
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    out: Option<&mut [u8]>,
+    audit: &mut Option<crate::session::OperationAudit>,
+) -> Result<Written> {
     let m = lib.mechanism_for(ty, CKF_WRAP)?;
     let mut wrapper = KeyPolicy::default();
-    let wrapping_key = single_call_key(lib, &s, wrapping, CKA_WRAP, ty, |attrs| {
+    let wrapping_key = single_call_key(lib, s, wrapping, CKA_WRAP, ty, |attrs| {
         wrapper.trusted = attrs.flag(CKA_TRUSTED, false);
         wrapper.template = template_attribute(attrs, CKA_WRAP_TEMPLATE)?;
+        *audit = super::crypto::audited(lib, attrs, "wrap", ty);
         Ok(())
     })
     .map_err(renamed(WRAPPING_KEY))?;

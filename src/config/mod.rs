@@ -97,6 +97,19 @@ pub struct Config {
     /// `key_deletion_min_days`: the shortest waiting period, in days, a key's deletion may
     /// be scheduled with (`object::lifecycle`), 0..=KEY_DELETION_MAX_DAYS.
     pub key_deletion_min_days: usize,
+    /// `audit`: what the audit log records (`crate::audit`).
+    pub audit: AuditLevel,
+}
+
+/// `audit`: key management only, or every private/secret-key operation as well.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditLevel {
+    /// Key management: creation, import, state changes, destruction, PINs, failed logins.
+    #[default]
+    Keys,
+    /// Also every operation with a private or secret key (key id, mechanism, result).
+    Operations,
 }
 
 /// The policy for PKCS#1 v1.5 decryption (CKM_RSA_PKCS in C_Decrypt and C_UnwrapKey). It
@@ -130,6 +143,7 @@ impl Default for Config {
             disable_core_dumps: false,
             pin: PinPolicy::default(),
             key_deletion_min_days: DEFAULT_KEY_DELETION_MIN_DAYS,
+            audit: AuditLevel::Keys,
         }
     }
 }
@@ -191,6 +205,8 @@ struct ConfigFile {
     pin_kdf_parallelism: Option<toml::Spanned<i64>>,
     host_secret_file: Option<toml::Spanned<PathBuf>>,
     key_deletion_min_days: Option<toml::Spanned<i64>>,
+    #[serde(default)]
+    audit: AuditLevel,
 }
 
 impl Config {
@@ -329,6 +345,7 @@ impl Config {
                 host_secret,
             },
             key_deletion_min_days,
+            audit: file.audit,
             ..Config::default()
         })
     }
@@ -412,6 +429,15 @@ mod tests {
             load("rsa_min_bits = \"2048\"\n").unwrap_err().rv,
             CKR_FUNCTION_FAILED
         );
+    }
+
+    #[test]
+    fn audit_levels() {
+        assert_eq!(load("token_dir = \"t\"\n").unwrap().audit, AuditLevel::Keys);
+        let c = load("token_dir = \"t\"\naudit = \"operations\"\n").unwrap();
+        assert_eq!(c.audit, AuditLevel::Operations);
+        let e = load("token_dir = \"t\"\naudit = \"everything\"\n").unwrap_err();
+        assert!(e.context.contains("line 2") && e.context.contains("`operations`"), "{e:?}");
     }
 
     #[test]

@@ -110,6 +110,14 @@ const NAMES: &[(&str, CK_MECHANISM_TYPE)] = &[
     ("CKM_SM3_HMAC_GENERAL", crate::vendor::CKM_SM3_HMAC_GENERAL),
 ];
 
+/// The `CKM_*` name of `ty` (audit entries), or its value in hex for one without a name.
+pub fn mechanism_name(ty: CK_MECHANISM_TYPE) -> String {
+    NAMES
+        .iter()
+        .find(|(_, t)| *t == ty)
+        .map_or_else(|| format!("0x{ty:x}"), |(name, _)| name.to_string())
+}
+
 /// The mechanism a `CKM_*` name stands for, among those the module offers.
 pub fn mechanism_by_name(name: &str) -> Option<CK_MECHANISM_TYPE> {
     NAMES.iter().find(|(n, _)| *n == name).map(|(_, ty)| *ty)

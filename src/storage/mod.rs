@@ -259,9 +259,9 @@ pub trait TokenStore: Send {
     /// An online, consistent copy of the store at `dest` (a new file).
     fn backup_to(&mut self, dest: &std::path::Path) -> Result<()>;
 
-    /// Appends `entry` to the audit log in one transaction: its chain value is
-    /// `crate::audit::chain(previous chain, seq, entry)`.
-    fn append_audit(&mut self, entry: &str) -> Result<()>;
+    /// Appends `entries` to the audit log, in order, in one transaction: each one's chain
+    /// value is `crate::audit::chain(previous chain, seq, entry)`.
+    fn append_audit(&mut self, entries: &[String]) -> Result<()>;
 
     /// The whole audit log, oldest first.
     fn audit_log(&mut self) -> Result<Vec<AuditRow>>;

@@ -1093,7 +1093,7 @@ impl TokenStore for SqliteStore {
         tx.commit().map_err(|e| db_error(&path, e))
     }
 
-    fn append_audit(&mut self, entry: &str) -> Result<()> {
+    fn append_audit(&mut self, entries: &[String]) -> Result<()> {
         let path = self.path.clone();
         let tx = self.write_tx()?;
         let run = || -> rusqlite::Result<()> {
@@ -1104,15 +1104,18 @@ impl TokenStore for SqliteStore {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            let (seq, previous) = match last {
-                Some((seq, chain)) => (seq + 1, chain),
-                None => (1, crate::audit::GENESIS.to_vec()),
+            let (mut seq, mut previous) = match last {
+                Some((seq, chain)) => (seq, chain),
+                None => (0, crate::audit::GENESIS.to_vec()),
             };
-            let chain = crate::audit::chain(&previous, seq, entry);
-            tx.execute(
-                "INSERT INTO audit (seq, entry, chain) VALUES (?1, ?2, ?3)",
-                rusqlite::params![seq, entry, chain.as_slice()],
-            )?;
+            let mut insert =
+                tx.prepare_cached("INSERT INTO audit (seq, entry, chain) VALUES (?1, ?2, ?3)")?;
+            for entry in entries {
+                seq += 1;
+                let chain = crate::audit::chain(&previous, seq, entry);
+                insert.execute(rusqlite::params![seq, entry, chain.as_slice()])?;
+                previous = chain.to_vec();
+            }
             Ok(())
         };
         run().map_err(|e| db_error(&path, e))?;

@@ -256,7 +256,7 @@ fn audit(
     })?;
     let rows = token.audit_log()?;
     if verify {
-        let count = ferrohsm::audit::verify(&rows).map_err(|(seq, why)| {
+        ferrohsm::audit::verify(&rows).map_err(|(seq, why)| {
             ferrohsm::error::Error::with(
                 CKR_DEVICE_ERROR,
                 format!("audit log broken at entry {seq}: {why}"),
@@ -266,20 +266,32 @@ fn audit(
             .last()
             .map(|r| hex::encode(&r.chain))
             .unwrap_or_default();
-        println!("audit log intact: {count} entries, last chain value {head}");
+        let count = ferrohsm::audit::entries(&rows)?.len();
+        println!(
+            "audit log intact: {count} entries in {} rows, last chain value {head}",
+            rows.len()
+        );
         return Ok(());
     }
     for (seq, e) in ferrohsm::audit::entries(&rows)? {
         if json {
             println!("{}", e.to_json());
         } else {
+            let or_dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
             println!(
-                "{seq:>6} {} pid {:<7} {:<5} {:<18} key {:<32} {}",
+                "{seq:>6} {} pid {:<7} {:<5} {:<18} key {:<32} {:<24} {}",
                 e.time,
                 e.pid,
                 e.user,
                 e.event,
-                if e.key_id.is_empty() { "-" } else { &e.key_id },
+                or_dash(&e.key_id),
+                or_dash(&e.mechanism),
                 e.result
             );
         }

@@ -5,6 +5,13 @@
 //! removed or inserted entry breaks the chain from there on (`verify`). What the chain
 //! cannot show by itself is the loss of the newest entries together: `ferrohsm-util audit`
 //! prints the count and the last chain value, to be kept elsewhere and compared.
+//!
+//! With `audit = "operations"` every operation with a private or secret key is an entry too
+//! (key id, mechanism, result), written in batches (`PendingEntries`), one row per batch.
+
+mod pending;
+
+pub use pending::PendingEntries;
 
 use crate::error::Error;
 use crate::storage::AuditRow;
@@ -34,10 +41,26 @@ pub struct Entry {
     /// The key's CKA_ID in hex (a key id for KMS keys), empty for token events.
     pub key_id: String,
     /// `create`, `import`, `enable`, `disable`, `schedule-deletion`, `cancel-deletion`,
-    /// `destroy`, `pin-change`, `login-failure`, `lockout`.
+    /// `destroy`, `pin-change`, `login-failure`, `lockout`; with `audit = "operations"`
+    /// also `encrypt`, `decrypt`, `sign`, `verify`, `wrap`.
     pub event: String,
+    /// The `CKM_*` name of an operation's mechanism; absent for key management events.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mechanism: String,
     /// `CKR_OK` or the code the call failed with.
     pub result: String,
+    /// How many times it happened: operations alike in everything above (the same second,
+    /// one after the other) are one entry.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl Entry {
@@ -48,12 +71,58 @@ impl Entry {
             user: user.to_string(),
             key_id: hex::encode(key_id),
             event: event.to_string(),
+            mechanism: String::new(),
             result: result.to_string(),
+            count: 1,
+        }
+    }
+
+    /// The entry of an operation.
+    pub fn operation(op: &Operation, pid: u32) -> Entry {
+        Entry {
+            time: op.time,
+            pid,
+            user: op.user.to_string(),
+            key_id: hex::encode(&op.key_id),
+            event: op.event.to_string(),
+            mechanism: crate::mechanism::registry::mechanism_name(op.mechanism),
+            result: crate::error::rv_name(op.result).to_string(),
+            count: op.count,
         }
     }
 
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an audit entry serializes")
+    }
+}
+
+/// An operation with a private or secret key as it happened: cheap to note (no text is
+/// made until it is written).
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub time: u64,
+    pub user: &'static str,
+    pub key_id: Vec<u8>,
+    pub event: &'static str,
+    pub mechanism: cryptoki_sys::CK_MECHANISM_TYPE,
+    pub result: cryptoki_sys::CK_RV,
+    pub count: u64,
+}
+
+impl Operation {
+    /// Counts one more of the same operation (same second, user, key, kind, mechanism and
+    /// result) instead of a new entry; false when `other` differs.
+    pub fn absorb(&mut self, other: &Operation) -> bool {
+        let same = self.time == other.time
+            && self.user == other.user
+            && self.event == other.event
+            && self.mechanism == other.mechanism
+            && self.result == other.result
+            && self.key_id == other.key_id;
+        if same {
+            self.count += other.count;
+        }
+        same
     }
 }
 
@@ -73,20 +142,39 @@ pub fn verify(rows: &[AuditRow]) -> Result<usize, (i64, &'static str)> {
     Ok(rows.len())
 }
 
-/// The entries of `rows`, parsed.
+/// The entries of `rows`, parsed, each with its row's sequence number. A row holds one
+/// key management event, or a JSON array of the operations of one batch.
 pub fn entries(rows: &[AuditRow]) -> Result<Vec<(i64, Entry)>, Error> {
-    rows.iter()
-        .map(|row| {
-            serde_json::from_str(&row.entry)
-                .map(|e| (row.seq, e))
-                .map_err(|_| {
-                    Error::with(
-                        cryptoki_sys::CKR_DEVICE_ERROR,
-                        format!("audit entry {} is not an entry", row.seq),
-                    )
-                })
-        })
-        .collect()
+    let mut all = Vec::new();
+    for row in rows {
+        let not_entries = || {
+            Error::with(
+                cryptoki_sys::CKR_DEVICE_ERROR,
+                format!("audit entry {} is not an entry", row.seq),
+            )
+        };
+        if row.entry.starts_with('[') {
+            let batch: Vec<Entry> = serde_json::from_str(&row.entry).map_err(|_| not_entries())?;
+            all.extend(batch.into_iter().map(|e| (row.seq, e)));
+        } else {
+            all.push((
+                row.seq,
+                serde_json::from_str(&row.entry).map_err(|_| not_entries())?,
+            ));
+        }
+    }
+    Ok(all)
+}
+
+/// The row of a batch of operations: one JSON array (one insert and one chain step for the
+/// whole batch, which keeps the log's cost per operation small).
+pub fn batch_row(operations: &[Operation]) -> String {
+    let pid = std::process::id();
+    let entries: Vec<Entry> = operations
+        .iter()
+        .map(|op| Entry::operation(op, pid))
+        .collect();
+    serde_json::to_string(&entries).expect("audit entries serialize")
 }
 
 #[cfg(test)]
