@@ -88,6 +88,43 @@ fn pkcs11_tool_decrypt(dir: &Path, key_id_hex: &str) -> Output {
         .expect("run pkcs11-tool")
 }
 
+/// OpenSSL's `pkeyutl -decrypt` of c.bin (RSA-OAEP-SHA256) through the libp11 engine with
+/// the token key of CKA_ID `key_id_hex` (configured only through its own openssl.cnf).
+fn openssl_engine_decrypt(dir: &Path, key_id_hex: &str) -> Output {
+    let conf = dir.join("engine.cnf");
+    std::fs::write(
+        &conf,
+        format!(
+            "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n\
+             [engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\nengine_id = pkcs11\n\
+             dynamic_path = /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so\nMODULE_PATH = {}\ninit = 0\n",
+            module_path().display()
+        ),
+    )
+    .unwrap();
+    let id: String = key_id_hex
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| format!("%{}", std::str::from_utf8(pair).unwrap()))
+        .collect();
+    let uri = format!("pkcs11:token={TOKEN_LABEL};id={id};type=private?pin-value={USER_PIN}");
+    Command::new("openssl")
+        .args([
+            "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-inkey", &uri, "-decrypt",
+        ])
+        .args([
+            "-pkeyopt",
+            "rsa_padding_mode:oaep",
+            "-pkeyopt",
+            "rsa_oaep_md:sha256",
+        ])
+        .args(["-pkeyopt", "rsa_mgf1_md:sha256", "-in", "c.bin"])
+        .env("OPENSSL_CONF", &conf)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl")
+}
+
 isolated_test! {
     fn kms_key_commands_work_end_to_end() {
         let dir = sandbox_dir();
@@ -173,7 +210,15 @@ isolated_test! {
         let out = pkcs11_tool_decrypt(&dir, &id_hex);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.stdout, b"the envelope key");
+        let out = openssl_engine_decrypt(&dir, &id_hex);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, b"the envelope key");
         ok(&with_token("disable-key", &["dec-rsa"]));
+        // OpenSSL through the engine is refused too (libp11 reports the failed C_Decrypt).
+        let out = openssl_engine_decrypt(&dir, &id_hex);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{stderr}");
+        assert!(stderr.contains("Key function not permitted"), "{stderr}");
         assert!(ok(&with_token("describe-key", &["dec-rsa"])).contains("Disabled"));
         fails(&with_token("decrypt", &["dec-rsa", "--algorithm", "RSAES_OAEP_SHA_256", "--in", &c]), "disabled");
         let out = pkcs11_tool_decrypt(&dir, &id_hex);
