@@ -54,7 +54,7 @@ static LIBRARY: Lazy<RwLock<Option<Arc<Library>>>> = Lazy::new(|| RwLock::new(No
 pub fn initialize() -> Result<()> {
     let mut lib = LIBRARY.write();
     if let Some(current) = lib.take() {
-        if current.pid == std::process::id() {
+        if current.pid == crate::ffi::process::current_pid() {
             *lib = Some(current);
             return fail(CKR_CRYPTOKI_ALREADY_INITIALIZED);
         }
@@ -79,7 +79,7 @@ pub fn initialize() -> Result<()> {
         None
     };
     *lib = Some(Arc::new(Library {
-        pid: std::process::id(),
+        pid: crate::ffi::process::current_pid(),
         config,
         slots,
         sessions: RwLock::new(BTreeMap::new()),
@@ -114,7 +114,7 @@ pub fn finalize() -> Result<()> {
     let lib = {
         let mut guard = LIBRARY.write();
         match guard.as_ref() {
-            Some(l) if l.pid == std::process::id() => guard.take(),
+            Some(l) if l.pid == crate::ffi::process::current_pid() => guard.take(),
             _ => return fail(CKR_CRYPTOKI_NOT_INITIALIZED),
         }
     };
@@ -134,12 +134,12 @@ pub fn finalize() -> Result<()> {
 /// what it inherited (`forget_inherited`).
 pub fn library() -> Result<Arc<Library>> {
     match LIBRARY.read().as_ref() {
-        Some(l) if l.pid == std::process::id() => return Ok(l.clone()),
+        Some(l) if l.pid == crate::ffi::process::current_pid() => return Ok(l.clone()),
         None => return fail(CKR_CRYPTOKI_NOT_INITIALIZED),
         Some(_) => {}
     }
     let mut lib = LIBRARY.write();
-    if let Some(inherited) = lib.take_if(|l| l.pid != std::process::id()) {
+    if let Some(inherited) = lib.take_if(|l| l.pid != crate::ffi::process::current_pid()) {
         forget_inherited(inherited);
     }
     match lib.as_ref() {

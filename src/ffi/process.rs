@@ -97,3 +97,35 @@ pub fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail (POSIX).
     unsafe { libc::geteuid() }
 }
+
+/// The process id, without a system call each time. glibc no longer caches getpid(), and
+/// every C call checks it (a forked child must not use its parent's state), so it is kept
+/// here and refreshed by a `pthread_atfork` child handler, which fork() runs in the child
+/// before fork() returns there. A child made without glibc's fork (a raw clone system call)
+/// would keep the parent's id: such children do not call back into a PKCS#11 library.
+pub fn current_pid() -> u32 {
+    use std::sync::atomic::Ordering;
+    PID_HANDLER.call_once(|| {
+        // SAFETY: registers a handler that only stores into an atomic (async-signal-safe
+        // work, as a fork child handler must be); the function lives as long as the
+        // process (the library is never unloaded while a process can fork through it:
+        // dlclose of a module with atfork handlers is the caller's undefined behaviour in
+        // every library that registers them).
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid)) };
+        CACHE_PID.store(if rc == 0 { std::process::id() } else { 0 }, Ordering::SeqCst);
+    });
+    match CACHE_PID.load(Ordering::Relaxed) {
+        // Registration failed: ask the kernel every time.
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
+static PID_HANDLER: std::sync::Once = std::sync::Once::new();
+static CACHE_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn refresh_pid() {
+    // SAFETY: getpid() has no preconditions and is async-signal-safe.
+    let pid = unsafe { libc::getpid() } as u32;
+    CACHE_PID.store(pid, std::sync::atomic::Ordering::SeqCst);
+}
