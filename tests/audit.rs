@@ -22,18 +22,30 @@ fn db(sandbox: &Sandbox) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
 
+/// A token RSA-2048 key pair whose halves have CKA_ID `id`: (public, private).
+fn rsa_pair_with_id(
+    session: &cryptoki::session::Session,
+    label: &str,
+    id: u8,
+) -> (
+    cryptoki::object::ObjectHandle,
+    cryptoki::object::ObjectHandle,
+) {
+    let (mut public, mut private) = rsa_templates(2048, label, true);
+    public.push(Attribute::Id(vec![id]));
+    private.push(Attribute::Id(vec![id]));
+    session
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .unwrap()
+}
+
 #[test]
 fn key_management_events_are_logged_and_tampering_is_found() {
     match common::child_phase(TEST).as_deref() {
         Some("events") => {
             let token = Token::new();
             let session = token.user();
-            let (mut public, mut private) = rsa_templates(2048, "audited", true);
-            public.push(Attribute::Id(vec![0xa1]));
-            private.push(Attribute::Id(vec![0xa1]));
-            let (_, key) = session
-                .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
-                .unwrap();
+            let (_, key) = rsa_pair_with_id(&session, "audited", 0xa1);
             session
                 .update_attributes(
                     key,
@@ -129,12 +141,7 @@ fn with_audit_operations_every_private_and_secret_key_operation_is_logged() {
         Some("operations") => {
             let token = Token::new();
             let session = token.user();
-            let (mut public, mut private) = rsa_templates(2048, "ops", true);
-            public.push(Attribute::Id(vec![0xb2]));
-            private.push(Attribute::Id(vec![0xb2]));
-            let (public, private) = session
-                .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
-                .unwrap();
+            let (public, private) = rsa_pair_with_id(&session, "ops", 0xb2);
             let ciphertext = session
                 .encrypt(&Mechanism::RsaPkcs, public, b"secret")
                 .unwrap();

@@ -64,16 +64,23 @@ fn ferrohsm_tool(dir: &Path, program: PathBuf) -> Tool {
     }
 }
 
+/// `openssl args` (every path in them absolute), which must succeed.
+#[track_caller]
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::openssl::openssl(Path::new("/"), args);
+}
+
+/// A new RSA-2048 private key in a PKCS#8 PEM file, by OpenSSL.
+fn rsa_key_file(path: &str) {
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path,
+    ]);
 }
 
 /// Rewrites what differs by nature between the two tools: slot numbers (SoftHSM picks a
@@ -154,15 +161,7 @@ enum Compare {
 fn the_same_script_gives_the_same_results_on_softhsm2_util_and_ferrohsm_util() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).display().to_string();
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &d("rsa.pem"),
-    ]);
+    rsa_key_file(&d("rsa.pem"));
     openssl(&[
         "genpkey",
         "-algorithm",
@@ -422,15 +421,7 @@ fn imported_keys_and_certificates_work_through_pkcs11_tool_and_openssl() {
     ]));
     assert_eq!(made, "Slot 0 has a free/uninitialized token.\nThe token has been initialized and is reassigned to slot 0\n");
 
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        &d("rsa.pem"),
-    ]);
+    rsa_key_file(&d("rsa.pem"));
     openssl(&["genpkey", "-algorithm", "ED25519", "-out", &d("ed.pem")]);
     openssl(&["genpkey", "-algorithm", "SM2", "-out", &d("sm2.pem")]);
     openssl(&[

@@ -112,7 +112,10 @@ pub fn current_pid() -> u32 {
         // dlclose of a module with atfork handlers is the caller's undefined behaviour in
         // every library that registers them).
         let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid)) };
-        CACHE_PID.store(if rc == 0 { std::process::id() } else { 0 }, Ordering::SeqCst);
+        CACHE_PID.store(
+            if rc == 0 { std::process::id() } else { 0 },
+            Ordering::SeqCst,
+        );
     });
     match CACHE_PID.load(Ordering::Relaxed) {
         // Registration failed: ask the kernel every time.

@@ -77,15 +77,7 @@ fn der_of(bytes: &[u8], label: &str) -> Result<Zeroizing<Vec<u8>>> {
 /// for the rest (the token's defaults are not what softhsm2-util's imports have).
 const PRIVATE_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE];
 const PUBLIC_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[CKA_VERIFY, CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE];
-const SECRET_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
-    CKA_ENCRYPT,
-    CKA_DECRYPT,
-    CKA_SIGN,
-    CKA_VERIFY,
-    CKA_WRAP,
-    CKA_UNWRAP,
-    CKA_DERIVE,
-];
+use super::usage::SECRET_FLAGS;
 
 fn set_flags(
     template: &mut Attributes,

@@ -109,7 +109,8 @@ const PRIVATE_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_UNWRAP,
     CKA_DERIVE,
 ];
-const SECRET_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
+/// Every usage flag of a secret key.
+pub(super) const SECRET_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[
     CKA_ENCRYPT,
     CKA_DECRYPT,
     CKA_SIGN,

@@ -197,6 +197,10 @@ fn yes(flag: bool) -> &'static str {
     }
 }
 
+fn version(v: CK_VERSION) -> String {
+    format!("{}.{}", v.major, v.minor)
+}
+
 fn show_slots(lib: &Library) -> Outcome {
     println!("Available slots:");
     for slot in api::general::slot_list(lib)? {
@@ -206,14 +210,8 @@ fn show_slots(lib: &Library) -> Outcome {
         println!("    Slot info:");
         println!("        Description:      {}", text(&s.slotDescription));
         println!("        Manufacturer ID:  {}", text(&s.manufacturerID));
-        println!(
-            "        Hardware version: {}.{}",
-            s.hardwareVersion.major, s.hardwareVersion.minor
-        );
-        println!(
-            "        Firmware version: {}.{}",
-            s.firmwareVersion.major, s.firmwareVersion.minor
-        );
+        println!("        Hardware version: {}", version(s.hardwareVersion));
+        println!("        Firmware version: {}", version(s.firmwareVersion));
         println!(
             "        Token present:    {}",
             yes(s.flags & CKF_TOKEN_PRESENT != 0)
@@ -221,14 +219,8 @@ fn show_slots(lib: &Library) -> Outcome {
         println!("    Token info:");
         println!("        Manufacturer ID:  {}", text(&t.manufacturerID));
         println!("        Model:            {}", text(&t.model));
-        println!(
-            "        Hardware version: {}.{}",
-            t.hardwareVersion.major, t.hardwareVersion.minor
-        );
-        println!(
-            "        Firmware version: {}.{}",
-            t.firmwareVersion.major, t.firmwareVersion.minor
-        );
+        println!("        Hardware version: {}", version(t.hardwareVersion));
+        println!("        Firmware version: {}", version(t.firmwareVersion));
         println!("        Serial number:    {}", text(&t.serialNumber));
         println!(
             "        Initialized:      {}",
