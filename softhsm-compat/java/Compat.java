@@ -1,6 +1,7 @@
 // Java 17 SunPKCS11 against a PKCS#11 module, launched as a single source file:
 //   java Compat.java gen    CONFIG PIN WORKDIR   key pair generation and crypto in one JVM
 //   java Compat.java reopen CONFIG PIN WORKDIR   a second JVM finds the key through the KeyStore
+//   java Compat.java disabled CONFIG PIN WORKDIR a disabled ferrohsm key (kms-pub.der) is refused
 // Each check prints one line: RESULT<TAB>PASS|FAIL|SKIP<TAB>name<TAB>reason.
 
 import java.nio.file.Files;
@@ -74,11 +75,12 @@ public class Compat {
         char[] pin = args[2].toCharArray();
         Path work = Path.of(args[3]);
 
-        boolean ready = check(mode.equals("gen") ? "provider-config" : "provider-config-2nd-jvm", () -> {
+        String suffix = mode.equals("gen") ? "" : mode.equals("reopen") ? "-2nd-jvm" : "-3rd-jvm";
+        boolean ready = check("provider-config" + suffix, () -> {
             provider = Security.getProvider("SunPKCS11").configure(config);
             Security.addProvider(provider);
         });
-        ready = ready && check(mode.equals("gen") ? "keystore-login" : "keystore-login-2nd-jvm", () -> {
+        ready = ready && check("keystore-login" + suffix, () -> {
             keyStore = KeyStore.getInstance("PKCS11", provider);
             keyStore.load(null, pin);
         });
@@ -87,8 +89,10 @@ public class Compat {
         }
         if (mode.equals("gen")) {
             generate(work);
-        } else {
+        } else if (mode.equals("reopen")) {
             reopen(work);
+        } else {
+            disabled(work);
         }
         System.exit(failed ? 1 : 0);
     }
@@ -190,24 +194,55 @@ public class Compat {
         require(verifier.verify(signature), algorithm + " signature does not verify");
     }
 
+    // The key entry whose certificate holds `publicKey`, or null.
+    static PrivateKey keyEntryFor(PublicKey publicKey) throws Exception {
+        for (String alias : Collections.list(keyStore.aliases())) {
+            Certificate cert = keyStore.getCertificate(alias);
+            if (cert != null && keyStore.isKeyEntry(alias)
+                    && Arrays.equals(cert.getPublicKey().getEncoded(), publicKey.getEncoded())) {
+                return (PrivateKey) keyStore.getKey(alias, null);
+            }
+        }
+        return null;
+    }
+
+    // A key ferrohsm-util made for ASYMMETRIC_DECRYPT_RSA_2048 and then disabled: SunPKCS11's
+    // decryption fails with CKR_KEY_FUNCTION_NOT_PERMITTED, as for every client.
+    static void disabled(Path work) {
+        check("disabled-key-refused", () -> {
+            PublicKey publicKey = KeyFactory.getInstance("RSA")
+                    .generatePublic(new X509EncodedKeySpec(Files.readAllBytes(work.resolve("kms-pub.der"))));
+            PrivateKey privateKey = keyEntryFor(publicKey);
+            require(privateKey != null, "no key entry for the disabled key");
+            Cipher encrypt = Cipher.getInstance("RSA/ECB/PKCS1Padding", "SunJCE");
+            encrypt.init(Cipher.ENCRYPT_MODE, publicKey);
+            byte[] ciphertext = encrypt.doFinal(message());
+            Cipher decrypt = Cipher.getInstance("RSA/ECB/PKCS1Padding", provider);
+            try {
+                decrypt.init(Cipher.DECRYPT_MODE, privateKey);
+                decrypt.doFinal(ciphertext);
+            } catch (Exception e) {
+                StringBuilder chain = new StringBuilder();
+                for (Throwable t = e; t != null && t != t.getCause(); t = t.getCause()) {
+                    chain.append(t).append(' ');
+                }
+                System.out.println("refused: " + chain);
+                require(chain.toString().contains("CKR_KEY_FUNCTION_NOT_PERMITTED"),
+                        "refused, but not with CKR_KEY_FUNCTION_NOT_PERMITTED: " + chain);
+                return;
+            }
+            throw new IllegalStateException("a disabled key decrypted");
+        });
+    }
+
     static void reopen(Path work) {
         PublicKey[] publicKey = new PublicKey[1];
         PrivateKey[] privateKey = new PrivateKey[1];
         boolean found = check("keystore-alias-with-cert", () -> {
             publicKey[0] = KeyFactory.getInstance("RSA")
                     .generatePublic(new X509EncodedKeySpec(Files.readAllBytes(work.resolve("java-pub.der"))));
-            String match = null;
-            for (String alias : Collections.list(keyStore.aliases())) {
-                Certificate cert = keyStore.getCertificate(alias);
-                System.out.println("alias " + alias + " key entry " + keyStore.isKeyEntry(alias));
-                if (cert != null && keyStore.isKeyEntry(alias)
-                        && Arrays.equals(cert.getPublicKey().getEncoded(), publicKey[0].getEncoded())) {
-                    match = alias;
-                }
-            }
-            require(match != null, "no key entry whose certificate holds the generated public key");
-            privateKey[0] = (PrivateKey) keyStore.getKey(match, null);
-            require(privateKey[0] != null, "key entry without a private key");
+            privateKey[0] = keyEntryFor(publicKey[0]);
+            require(privateKey[0] != null, "no key entry whose certificate holds the generated public key");
         });
         if (!found) {
             return;

@@ -79,10 +79,36 @@ store_certificate() {
     p11_login --write-object java-cert.der --type cert --id "$ID" --label "$LABEL"
 }
 
+# A key ferrohsm-util made for one usage, certified (for a KeyStore alias), then disabled.
+disabled_key_setup() {
+    local util id
+    util=$(dirname "$MODULE")/ferrohsm-util
+    [ -x "$util" ] || fail "no $util" || return 1
+    export FERROHSM_PIN=$USER_PIN
+    echo "+ $util create-key --token $TOKEN_LABEL --alias java-disabled ..."
+    id=$("$util" create-key --token "$TOKEN_LABEL" --alias java-disabled \
+        --usage ASYMMETRIC_DECRYPT_RSA_2048) || fail "create-key failed" || return 1
+    "$util" get-public-key --token "$TOKEN_LABEL" java-disabled --der >kms-pub.der &&
+        "$util" get-public-key --token "$TOKEN_LABEL" java-disabled >kms-pub.pem ||
+        fail "get-public-key failed" || return 1
+    t openssl req -new -key ca.key -subj /CN=java-disabled -out kms.csr || return 1
+    t openssl x509 -req -in kms.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -force_pubkey kms-pub.pem -days 2 -outform DER -out kms-cert.der || return 1
+    p11_login --write-object kms-cert.der --type cert --id "${id//-/}" --label java-disabled ||
+        return 1
+    t "$util" disable-key --token "$TOKEN_LABEL" java-disabled
+}
+
 check java write-config write_config
 run_jvm gen provider-config keystore-login keygen-rsa2048-token cipher-rsa-pkcs1-decrypt \
     signature-sha256withrsa signature-rsassa-pss envelope-rsa-unwrap-aes-gcm
 check java cert-for-generated-key store_certificate
 run_jvm reopen provider-config-2nd-jvm keystore-login-2nd-jvm keystore-alias-with-cert \
     key-survives-jvm
+if [ "$MODULE_KIND" = ferrohsm ]; then
+    check java disabled-key-setup disabled_key_setup
+    run_jvm disabled provider-config-3rd-jvm keystore-login-3rd-jvm disabled-key-refused
+else
+    not_applicable java disabled-key-refused "key states (ferrohsm-util disable-key) are ferrohsm's"
+fi
 exit 0
