@@ -437,7 +437,10 @@ mod tests {
         let c = load("token_dir = \"t\"\naudit = \"operations\"\n").unwrap();
         assert_eq!(c.audit, AuditLevel::Operations);
         let e = load("token_dir = \"t\"\naudit = \"everything\"\n").unwrap_err();
-        assert!(e.context.contains("line 2") && e.context.contains("`operations`"), "{e:?}");
+        assert!(
+            e.context.contains("line 2") && e.context.contains("`operations`"),
+            "{e:?}"
+        );
     }
 
     #[test]
