@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontTransform;
 
 /// One bar group per label; `series` are (name, one value per label, None where not
@@ -49,30 +50,27 @@ fn draw(
         .x_label_area_size(190)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..groups as f64, (bottom..top).log_scale())?;
-    // Asked for 2n+1 labels over 0..n, plotters puts them every 0.5: the group centres get
-    // the operation names, the group borders none.
-    let label_at = |x: &f64| {
-        if (x.fract() - 0.5).abs() > 1e-6 {
-            return String::new();
-        }
-        labels
-            .get(x.floor() as usize)
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    };
+    // The mesh would centre a rotated label on its tick, half of it inside the plot: the
+    // operation names are drawn below the axis instead, each starting at its group's centre.
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(2 * groups + 1)
-        .x_label_formatter(&label_at)
-        .x_label_style(
-            ("sans-serif", 13)
-                .into_font()
-                .transform(FontTransform::Rotate90),
-        )
+        .x_labels(groups + 1)
+        .x_label_formatter(&|_| String::new())
         .y_desc("operations per second (log scale)")
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
+    let label_style = TextStyle::from(("sans-serif", 13).into_font())
+        .transform(FontTransform::Rotate90)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (index, label) in labels.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(index as f64 + 0.5, bottom));
+        root.draw(&Text::new(
+            label.to_string(),
+            (x, y + 8),
+            label_style.clone(),
+        ))?;
+    }
     let bar_width = 0.8 / series.len().max(1) as f64;
     for (index, (name, values)) in series.iter().enumerate() {
         let colour = Palette99::pick(index).to_rgba();

@@ -151,6 +151,12 @@ pub enum NotMeasured {
 impl NotMeasured {
     /// Return values by which a module says it does not do something, as opposed to failing.
     pub fn from_error(what: &str, error: Error) -> NotMeasured {
+        // cryptoki's Display of a return value is a paragraph of the standard; the function
+        // and the value's name say it in a line.
+        let described = match &error {
+            Error::Pkcs11(rv, function) => format!("{function:?} returned {rv:?}"),
+            other => other.to_string(),
+        };
         match &error {
             Error::Pkcs11(
                 RvError::MechanismInvalid
@@ -166,8 +172,8 @@ impl NotMeasured {
                 | RvError::ArgumentsBad,
                 _,
             )
-            | Error::NotSupported => NotMeasured::Unsupported(format!("{what}: {error}")),
-            _ => NotMeasured::Failed(format!("{what}: {error}")),
+            | Error::NotSupported => NotMeasured::Unsupported(format!("{what}: {described}")),
+            _ => NotMeasured::Failed(format!("{what}: {described}")),
         }
     }
 }
@@ -200,8 +206,9 @@ pub enum Prepared {
         key: ObjectHandle,
         message: Vec<u8>,
     },
+    /// The search template, made once so that the client's own allocation stays out of it.
     FindObject {
-        label: Vec<u8>,
+        template: Vec<Attribute>,
     },
     GetModulus {
         key: ObjectHandle,
@@ -361,7 +368,10 @@ pub fn prepare(operation: Operation, setup: &Setup) -> Result<Prepared, NotMeasu
             }
         }
         Operation::FindObject => Prepared::FindObject {
-            label: create_data_objects(setup)?,
+            template: vec![
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Label(create_data_objects(setup)?),
+            ],
         },
         Operation::GetModulus => Prepared::GetModulus {
             key: rsa_pair(session)?.0,
@@ -502,12 +512,8 @@ impl Prepared {
                 let params = GcmParams::new(&mut iv, &[], 128.into())?;
                 session.encrypt(&Mechanism::AesGcm(params), *key, message)?;
             }
-            Prepared::FindObject { label } => {
-                let template = [
-                    Attribute::Class(ObjectClass::DATA),
-                    Attribute::Label(label.clone()),
-                ];
-                if session.find_objects(&template)?.len() != 1 {
+            Prepared::FindObject { template } => {
+                if session.find_objects(template)?.len() != 1 {
                     return Err(Error::InvalidValue);
                 }
             }
