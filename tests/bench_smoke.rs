@@ -76,6 +76,16 @@ fn bench_runs_on_ferrohsm_and_softhsm() {
     let module = common::module_path();
     let report = dir.path().join("report");
 
+    // Bad input: one line on stderr and exit status 1, no panic.
+    let missing = bench(dir.path())
+        .args(["--module", "/nonexistent/libnothing.so", "--pin", USER_PIN])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot load"), "{stderr}");
+
     let mut command = bench(dir.path());
     command.arg("--module").arg(&module).args([
         "--init",

@@ -139,6 +139,15 @@ fn vendor(value: u64) -> MechanismType {
     MechanismType::new_vendor_defined(value).expect("a vendor-defined mechanism value")
 }
 
+/// One line for an error: cryptoki's Display of a return value is a paragraph of the
+/// standard, the function and the value's name say it.
+pub fn describe(error: &Error) -> String {
+    match error {
+        Error::Pkcs11(rv, function) => format!("{function:?} returned {rv:?}"),
+        other => other.to_string(),
+    }
+}
+
 /// Why an operation was not measured on a module.
 #[derive(Debug, Clone)]
 pub enum NotMeasured {
@@ -151,12 +160,7 @@ pub enum NotMeasured {
 impl NotMeasured {
     /// Return values by which a module says it does not do something, as opposed to failing.
     pub fn from_error(what: &str, error: Error) -> NotMeasured {
-        // cryptoki's Display of a return value is a paragraph of the standard; the function
-        // and the value's name say it in a line.
-        let described = match &error {
-            Error::Pkcs11(rv, function) => format!("{function:?} returned {rv:?}"),
-            other => other.to_string(),
-        };
+        let described = describe(&error);
         match &error {
             Error::Pkcs11(
                 RvError::MechanismInvalid

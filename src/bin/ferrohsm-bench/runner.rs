@@ -16,7 +16,7 @@ use cryptoki::types::AuthPin;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::Args;
-use crate::operations::{self, NotMeasured, Operation, Prepared, Setup, Worker};
+use crate::operations::{self, describe, NotMeasured, Operation, Prepared, Setup, Worker};
 
 /// The label --init gives a token when --token does not name one.
 const DEFAULT_INIT_LABEL: &str = "ferrohsm-bench";
@@ -64,7 +64,7 @@ pub fn open_module(path: &Path, name: String, args: &Args) -> Result<Module, Str
     std::mem::forget(pkcs11.clone());
     pkcs11
         .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .map_err(|e| format!("{shown}: C_Initialize: {e}"))?;
+        .map_err(|e| format!("{shown}: {}", describe(&e)))?;
     let pin = args
         .user_pin()
         .ok_or("no user PIN: give --pin or set FERROHSM_PIN")?;
@@ -74,11 +74,11 @@ pub fn open_module(path: &Path, name: String, args: &Args) -> Result<Module, Str
     let slot = find_slot(&pkcs11, args).map_err(|e| format!("{shown}: {e}"))?;
     let setup_session = pkcs11
         .open_rw_session(slot)
-        .map_err(|e| format!("{shown}: C_OpenSession: {e}"))?;
-    login(&setup_session, &pin).map_err(|e| format!("{shown}: C_Login: {e}"))?;
+        .map_err(|e| format!("{shown}: {}", describe(&e)))?;
+    login(&setup_session, &pin).map_err(|e| format!("{shown}: {}", describe(&e)))?;
     let mechanisms = pkcs11
         .get_mechanism_list(slot)
-        .map_err(|e| format!("{shown}: C_GetMechanismList: {e}"))?;
+        .map_err(|e| format!("{shown}: {}", describe(&e)))?;
     Ok(Module {
         name,
         path: path.to_owned(),
@@ -114,16 +114,16 @@ fn init_token(pkcs11: &Pkcs11, args: &Args, user_pin: &str) -> Result<(), String
     let so_pin = AuthPin::new(so_pin.into());
     pkcs11
         .init_token(spare, &so_pin, label)
-        .map_err(|e| format!("C_InitToken: {e}"))?;
+        .map_err(|e| describe(&e))?;
     // Some modules (SoftHSMv2, ferrohsm) move a token to a new slot id once initialised.
     let slot = slot_by_label(pkcs11, label)?.ok_or("the new token is not listed")?;
     let session = pkcs11.open_rw_session(slot).map_err(|e| e.to_string())?;
     session
         .login(UserType::So, Some(&so_pin))
-        .map_err(|e| format!("C_Login(SO): {e}"))?;
+        .map_err(|e| format!("SO {}", describe(&e)))?;
     session
         .init_pin(&AuthPin::new(user_pin.into()))
-        .map_err(|e| format!("C_InitPIN: {e}"))?;
+        .map_err(|e| describe(&e))?;
     session.logout().map_err(|e| e.to_string())?;
     Ok(())
 }
