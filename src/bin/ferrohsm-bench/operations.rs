@@ -12,7 +12,6 @@ use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use serde::Serialize;
 
 /// ferrohsm's vendor mechanisms for SM2 (GB/T 32918); other modules do not list them.
 const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
@@ -31,7 +30,7 @@ const SECRET: [u8; 32] = [0x5a; 32];
 /// What is signed: for CKM_ECDSA a 32-byte digest (as `openssl speed` signs), else a message.
 const MESSAGE: [u8; 32] = [0xa5; 32];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {
     RsaKeygen,
     RsaDecryptPkcs1,
