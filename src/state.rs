@@ -78,6 +78,7 @@ pub fn initialize() -> Result<()> {
     } else {
         None
     };
+    crate::crypto::seed_backend_random();
     *lib = Some(Arc::new(Library {
         pid: crate::ffi::process::current_pid(),
         config,

@@ -30,6 +30,18 @@ pub fn mix_into_os_pool(seed: &[u8]) -> crate::error::Result<()> {
         })
 }
 
+/// Seeds aws-lc's random generator now. Its first use in a process gathers CPU jitter
+/// entropy (about 20 ms here), which would otherwise fall on the first RSA encryption,
+/// blinded private-key operation or EC signature; C_Initialize pays it instead.
+pub fn seed_backend_random() {
+    #[cfg(feature = "aws-lc")]
+    {
+        let mut byte = [0u8; 1];
+        // A failure here shows again, as an error, in the operation that needs it.
+        let _ = aws_lc_rs::rand::fill(&mut byte);
+    }
+}
+
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> crate::error::Result<()> {
     getrandom::fill(buf).map_err(|_| {
