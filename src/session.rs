@@ -71,17 +71,7 @@ pub struct Active<T: ?Sized> {
     pub needs_login: bool,
     /// What the audit log notes when the operation ends (`audit = "operations"`, private
     /// and secret keys).
-    pub audit: Option<std::sync::Arc<OperationAudit>>,
-}
-
-/// An operation as the audit log names it.
-#[derive(Clone, Debug)]
-pub struct OperationAudit {
-    /// The key's CKA_ID.
-    pub key_id: Vec<u8>,
-    /// `encrypt`, `decrypt`, `sign`, `verify`.
-    pub event: &'static str,
-    pub mechanism: CK_MECHANISM_TYPE,
+    pub audit: Option<std::sync::Arc<crate::audit::KeyUse>>,
 }
 
 impl<T: ?Sized> Active<T> {

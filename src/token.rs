@@ -24,7 +24,7 @@
 //! the store file. Each sealed value records which key sealed it (`Seal`), so values
 //! stored before format 2 (under the token key) still open, with login, as they did.
 
-use crate::config::{PinPolicy, MAX_PIN_LEN};
+use crate::config::PinPolicy;
 use crate::error::{fail, Error, Result};
 use crate::mechanism::{load_key, LoadedKey};
 use crate::object::index::ObjectIndex;
@@ -91,24 +91,6 @@ static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
 fn new_handle() -> CK_OBJECT_HANDLE {
     NEXT_HANDLE.fetch_add(1, Ordering::Relaxed) as CK_OBJECT_HANDLE
-}
-
-/// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO): a PIN being set (C_InitToken
-/// on a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE.
-/// A PIN being checked (C_Login, C_SetPIN's old PIN) of any length is judged like every
-/// other: a PIN set under a lower `pin_min_len` still opens.
-fn check_pin_len(policy: &PinPolicy, pin: &[u8]) -> Result<()> {
-    if (policy.min_len..=MAX_PIN_LEN).contains(&pin.len()) {
-        Ok(())
-    } else {
-        Err(Error::with(
-            CKR_PIN_LEN_RANGE,
-            format!(
-                "PIN length must be {}..={MAX_PIN_LEN} bytes (config pin_min_len)",
-                policy.min_len
-            ),
-        ))
-    }
 }
 
 /// A token object's place in the store.
@@ -233,7 +215,7 @@ impl Token {
         so_pin: &[u8],
         pins: &PinPolicy,
     ) -> Result<TokenRecord> {
-        check_pin_len(pins, so_pin)?;
+        pins.check_len(so_pin)?;
         let serial: [u8; 8] = seal::random_bytes()?;
         let epoch = u64::from_le_bytes(seal::random_bytes()?);
         let token_key = seal::new_token_key()?;
@@ -359,7 +341,7 @@ impl Token {
 
     /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter).
     pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
-        check_pin_len(&self.pins, pin)?;
+        self.pins.check_len(pin)?;
         let (key, epoch) = {
             let mut inner = self.inner.lock();
             inner.sync_record()?;
@@ -381,7 +363,7 @@ impl Token {
 
     /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is).
     pub fn set_pin(&self, user: UserType, old: &[u8], new: &[u8]) -> Result<()> {
-        check_pin_len(&self.pins, new)?;
+        self.pins.check_len(new)?;
         let (mut inner, key, pin_key) = self.check_pin(user, old)?;
         let mac = inner.authenticate(user, &key, &pin_key)?;
         let epoch = inner.record.epoch;
@@ -451,23 +433,15 @@ impl Token {
         inner.audit(event, key_id, result);
     }
 
-    /// Notes an operation with the private or secret key `key_id` in the audit log; written
-    /// with the next batch (`audit::PendingEntries`).
-    pub fn audit_operation(
-        &self,
-        key_id: &[u8],
-        event: &'static str,
-        mechanism: CK_MECHANISM_TYPE,
-        result: CK_RV,
-    ) {
+    /// Notes an operation with a private or secret key (`key_use`) that ended with
+    /// `result` in the audit log; written with the next batch (`audit::PendingEntries`).
+    pub fn audit_operation(&self, key_use: std::sync::Arc<crate::audit::KeyUse>, result: CK_RV) {
         let time = lifecycle::now();
         let mut inner = self.inner.lock();
         let op = crate::audit::Operation {
             time,
             user: inner.user_name(),
-            key_id: key_id.to_vec(),
-            event,
-            mechanism,
+            key_use,
             result,
             count: 1,
         };

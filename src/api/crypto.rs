@@ -1,12 +1,12 @@
 //! Encryption, decryption, signing, verification and digesting.
 
+use crate::audit::KeyUse;
 use crate::config::AuditLevel;
-use crate::error::{fail, Error, Result};
+use crate::error::{fail, rv_of, Error, Result};
 use crate::mechanism::{self, CipherOperation, LoadedKey, Mechanism, MechanismParam};
 use crate::object::policy;
 use crate::session::{
-    deliver, deliver_direct, Active, Calls, Input, OperationAudit, Operations, Output, Session,
-    Written,
+    deliver, deliver_direct, Active, Calls, Input, Operations, Output, Session, Written,
 };
 use crate::state::Library;
 use crate::token::Token;
@@ -129,7 +129,7 @@ fn start<T: ?Sized>(
     let op = make(m, &param, key.as_ref())?;
     let mut active = Active::new(op);
     active.needs_login = needs_login;
-    active.audit = audit.map(std::sync::Arc::new);
+    active.audit = audit;
     *(kind.slot)(&mut s.ops) = Some(active);
     Ok(())
 }
@@ -141,15 +141,17 @@ pub(crate) fn audited(
     attrs: &crate::object::Attributes,
     event: &'static str,
     mechanism: CK_MECHANISM_TYPE,
-) -> Option<OperationAudit> {
+) -> Option<std::sync::Arc<KeyUse>> {
     let private = matches!(
         attrs.get_ulong(CKA_CLASS),
         Ok(Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY))
     );
-    (lib.config.audit == AuditLevel::Operations && private).then(|| OperationAudit {
-        key_id: attrs.get(CKA_ID).unwrap_or_default().to_vec(),
-        event,
-        mechanism,
+    (lib.config.audit == AuditLevel::Operations && private).then(|| {
+        std::sync::Arc::new(KeyUse {
+            key_id: attrs.get(CKA_ID).unwrap_or_default().to_vec(),
+            event,
+            mechanism,
+        })
     })
 }
 
@@ -193,10 +195,8 @@ fn with_op<T: ?Sized, A, R>(
         f(slot, args)
     })();
     // An audited operation is noted once, when it ends, with how it ended.
-    if let (Some(audit), None) = (audit, slot.as_ref()) {
-        let rv = result.as_ref().map_or_else(|e| e.rv, |_| CKR_OK);
-        s.token
-            .audit_operation(&audit.key_id, audit.event, audit.mechanism, rv);
+    if let (Some(key_use), None) = (audit, slot.as_ref()) {
+        s.token.audit_operation(key_use, rv_of(&result));
     }
     result
 }

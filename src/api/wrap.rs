@@ -91,9 +91,9 @@ pub fn wrap_key(
     let query = out.is_none();
     let result = wrap_with(lib, &s, (ty, param), wrapping, key, out, &mut audit);
     // With `audit = "operations"`, a wrap under a secret key is noted (not a length query).
-    if let (Some(a), false) = (audit, query) {
-        let rv = result.as_ref().map_or_else(|e| e.rv, |_| CKR_OK);
-        s.token.audit_operation(&a.key_id, a.event, a.mechanism, rv);
+    if let (Some(key_use), false) = (audit, query) {
+        s.token
+            .audit_operation(key_use, crate::error::rv_of(&result));
     }
     result
 }
@@ -105,7 +105,7 @@ fn wrap_with(
     wrapping: CK_OBJECT_HANDLE,
     key: CK_OBJECT_HANDLE,
     out: Option<&mut [u8]>,
-    audit: &mut Option<crate::session::OperationAudit>,
+    audit: &mut Option<std::sync::Arc<crate::audit::KeyUse>>,
 ) -> Result<Written> {
     let m = lib.mechanism_for(ty, CKF_WRAP)?;
     let mut wrapper = KeyPolicy::default();

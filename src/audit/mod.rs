@@ -83,9 +83,9 @@ impl Entry {
             time: op.time,
             pid,
             user: op.user.to_string(),
-            key_id: hex::encode(&op.key_id),
-            event: op.event.to_string(),
-            mechanism: crate::mechanism::registry::mechanism_name(op.mechanism),
+            key_id: hex::encode(&op.key_use.key_id),
+            event: op.key_use.event.to_string(),
+            mechanism: crate::mechanism::registry::mechanism_name(op.key_use.mechanism),
             result: crate::error::rv_name(op.result).to_string(),
             count: op.count,
         }
@@ -96,15 +96,24 @@ impl Entry {
     }
 }
 
+/// What an operation does with which key, as the audit log names it: fixed when the
+/// operation starts (C_*Init, C_WrapKey), shared by the entries it gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyUse {
+    /// The key's CKA_ID.
+    pub key_id: Vec<u8>,
+    /// `encrypt`, `decrypt`, `sign`, `verify`, `wrap`.
+    pub event: &'static str,
+    pub mechanism: cryptoki_sys::CK_MECHANISM_TYPE,
+}
+
 /// An operation with a private or secret key as it happened: cheap to note (no text is
-/// made until it is written).
+/// made, nothing copied, until it is written).
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub time: u64,
     pub user: &'static str,
-    pub key_id: Vec<u8>,
-    pub event: &'static str,
-    pub mechanism: cryptoki_sys::CK_MECHANISM_TYPE,
+    pub key_use: std::sync::Arc<KeyUse>,
     pub result: cryptoki_sys::CK_RV,
     pub count: u64,
 }
@@ -115,10 +124,9 @@ impl Operation {
     pub fn absorb(&mut self, other: &Operation) -> bool {
         let same = self.time == other.time
             && self.user == other.user
-            && self.event == other.event
-            && self.mechanism == other.mechanism
             && self.result == other.result
-            && self.key_id == other.key_id;
+            && (std::sync::Arc::ptr_eq(&self.key_use, &other.key_use)
+                || self.key_use == other.key_use);
         if same {
             self.count += other.count;
         }

@@ -55,6 +55,24 @@ pub struct PinPolicy {
 }
 
 impl PinPolicy {
+    /// PIN lengths (ulMinPinLen, ulMaxPinLen of CK_TOKEN_INFO): a PIN being set (C_InitToken
+    /// on a new token, C_InitPIN, C_SetPIN's new PIN) of another length is CKR_PIN_LEN_RANGE.
+    /// A PIN being checked (C_Login, C_SetPIN's old PIN) of any length is judged like every
+    /// other: a PIN set under a lower `pin_min_len` still opens.
+    pub fn check_len(&self, pin: &[u8]) -> Result<()> {
+        if (self.min_len..=MAX_PIN_LEN).contains(&pin.len()) {
+            Ok(())
+        } else {
+            Err(Error::with(
+                CKR_PIN_LEN_RANGE,
+                format!(
+                    "PIN length must be {}..={MAX_PIN_LEN} bytes (config pin_min_len)",
+                    self.min_len
+                ),
+            ))
+        }
+    }
+
     /// Cheap Argon2 parameters for unit tests.
     #[cfg(test)]
     pub fn test() -> PinPolicy {

@@ -106,11 +106,10 @@ pub fn effective_uid() -> u32 {
 pub fn current_pid() -> u32 {
     use std::sync::atomic::Ordering;
     PID_HANDLER.call_once(|| {
-        // SAFETY: registers a handler that only stores into an atomic (async-signal-safe
-        // work, as a fork child handler must be); the function lives as long as the
-        // process (the library is never unloaded while a process can fork through it:
-        // dlclose of a module with atfork handlers is the caller's undefined behaviour in
-        // every library that registers them).
+        // SAFETY: registers a handler that only calls getpid() and stores into an atomic
+        // (async-signal-safe work, as a fork child handler must be). glibc's pthread_atfork
+        // ties the handler to this shared object and removes it when the object is
+        // unloaded (dlclose), so it never points at unmapped code.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(refresh_pid)) };
         CACHE_PID.store(
             if rc == 0 { std::process::id() } else { 0 },

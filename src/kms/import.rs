@@ -5,6 +5,7 @@
 //! rules of C_CreateObject, on the token and with the label and id given.
 
 use super::session::KmsSession;
+use super::usage::SECRET_FLAGS;
 use crate::api;
 use crate::error::{Error, Result};
 use crate::object::Attributes;
@@ -77,7 +78,6 @@ fn der_of(bytes: &[u8], label: &str) -> Result<Zeroizing<Vec<u8>>> {
 /// for the rest (the token's defaults are not what softhsm2-util's imports have).
 const PRIVATE_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE];
 const PUBLIC_FLAGS: &[CK_ATTRIBUTE_TYPE] = &[CKA_VERIFY, CKA_ENCRYPT, CKA_WRAP, CKA_DERIVE];
-use super::usage::SECRET_FLAGS;
 
 fn set_flags(
     template: &mut Attributes,
@@ -139,18 +139,18 @@ fn key_pair_templates(file: &[u8], with_public: bool) -> Result<Vec<Attributes>>
     } else {
         (&[][..], &[][..])
     };
-    let mut objects = Vec::new();
-    if with_public {
+    let public = if with_public {
         let mut public = crate::object::public_half::public_key_of(&private)?;
         public.set_bool(CKA_TOKEN, true);
         public.set_bool(CKA_PRIVATE, false);
         set_flags(&mut public, PUBLIC_FLAGS, &[base.1, extra.1]);
-        objects.push(public);
-    }
+        Some(public)
+    } else {
+        None
+    };
     secret_defaults(&mut private);
     set_flags(&mut private, PRIVATE_FLAGS, &[base.0, extra.0]);
-    objects.insert(0, private);
-    Ok(objects)
+    Ok(std::iter::once(private).chain(public).collect())
 }
 
 fn certificate_template(file: &[u8]) -> Result<Attributes> {

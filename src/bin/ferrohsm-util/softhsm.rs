@@ -8,6 +8,7 @@ use crate::pin::{self, Pin};
 use clap::{ArgGroup, Parser, ValueEnum};
 use cryptoki_sys::*;
 use ferrohsm::api;
+use ferrohsm::config::MAX_PIN_LEN;
 use ferrohsm::error::Error;
 use ferrohsm::kms::{ImportKind, KmsSession};
 use ferrohsm::state::Library;
@@ -298,7 +299,7 @@ fn ask_pin(
         return Ok(Zeroizing::new(pin.as_bytes().to_vec()));
     }
     if std::io::stdin().is_terminal() {
-        println!("=== {who} PIN ({min_len}-255 characters) ===");
+        println!("=== {who} PIN ({min_len}-{MAX_PIN_LEN} characters) ===");
         let read = |prompt: &str| {
             rpassword::prompt_password(prompt)
                 .map(|p| Zeroizing::new(p.into_bytes()))
@@ -334,11 +335,13 @@ fn init_token(lib: &Library, args: &Args) -> Outcome {
     let min_len = lib.config.pin.min_len;
     let so_pin = ask_pin(args.so_pin.as_deref(), "SO", true, min_len)?;
     let user_pin = ask_pin(args.pin.as_deref(), "user", true, min_len)?;
+    // Both checked before the token is touched: a bad user PIN must not leave a new token
+    // without one.
     for (who, pin) in [("SO", &so_pin), ("user", &user_pin)] {
-        if pin.len() < min_len || pin.len() > 255 {
+        if lib.config.pin.check_len(pin).is_err() {
             return Err(Failed(format!(
-                "ERROR: The {who} PIN must have a length between {min_len} and 255 characters \
-                 (pin_min_len in ferrohsm.conf sets the lower bound)."
+                "ERROR: The {who} PIN must have a length between {min_len} and {MAX_PIN_LEN} \
+                 characters (pin_min_len in ferrohsm.conf sets the lower bound)."
             )));
         }
     }
