@@ -10,6 +10,17 @@ cd "$(dirname "$0")"
 started=$SECONDS
 step() { printf '\n==> [%ds] %s\n' "$((SECONDS - started))" "$*"; }
 trap 'step "finished, exit status $?"' EXIT
+# Stops the test server .ci/start-postgres made in directory $1.
+pg_ctl_stop() {
+    local bindir
+    bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$bindir/pg_ctl" -D "$1/data" -m fast stop >/dev/null || true
+    else
+        "$bindir/pg_ctl" -D "$1/data" -m fast stop >/dev/null || true
+    fi
+    rm -rf "$1"
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -18,7 +29,24 @@ step "cargo clippy"
 cargo clippy --all-targets -- -D warnings
 
 step "cargo test (aws-lc backend)"
-cargo test --all-targets
+# The tokens in token directories here; the PostgreSQL run is the next step.
+env -u FERROHSM_TEST_STORE_URL cargo test --all-targets
+
+# The store's tests again with the tokens in PostgreSQL (store = "postgresql://..."), plus
+# the several-hosts tests of tests/postgres.rs: on the server FERROHSM_PG_URL names
+# (.ci/run starts one), else on one started here when PostgreSQL is installed.
+pg_suites=(--test postgres --test persistence --test pins --test tokens --test objects
+           --test kms --test kms_cli --test audit --test sessions --test wrap --test stress)
+if [ -z "${FERROHSM_PG_URL:-}" ] && FERROHSM_PG_URL=$(.ci/start-postgres 2>/tmp/ferrohsm-pg-start.log); then
+    pg_dir=$(sed -n 's/^start-postgres: server in \([^,]*\),.*/\1/p' /tmp/ferrohsm-pg-start.log)
+    trap 'status=$?; step "finished, exit status $status"; pg_ctl_stop "$pg_dir"' EXIT
+fi
+if [ -n "${FERROHSM_PG_URL:-}" ]; then
+    step "cargo test on the PostgreSQL store (${FERROHSM_PG_URL})"
+    FERROHSM_TEST_STORE_URL=$FERROHSM_PG_URL cargo test "${pg_suites[@]}"
+else
+    step "PostgreSQL store tests SKIPPED: no server (Debian package postgresql)"
+fi
 
 step "cargo test --no-default-features (pure-Rust RSA backend)"
 cargo test --no-default-features --lib

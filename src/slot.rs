@@ -1,37 +1,33 @@
-//! The slot list: one slot per initialised token in `token_dir`, plus one spare
-//! uninitialised slot listed last. Slot ids are stable across processes and < 2^31.
+//! The slot list: one slot per initialised token in the configured location (a token
+//! directory, or a PostgreSQL database: `storage::location`), plus one spare
+//! uninitialised slot listed last. Slot ids are stable across processes and hosts and
+//! < 2^31.
 //!
-//! Each token is one database file `token-<slot id>.db`; its slot id is also stored inside
-//! it at init. The spare slot's id is one more than the highest id in use (file names
-//! included, so a broken file's id is never handed out again), 0 for an empty directory.
-//! C_InitToken runs under an exclusive lock on `token_dir/.init.lock`, so two processes
-//! never make the same slot; a new token is written under a temporary name and renamed
-//! into place, so no process ever opens a half-made one.
+//! The spare slot's id is one more than the highest id in use (store names included, so a
+//! broken store's id is never handed out again), 0 for an empty location. C_InitToken runs
+//! under the location's init lock, so two processes never make the same slot.
 //!
 //! Locks: `Slots` is the registry level of the library's lock order. Its lock is held only
 //! to read or update the slot map (the only other lock taken under it is a newly opened
-//! token's), never during Argon2: C_InitToken derives keys holding only the directory's
-//! init lock file.
+//! token's), never during Argon2: C_InitToken derives keys holding only the location's
+//! init lock.
 
 use crate::config::{Config, PinPolicy};
 use crate::error::{fail, Error, Result};
+use crate::storage::location::{InitLock, TokenLocation};
 use crate::storage::sqlite::SqliteStore;
 use crate::token::{Token, TokenInfo};
 use cryptoki_sys::*;
 use parking_lot::RwLock;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
-const FILE_PREFIX: &str = "token-";
-const FILE_SUFFIX: &str = ".db";
-const INIT_LOCK: &str = ".init.lock";
 /// Slot ids stay below 2^31: Java clients read them as an int.
 const MAX_SLOT_ID: CK_SLOT_ID = (1 << 31) - 1;
 
-/// What we know of one `token-*.db` file.
-enum KnownFile {
+/// What we know of one store of the location (by its name).
+enum KnownStore {
     Token(CK_SLOT_ID),
     /// Reported once on stderr; its name's slot id (if any) stays reserved.
     Broken(Option<CK_SLOT_ID>),
@@ -40,54 +36,55 @@ enum KnownFile {
 #[derive(Default)]
 struct SlotMap {
     tokens: BTreeMap<CK_SLOT_ID, Arc<Token>>,
-    files: HashMap<OsString, KnownFile>,
+    stores: HashMap<String, KnownStore>,
 }
 
 impl SlotMap {
     fn spare(&self) -> CK_SLOT_ID {
-        let highest_file = self.files.values().filter_map(|f| match f {
-            KnownFile::Token(id) => Some(*id),
-            KnownFile::Broken(id) => *id,
+        let highest_store = self.stores.values().filter_map(|f| match f {
+            KnownStore::Token(id) => Some(*id),
+            KnownStore::Broken(id) => *id,
         });
-        let highest = self.tokens.keys().copied().chain(highest_file).max();
+        let highest = self.tokens.keys().copied().chain(highest_store).max();
         highest.map_or(0, |id| id + 1)
     }
 }
 
 pub struct Slots {
-    dir: PathBuf,
+    location: Box<dyn TokenLocation>,
     pins: PinPolicy,
     map: RwLock<SlotMap>,
 }
 
-fn slot_from_file_name(name: &str) -> Option<CK_SLOT_ID> {
-    name.strip_prefix(FILE_PREFIX)?
-        .strip_suffix(FILE_SUFFIX)?
-        .parse()
-        .ok()
-}
-
-fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::with(CKR_DEVICE_ERROR, format!("{what} {}: {e}", path.display()))
-}
-
 impl Slots {
-    /// Opens every token store in `config.token_dir` (creating the directory on first use).
-    /// A broken store is reported once on stderr and never stops the others.
+    /// Opens every token store of the configured location (creating a token directory on
+    /// first use). A broken store is reported once on stderr and never stops the others.
     pub fn open(config: &Config) -> Result<Slots> {
-        Self::open_with(&config.token_dir, config.pin.clone())
+        Self::open_at(crate::storage::open_location(config)?, config.pin.clone())
     }
 
-    /// As `open`, with the PIN policy (tests use a cheap Argon2 cost).
+    /// The token directory `dir`, with the PIN policy (tests use a cheap Argon2 cost).
+    #[cfg(test)]
     pub(crate) fn open_with(dir: &Path, pins: PinPolicy) -> Result<Slots> {
-        crate::storage::files::prepare_token_dir(dir)?;
+        Self::open_at(
+            Box::new(crate::storage::directory::TokenDirectory::open(dir)?),
+            pins,
+        )
+    }
+
+    pub(crate) fn open_at(location: Box<dyn TokenLocation>, pins: PinPolicy) -> Result<Slots> {
         let slots = Slots {
-            dir: dir.to_path_buf(),
+            location,
             pins,
             map: RwLock::new(SlotMap::default()),
         };
         slots.refresh()?;
         Ok(slots)
+    }
+
+    /// Where the tokens are (a directory, or a database without its password).
+    pub fn location(&self) -> String {
+        self.location.describe()
     }
 
     /// Initialised tokens first (by slot id), the spare slot last.
@@ -102,49 +99,46 @@ impl Slots {
     }
 
     /// Picks up tokens that other processes initialised since the last call. Costs one
-    /// directory listing when nothing changed.
+    /// directory listing (or one query) when nothing changed.
     pub fn refresh(&self) -> Result<()> {
-        let names = self.token_file_names()?;
+        let names = self.location.names()?;
         {
             let map = self.map.read();
-            if map.files.len() == names.len() && names.iter().all(|n| map.files.contains_key(n)) {
+            if map.stores.len() == names.len() && names.iter().all(|n| map.stores.contains_key(n)) {
                 return Ok(());
             }
         }
         let mut map = self.map.write();
-        let vanished: Vec<OsString> = map
-            .files
+        let vanished: Vec<String> = map
+            .stores
             .keys()
             .filter(|n| !names.contains(*n))
             .cloned()
             .collect();
         for name in vanished {
-            if let Some(KnownFile::Token(slot)) = map.files.remove(&name) {
+            if let Some(KnownStore::Token(slot)) = map.stores.remove(&name) {
                 map.tokens.remove(&slot);
             }
         }
         for name in names {
-            if map.files.contains_key(&name) {
+            if map.stores.contains_key(&name) {
                 continue;
             }
-            let path = self.dir.join(&name);
-            let name_slot = name.to_str().and_then(slot_from_file_name);
-            let known = match self.open_token(&path, &map) {
+            let known = match self.open_token(&name, &map) {
                 Ok(token) => {
                     let slot = token.slot_id();
                     map.tokens.insert(slot, Arc::new(token));
-                    KnownFile::Token(slot)
+                    KnownStore::Token(slot)
                 }
                 Err(e) => {
                     eprintln!("ferrohsm: {}; its token is not listed", e.context);
-                    KnownFile::Broken(name_slot)
+                    KnownStore::Broken(self.location.reserved_slot(&name))
                 }
             };
-            map.files.insert(name, known);
+            map.stores.insert(name, known);
         }
         Ok(())
     }
-
     /// `Ok(None)` for the spare slot; CKR_SLOT_ID_INVALID for an unknown id.
     pub fn token(&self, slot: CK_SLOT_ID) -> Result<Option<Arc<Token>>> {
         let map = self.map.read();
@@ -186,14 +180,15 @@ impl Slots {
             return token.reinitialise(so_pin, label);
         }
         let record = Token::new_record(slot, label, so_pin, &self.pins)?;
-        self.install_store(slot, "create", |temp| SqliteStore::create(temp, &record))
+        self.location.create(&record)?;
+        self.refresh()
     }
 
-    /// Removes the token in `slot`: its store file (every object and PIN record in it) and
-    /// SQLite's `-wal`/`-shm` files; returns the store's path. Its slot id is not handed
-    /// out again while a higher one is in use. Other processes drop the token at their next
-    /// slot-list refresh; their open sessions on it then fail.
-    pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<PathBuf> {
+    /// Removes the token in `slot`: every object, PIN record and audit entry of it; returns
+    /// where its store was. Its slot id is not handed out again while a higher one is in
+    /// use. Other processes drop the token at their next slot-list refresh; their open
+    /// sessions on it then fail.
+    pub fn delete_token(&self, slot: CK_SLOT_ID) -> Result<String> {
         let _init_lock = self.lock_init()?;
         self.refresh()?;
         if self.token(slot)?.is_none() {
@@ -202,54 +197,16 @@ impl Slots {
                 format!("slot {slot} holds no initialised token"),
             ));
         }
-        let path = self.token_path(slot);
-        std::fs::remove_file(&path).map_err(|e| io_error("cannot delete", &path, e))?;
-        for side in ["-wal", "-shm"] {
-            let mut name = path.clone().into_os_string();
-            name.push(side);
-            let _ = std::fs::remove_file(name);
-        }
-        if let Ok(dir) = std::fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
+        let place = self.location.delete(slot)?;
         self.refresh()?;
-        Ok(path)
+        Ok(place)
     }
 
-    /// Makes the store of `slot` with `make` under a temporary name and renames it into
-    /// place, so other processes never see a half-made token file; then lists it.
-    fn install_store(
-        &self,
-        slot: CK_SLOT_ID,
-        what: &str,
-        make: impl FnOnce(&Path) -> Result<()>,
-    ) -> Result<()> {
-        let final_path = self.token_path(slot);
-        let temp_path = self.dir.join(format!(
-            ".{FILE_PREFIX}{slot}{FILE_SUFFIX}.{}.{what}.tmp",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&temp_path);
-        let made = make(&temp_path).and_then(|()| {
-            std::fs::rename(&temp_path, &final_path)
-                .map_err(|e| io_error(&format!("cannot {what} token store"), &final_path, e))
-        });
-        if let Err(e) = made {
-            let _ = std::fs::remove_file(&temp_path);
-            return Err(e);
-        }
-        // The rename is durable only once the directory is synced.
-        if let Ok(dir) = std::fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        self.refresh()
-    }
-
-    /// Puts a backup made by `Token::backup_to` back into the token directory; returns its
-    /// slot id. Its serial, label, PINs and objects are the backup's. A live token with the
-    /// same serial is refused unless `force`: then its store is overwritten in place (one
-    /// write transaction, so processes using it see the old or the restored token). Else the
-    /// backup's slot id is used when no token file has it, and the spare slot's otherwise.
+    /// Puts a backup made by `Token::backup_to` back into the location; returns its slot
+    /// id. Its serial, label, PINs and objects are the backup's. A live token with the same
+    /// serial is refused unless `force`: then its store is overwritten in place (one write
+    /// transaction, so processes using it see the old or the restored token). Else the
+    /// backup's slot id is used when no store has it, and the spare slot's otherwise.
     pub fn restore(&self, backup: &Path, force: bool) -> Result<CK_SLOT_ID> {
         let record = SqliteStore::read_backup(backup)?;
         let _init_lock = self.lock_init()?;
@@ -262,11 +219,11 @@ impl Slots {
                 .find(|t| t.info().serial == record.serial)
                 .map(|t| t.slot_id());
             let taken = map.tokens.contains_key(&record.slot_id)
-                || map.files.values().any(|f| match f {
-                    KnownFile::Token(id) => *id == record.slot_id,
-                    KnownFile::Broken(id) => *id == Some(record.slot_id),
+                || map.stores.values().any(|f| match f {
+                    KnownStore::Token(id) => *id == record.slot_id,
+                    KnownStore::Broken(id) => *id == Some(record.slot_id),
                 })
-                || self.token_path(record.slot_id).exists();
+                || self.location.slot_in_use(record.slot_id);
             let target = if taken || record.slot_id > MAX_SLOT_ID {
                 map.spare()
             } else {
@@ -284,80 +241,41 @@ impl Slots {
                     ),
                 ));
             }
-            SqliteStore::restore_into(backup, &self.token_path(live), live)?;
+            self.location.restore(backup, live, true)?;
             return Ok(live);
         }
         if target > MAX_SLOT_ID {
             return fail(CKR_SLOT_ID_INVALID);
         }
-        self.install_store(target, "restore", |temp| {
-            SqliteStore::restore_into(backup, temp, target)
-        })?;
+        self.location.restore(backup, target, false)?;
+        self.refresh()?;
         Ok(target)
     }
 
-    fn token_path(&self, slot: CK_SLOT_ID) -> PathBuf {
-        self.dir.join(format!("{FILE_PREFIX}{slot}{FILE_SUFFIX}"))
-    }
-
-    fn open_token(&self, path: &Path, map: &SlotMap) -> Result<Token> {
-        let store = SqliteStore::open(path)?;
-        let token = Token::open(Box::new(store), self.pins.clone())?;
+    fn open_token(&self, name: &str, map: &SlotMap) -> Result<Token> {
+        let store = self.location.open(name)?;
+        let token = Token::open(store, self.pins.clone())?;
         let slot = token.slot_id();
+        let place = self.location.describe();
         if slot > MAX_SLOT_ID {
             return Err(Error::with(
                 CKR_TOKEN_NOT_RECOGNIZED,
-                format!(
-                    "token store {}: slot id {slot} out of range",
-                    path.display()
-                ),
+                format!("token store {name} in {place}: slot id {slot} out of range"),
             ));
         }
         if map.tokens.contains_key(&slot) {
             return Err(Error::with(
                 CKR_TOKEN_NOT_RECOGNIZED,
                 format!(
-                    "token store {}: slot id {slot} is already used by another token file",
-                    path.display()
+                    "token store {name} in {place}: slot id {slot} is already used by another token store"
                 ),
             ));
         }
         Ok(token)
     }
 
-    fn token_file_names(&self) -> Result<BTreeSet<OsString>> {
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(|e| io_error("cannot list token directory", &self.dir, e))?;
-        let mut names = BTreeSet::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("cannot list token directory", &self.dir, e))?;
-            let name = entry.file_name();
-            let is_token = name
-                .to_str()
-                .is_some_and(|n| n.starts_with(FILE_PREFIX) && n.ends_with(FILE_SUFFIX));
-            if is_token {
-                names.insert(name);
-            }
-        }
-        Ok(names)
-    }
-
-    /// The directory-wide C_InitToken lock (an advisory `flock`, released on drop and
-    /// when the process dies).
-    #[allow(clippy::incompatible_msrv)]
-    fn lock_init(&self) -> Result<std::fs::File> {
-        let path = self.dir.join(INIT_LOCK);
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| io_error("cannot open lock file", &path, e))?;
-        file.lock().map_err(|e| io_error("cannot lock", &path, e))?;
-        Ok(file)
+    fn lock_init(&self) -> Result<InitLock> {
+        self.location.lock_init()
     }
 }
 
@@ -412,7 +330,7 @@ mod tests {
         slots.init_token(1, SO_PIN, "second").unwrap();
         assert_eq!(rv(slots.delete_token(2)), CKR_TOKEN_NOT_RECOGNIZED);
         let path = slots.delete_token(0).unwrap();
-        assert!(!path.exists());
+        assert!(!Path::new(&path).exists());
         assert_eq!(slots.slot_ids(), vec![1, 2]);
         assert_eq!(rv(slots.token(0)), CKR_SLOT_ID_INVALID);
         let names: Vec<_> = std::fs::read_dir(dir.path())

@@ -13,15 +13,6 @@ use cryptoki::session::UserType;
 const TEST: &str = "key_management_events_are_logged_and_tampering_is_found";
 const CKA_FERROHSM_KEY_STATE: u64 = 0xC648_0001;
 
-fn db(sandbox: &Sandbox) -> rusqlite::Connection {
-    let path = std::fs::read_dir(sandbox.token_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "db"))
-        .unwrap();
-    rusqlite::Connection::open(path).unwrap()
-}
-
 /// A token RSA-2048 key pair whose halves have CKA_ID `id`: (public, private).
 fn rsa_pair_with_id(
     session: &cryptoki::session::Session,
@@ -108,22 +99,14 @@ fn key_management_events_are_logged_and_tampering_is_found() {
             let (ok, text) = verify();
             assert!(ok && text.contains("intact: 6 entries"), "{text}");
             // An entry changed in the file: found there.
-            let conn = db(&sandbox);
-            conn.execute(
-                "UPDATE audit SET entry = replace(entry, 'disable', 'enable') WHERE seq = 3",
-                [],
-            )
-            .unwrap();
+            let edit = |sql: &str| common::pg::store_sql(sandbox.path(), sql);
+            edit("UPDATE audit SET entry = replace(entry, 'disable', 'enable') WHERE seq = 3");
             let (ok, text) = verify();
             assert!(!ok && text.contains("broken at entry 3"), "{text}");
-            conn.execute(
-                "UPDATE audit SET entry = replace(entry, 'enable', 'disable') WHERE seq = 3",
-                [],
-            )
-            .unwrap();
+            edit("UPDATE audit SET entry = replace(entry, 'enable', 'disable') WHERE seq = 3");
             assert!(verify().0, "restored");
             // An entry removed: found at the next one.
-            conn.execute("DELETE FROM audit WHERE seq = 4", []).unwrap();
+            edit("DELETE FROM audit WHERE seq = 4");
             let (ok, text) = verify();
             assert!(!ok && text.contains("broken at entry 5"), "{text}");
         }

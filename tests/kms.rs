@@ -165,17 +165,11 @@ isolated_test! {
     }
 }
 
-/// How many objects the token's store holds (its SQLite file, read as any process could).
-fn stored_objects(token_dir: &std::path::Path) -> i64 {
-    let db = std::fs::read_dir(token_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "db"))
-        .expect("the token's store");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    conn.query_row("SELECT count(*) FROM objects", [], |row| row.get(0))
+/// How many objects the token's store holds (read as anyone with access to it could).
+fn stored_objects(sandbox: &std::path::Path) -> i64 {
+    common::pg::store_sql(sandbox, "SELECT count(*) FROM objects")
+        .trim()
+        .parse()
         .unwrap()
 }
 
@@ -231,7 +225,7 @@ fn keys_whose_deletion_time_has_come_are_gone_for_every_process() {
             let sandbox = Sandbox::new();
             sandbox.write_config("key_deletion_min_days = 0\n");
             sandbox.run(TEST, "schedule");
-            let stored = || stored_objects(&sandbox.token_dir());
+            let stored = || stored_objects(sandbox.path());
             assert_eq!(stored(), 4, "hidden, not yet destroyed: no login since");
             sandbox.run(TEST, "other-process");
             assert_eq!(stored(), 2, "the login destroyed both halves");

@@ -168,12 +168,29 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Fails if any file of the token directory contains one of `needles` (name, bytes).
 fn assert_absent_from_store(needles: &[(String, Vec<u8>)]) {
+    if common::on_postgres() {
+        // bytea values come out as hex: look for the bytes in both forms.
+        let dump = common::pg::dump(&sandbox_dir());
+        assert!(!dump.is_empty(), "the schema holds the store");
+        for (name, needle) in needles {
+            let hex = hex_of(needle);
+            assert!(
+                !contains(&dump, needle) && !contains(&dump, hex.as_bytes()),
+                "{name} found unsealed in the database"
+            );
+        }
+        return;
+    }
     let token_dir = sandbox_dir().join("tokens");
     let files = files_under(&token_dir);
     assert!(!files.is_empty(), "the token directory holds the store");
@@ -481,6 +498,22 @@ fn public_objects_with_secret_values_work_without_login() {
 /// Sets CKA_PRIVATE to false in the store for the object labelled `label`, as someone
 /// holding the token file could.
 fn make_public_in_file(token_dir: &std::path::Path, label: &[u8]) {
+    if common::on_postgres() {
+        let sandbox = token_dir.parent().unwrap();
+        let changed = common::pg::psql(
+            sandbox,
+            &format!(
+                "WITH c AS (UPDATE attributes SET value = '\\x00' WHERE attr_type = {} AND object_id =
+                     (SELECT object_id FROM attributes WHERE attr_type = {} AND value = '\\x{}')
+                 RETURNING 1) SELECT count(*) FROM c",
+                cryptoki_sys::CKA_PRIVATE,
+                cryptoki_sys::CKA_LABEL,
+                hex_of(label)
+            ),
+        );
+        assert_eq!(changed.trim(), "1", "one CKA_PRIVATE changed");
+        return;
+    }
     let db = files_under(token_dir)
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "db"))

@@ -2,6 +2,7 @@
 //! for the keys that apply); without it an embedded default.
 
 mod softhsm;
+pub mod store;
 
 use crate::error::{Error, Result};
 use crate::log::Level;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+pub use store::{PgStoreConfig, StoreConfig};
 
 /// `rsa_min_bits` when the file does not set it.
 pub const DEFAULT_RSA_MIN_BITS: usize = 2048;
@@ -117,6 +119,9 @@ pub struct Config {
     pub key_deletion_min_days: usize,
     /// `audit`: what the audit log records (`crate::audit`).
     pub audit: AuditLevel,
+    /// `store`, `store_schema`, `store_password_file`: `token_dir` or a PostgreSQL
+    /// database.
+    pub store: StoreConfig,
 }
 
 /// `audit`: key management only, or every private/secret-key operation as well.
@@ -162,6 +167,7 @@ impl Default for Config {
             pin: PinPolicy::default(),
             key_deletion_min_days: DEFAULT_KEY_DELETION_MIN_DAYS,
             audit: AuditLevel::Keys,
+            store: StoreConfig::Directory,
         }
     }
 }
@@ -225,6 +231,9 @@ struct ConfigFile {
     key_deletion_min_days: Option<toml::Spanned<i64>>,
     #[serde(default)]
     audit: AuditLevel,
+    store: Option<toml::Spanned<String>>,
+    store_schema: Option<String>,
+    store_password_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -352,7 +361,15 @@ impl Config {
                     .map_err(|what| bad(Some(span), what))
             })
             .transpose()?;
+        let store_span = file.store.as_ref().map(|s| s.span());
+        let store = store::parse(
+            file.store.map(toml::Spanned::into_inner),
+            file.store_schema,
+            file.store_password_file.map(relative_to_file),
+        )
+        .map_err(|what| bad(store_span, what))?;
         Ok(Config {
+            store,
             token_dir,
             rsa_min_bits,
             rsa_pkcs1v15_decrypt: file.rsa_pkcs1v15_decrypt,

@@ -1,8 +1,10 @@
-//! The persistent token store: one database per token in `token_dir`.
+//! The persistent token store: one SQLite database per token in `token_dir`, or the
+//! tokens of a PostgreSQL database (`store = "postgresql://..."`).
 //!
-//! `TokenStore` is the small interface the token needs; `sqlite` implements it (one SQLite
-//! file per token, WAL mode, every change one transaction) and `seal` holds the PIN-derived
-//! sealing. The store never sees a PIN or a plaintext secret: the token seals secret
+//! `TokenStore` is the small interface the token needs; `sqlite` (one SQLite file per
+//! token, WAL mode, every change one transaction) and `postgres` implement it, `location`
+//! is where a configuration's tokens are listed and created, `rules` what every backend
+//! decides alike, and `seal` holds the PIN-derived sealing. The store never sees a PIN or a plaintext secret: the token seals secret
 //! attribute values before they reach it and wraps the token key under PIN-derived keys.
 //!
 //! Change detection: every object write bumps the token's `change_counter` and stamps the
@@ -10,16 +12,30 @@
 //! `PRAGMA data_version`: did another connection commit?), then compares the counter, then
 //! diffs `(id, generation)` pairs, so a refresh loads only what other processes changed.
 
+pub mod directory;
 pub mod files;
 pub mod integrity;
+pub mod location;
+pub mod postgres;
+mod rules;
 pub mod seal;
 pub mod sqlite;
 
+use crate::config::{Config, StoreConfig};
 use crate::error::Result;
 use crate::token::UserType;
 use cryptoki_sys::*;
 use integrity::{MacKey, Tag};
 pub use seal::{KdfParams, PublicObjectKey};
+
+/// The token location `config` names: `token_dir` (created on first use), or a PostgreSQL
+/// database (its schema created or upgraded on first use).
+pub fn open_location(config: &Config) -> Result<Box<dyn location::TokenLocation>> {
+    Ok(match &config.store {
+        StoreConfig::Directory => Box::new(directory::TokenDirectory::open(&config.token_dir)?),
+        StoreConfig::Postgres(pg) => Box::new(postgres::PgLocation::open(pg)?),
+    })
+}
 
 /// The on-disk format this build writes and reads. A newer store is refused with a clear
 /// message rather than misread; an older one is upgraded in place when opened (see
@@ -35,6 +51,16 @@ pub struct AuditRow {
     pub seq: i64,
     pub entry: String,
     pub chain: Vec<u8>,
+}
+
+/// A whole token store as stored (sealed values, tags and counters untouched): what
+/// backups, restores and copies carry from one backend to another. The tags stay valid:
+/// none covers the slot id, the change counter or the backend.
+#[derive(Clone, Debug)]
+pub struct StoreImage {
+    pub record: TokenRecord,
+    pub objects: Vec<StoredObject>,
+    pub audit: Vec<AuditRow>,
 }
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values

@@ -9,9 +9,10 @@
 
 use super::files::{create_private_file, refuse_symlinks};
 use super::integrity::{self, MacKey, Tag};
+use super::rules;
 use super::{
-    AuditRow, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject,
-    StoredValue, TokenRecord, TokenStore, FORMAT_VERSION,
+    AuditRow, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoreImage,
+    StoredObject, StoredValue, TokenRecord, TokenStore, FORMAT_VERSION,
 };
 use crate::error::{Error, Result};
 use crate::storage::KdfParams;
@@ -356,6 +357,76 @@ impl SqliteStore {
         target.close().map_err(|(_, e)| db_error(dest, e))
     }
 
+    /// Writes a new token database at `dest` (which must not exist) holding `image` as
+    /// stored: a backup of a token of another backend, in the format of this one's.
+    pub fn create_from_image(dest: &Path, image: &StoreImage) -> Result<()> {
+        Self::create(dest, &image.record).map_err(|e| match e.rv {
+            CKR_ARGUMENTS_BAD => Error::with(
+                CKR_ARGUMENTS_BAD,
+                format!("backup target {} exists", dest.display()),
+            ),
+            _ => e,
+        })?;
+        let mut conn = Connection::open(dest).map_err(|e| db_error(dest, e))?;
+        set_secure_delete(&conn, dest)?;
+        let tx = conn.transaction().map_err(|e| db_error(dest, e))?;
+        let run = || -> rusqlite::Result<()> {
+            for object in &image.objects {
+                let (mac_seal, mac) = match &object.mac {
+                    Some((seal, tag)) => (seal_code(Some(*seal)), Some(tag.as_slice())),
+                    None => (0, None),
+                };
+                tx.execute(
+                    "INSERT INTO objects (id, generation, mac, mac_seal, in_set)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        object.id,
+                        object.generation as i64,
+                        mac,
+                        mac_seal,
+                        object.in_set
+                    ],
+                )?;
+                insert_attributes(&tx, object.id, &object.attributes)?;
+            }
+            let mut insert =
+                tx.prepare("INSERT INTO audit (seq, entry, chain) VALUES (?1, ?2, ?3)")?;
+            for row in &image.audit {
+                insert.execute(params![row.seq, row.entry, row.chain])?;
+            }
+            Ok(())
+        };
+        run().map_err(|e| db_error(dest, e))?;
+        tx.commit().map_err(|e| db_error(dest, e))?;
+        conn.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(|e| db_error(dest, e))?;
+        conn.close().map_err(|(_, e)| db_error(dest, e))
+    }
+
+    /// The whole store as stored, from one read transaction.
+    pub fn image(&mut self) -> Result<StoreImage> {
+        let path = self.path.clone();
+        let format = self.format;
+        let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
+        let record = read_record(&tx, &path, format)?;
+        let run = || -> rusqlite::Result<(Vec<StoredObject>, Vec<AuditRow>)> {
+            let mut objects = Vec::new();
+            let mut stmt = tx.prepare(&format!("{SELECT_OBJECTS} ORDER BY o.id"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                push_object_row(&mut objects, row)?;
+            }
+            let audit = read_audit(&tx)?;
+            Ok((objects, audit))
+        };
+        let (objects, audit) = run().map_err(|e| db_error(&path, e))?;
+        Ok(StoreImage {
+            record,
+            objects,
+            audit,
+        })
+    }
+
     /// The token row of a backup file, read without changing the file; a file that is not
     /// a ferrohsm store of a supported format is CKR_TOKEN_NOT_RECOGNIZED.
     pub fn read_backup(src: &Path) -> Result<TokenRecord> {
@@ -629,19 +700,7 @@ fn read_record(conn: &Connection, path: &Path, format: i64) -> Result<TokenRecor
 /// it, so a record edited in the file is never blessed by a later write.
 fn check_record(tx: &Transaction<'_>, path: &Path, key: &MacKey) -> Result<TokenRecord> {
     let record = read_record(tx, path, FORMAT_VERSION)?;
-    let holds = record
-        .mac
-        .as_ref()
-        .is_some_and(|mac| integrity::tags_match(mac, &integrity::record_tag(key, &record)));
-    if !holds {
-        return Err(Error::with(
-            CKR_DEVICE_ERROR,
-            format!(
-                "token store {}: the token record fails its integrity check (changed outside ferrohsm?)",
-                path.display()
-            ),
-        ));
-    }
+    rules::check_record_tag(&record, key, &path.display().to_string())?;
     Ok(record)
 }
 
@@ -702,6 +761,38 @@ fn push_object_row(
     Ok(())
 }
 
+/// Inserts the attribute rows of object `id`.
+fn insert_attributes(
+    tx: &Transaction<'_>,
+    id: ObjectId,
+    attributes: &[(CK_ATTRIBUTE_TYPE, StoredValue)],
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO attributes (object_id, type, sealed, value) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (ty, value) in attributes {
+        let (sealed, bytes) = match value {
+            StoredValue::Clear(v) => (seal_code(None), v),
+            StoredValue::Sealed(seal, v) => (seal_code(Some(*seal)), v),
+        };
+        stmt.execute(params![id, *ty as i64, sealed, bytes])?;
+    }
+    Ok(())
+}
+
+/// The audit log, oldest first.
+fn read_audit(conn: &Connection) -> rusqlite::Result<Vec<AuditRow>> {
+    let mut stmt = conn.prepare("SELECT seq, entry, chain FROM audit ORDER BY seq")?;
+    let rows = stmt.query_map([], |row| {
+        Ok(AuditRow {
+            seq: row.get(0)?,
+            entry: row.get(1)?,
+            chain: row.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
 const SELECT_OBJECTS: &str =
     "SELECT o.id, o.generation, a.type, a.sealed, a.value, o.mac, o.mac_seal, o.in_set
      FROM objects o JOIN attributes a ON a.object_id = o.id";
@@ -714,16 +805,6 @@ fn read_object(tx: &Transaction<'_>, id: ObjectId) -> rusqlite::Result<Option<St
         push_object_row(&mut objects, row)?;
     }
     Ok(objects.pop())
-}
-
-/// The stored tag a member of the object set contributes to the record's digest.
-fn member_tag(object: &StoredObject) -> Option<Tag> {
-    match &object.mac {
-        Some((Seal::Token, stored)) if object.in_set => {
-            integrity::tag_from(stored, "object tag").ok()
-        }
-        _ => None,
-    }
 }
 
 /// Moves the record's object-set digest by `change` (XOR) and re-tags the record, after
@@ -777,24 +858,17 @@ impl TokenStore for SqliteStore {
                     pin_from_row,
                 )
                 .optional()?;
-            let Some(mut record) = record else {
+            let Some(record) = record else {
                 return Ok(PinAttempt::Missing);
             };
-            let tampered = record.counter_inconsistent();
-            let since_success = record.attempts.saturating_sub(record.success_at);
-            let failures = u64::from(record.failures).max(since_success);
-            if failures >= u64::from(limit) {
-                return Ok(PinAttempt::Locked(record));
+            let attempt = rules::count_attempt(record, limit);
+            if let PinAttempt::Counted { record, .. } = &attempt {
+                tx.execute(
+                    "UPDATE pins SET failures = ?2, attempts = ?3 WHERE user_type = ?1",
+                    params![user_key(user), record.failures, record.attempts as i64],
+                )?;
             }
-            record.failures = u32::try_from(failures + 1).unwrap_or(u32::MAX);
-            // A `failures` lowered in the file is made whole again here: after this write
-            // `failures == attempts - success_at` holds once more.
-            record.attempts += 1;
-            tx.execute(
-                "UPDATE pins SET failures = ?2, attempts = ?3 WHERE user_type = ?1",
-                params![user_key(user), record.failures, record.attempts as i64],
-            )?;
-            Ok(PinAttempt::Counted { record, tampered })
+            Ok(attempt)
         };
         let attempt = run().map_err(|e| db_error(&path, e))?;
         tx.commit().map_err(|e| db_error(&path, e))?;
@@ -827,21 +901,13 @@ impl TokenStore for SqliteStore {
             }
             Ok(attempts)
         };
-        match run().map_err(|e| db_error(&path, e))? {
-            None => Err(Error::with(
-                CKR_PIN_INCORRECT,
-                "the PIN was changed by another process while it was checked",
-            )),
-            Some(attempts) if (attempts as u64) < attempt => Err(Error::with(
-                CKR_DEVICE_ERROR,
-                format!(
-                    "token store {}: the PIN retry counter went backwards during the check \
-                     (the store file was edited)",
-                    path.display()
-                ),
-            )),
-            Some(_) => tx.commit().map_err(|e| db_error(&path, e)),
-        }
+        let stored = run().map_err(|e| db_error(&path, e))?;
+        rules::success_recordable(
+            stored.map(|a| a as u64),
+            attempt,
+            &path.display().to_string(),
+        )?;
+        tx.commit().map_err(|e| db_error(&path, e))
     }
 
     fn store_pin(
@@ -1008,20 +1074,12 @@ impl TokenStore for SqliteStore {
         signer: &Signer<'_>,
     ) -> Result<StoredObject> {
         let path = self.path.clone();
-        if signer.in_set && signer.token.is_none() {
-            return Err(Error::with(
-                CKR_GENERAL_ERROR,
-                "a private object written without the token key",
-            ));
-        }
+        rules::check_signer(signer)?;
         let tx = self.write_tx()?;
         check_epoch(&tx, &path, epoch)?;
         let old = read_object(&tx, id).map_err(|e| db_error(&path, e))?;
         let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
-        let (seal, key) = match signer.token {
-            Some(key) => (Seal::Token, key),
-            None => (Seal::Public, signer.public),
-        };
+        let (seal, key) = rules::signing_key(signer);
         let tag = integrity::object_tag(key, epoch, id, generation, signer.in_set, attributes);
         let run = || -> rusqlite::Result<()> {
             tx.execute(
@@ -1036,41 +1094,21 @@ impl TokenStore for SqliteStore {
                 ],
             )?;
             tx.execute("DELETE FROM attributes WHERE object_id = ?1", [id])?;
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO attributes (object_id, type, sealed, value) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (ty, value) in attributes {
-                let (sealed, bytes) = match value {
-                    StoredValue::Clear(v) => (seal_code(None), v),
-                    StoredValue::Sealed(seal, v) => (seal_code(Some(*seal)), v),
-                };
-                stmt.execute(params![id, *ty as i64, sealed, bytes])?;
-            }
-            Ok(())
+            insert_attributes(&tx, id, attributes)
         };
         run().map_err(|e| db_error(&path, e))?;
-        let mut change = Tag::default();
-        let left = old
-            .as_ref()
-            .filter(|_| signer.token.is_some())
-            .and_then(member_tag);
-        if let Some(old_tag) = left {
-            integrity::xor_into(&mut change, &old_tag);
-        }
-        if signer.in_set {
-            integrity::xor_into(&mut change, &tag);
-        }
-        if let (Some(key), true) = (signer.token, left.is_some() || signer.in_set) {
+        if let Some((key, change)) = rules::set_change(old.as_ref(), signer, &tag) {
             update_object_set(&tx, &path, key, &change)?;
         }
         tx.commit().map_err(|e| db_error(&path, e))?;
-        Ok(StoredObject {
+        Ok(rules::written_object(
             id,
             generation,
-            attributes: attributes.to_vec(),
-            mac: Some((seal, tag.to_vec())),
-            in_set: signer.in_set,
-        })
+            attributes,
+            seal,
+            &tag,
+            signer.in_set,
+        ))
     }
 
     fn delete_object(&mut self, epoch: u64, id: ObjectId, key: Option<&MacKey>) -> Result<()> {
@@ -1086,7 +1124,7 @@ impl TokenStore for SqliteStore {
         };
         run().map_err(|e| db_error(&path, e))?;
         if let Some(key) = key {
-            if let Some(tag) = old.as_ref().and_then(member_tag) {
+            if let Some(tag) = old.as_ref().and_then(rules::member_tag) {
                 update_object_set(&tx, &path, key, &tag)?;
             }
         }
@@ -1123,20 +1161,6 @@ impl TokenStore for SqliteStore {
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditRow>> {
-        let path = self.path.clone();
-        let read = || -> rusqlite::Result<Vec<AuditRow>> {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT seq, entry, chain FROM audit ORDER BY seq")?;
-            let rows = stmt.query_map([], |row| {
-                Ok(AuditRow {
-                    seq: row.get(0)?,
-                    entry: row.get(1)?,
-                    chain: row.get(2)?,
-                })
-            })?;
-            rows.collect()
-        };
-        read().map_err(|e| db_error(&path, e))
+        read_audit(&self.conn).map_err(|e| self.err(e))
     }
 }

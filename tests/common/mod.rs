@@ -29,6 +29,7 @@ use cryptoki_sys::*;
 pub mod c_client;
 pub mod encoding;
 pub mod openssl;
+pub mod pg;
 
 /// `<test name>/<phase>` of the test body this process must run.
 pub const CHILD_ENV: &str = "FERROHSM_TEST_CHILD";
@@ -106,6 +107,54 @@ pub fn sandbox_dir() -> PathBuf {
     PathBuf::from(std::env::var_os(DIR_ENV).expect("not running inside a sandbox child"))
 }
 
+/// Set to a PostgreSQL URL, the tests keep their tokens there (`store = ...`, each sandbox
+/// in a schema of its own) instead of in the sandbox's token directory.
+pub const STORE_URL_ENV: &str = "FERROHSM_TEST_STORE_URL";
+
+/// Whether this run keeps the tokens in PostgreSQL (tests of the token files skip then).
+pub fn on_postgres() -> bool {
+    std::env::var_os(STORE_URL_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// The PostgreSQL URL of this run, if any.
+pub fn store_url() -> Option<String> {
+    std::env::var(STORE_URL_ENV).ok().filter(|v| !v.is_empty())
+}
+
+/// The schema a sandbox's tokens use on PostgreSQL (from its unique directory name).
+pub fn pg_schema(sandbox: &Path) -> String {
+    let name = sandbox.file_name().unwrap().to_string_lossy();
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The config lines that put a sandbox's tokens in PostgreSQL, empty without it.
+fn store_lines(sandbox: &Path) -> String {
+    match store_url() {
+        Some(url) => format!(
+            "store = \"{url}\"\nstore_schema = \"{}\"\n",
+            pg_schema(sandbox)
+        ),
+        None => String::new(),
+    }
+}
+
+/// The ferrohsm.toml of a sandbox: its token directory (and store), then `extra`.
+pub fn config_text(sandbox: &Path, extra: &str) -> String {
+    format!(
+        "token_dir = \"{}\"\n{}{extra}",
+        sandbox.join("tokens").display(),
+        store_lines(sandbox)
+    )
+}
+
 /// A temporary token directory plus the config files pointing at it.
 pub struct Sandbox {
     dir: tempfile::TempDir,
@@ -127,7 +176,7 @@ impl Sandbox {
         std::fs::create_dir_all(&tokens).expect("create token dir");
         std::fs::write(
             dir.path().join("ferrohsm.toml"),
-            format!("token_dir = \"{}\"\n", tokens.display()),
+            config_text(dir.path(), ""),
         )
         .expect("write ferrohsm.toml");
         std::fs::write(
@@ -153,7 +202,7 @@ impl Sandbox {
     pub fn write_config(&self, extra: &str) {
         std::fs::write(
             self.path().join("ferrohsm.toml"),
-            format!("token_dir = \"{}\"\n{extra}", self.token_dir().display()),
+            config_text(self.path(), extra),
         )
         .expect("write ferrohsm.toml");
     }

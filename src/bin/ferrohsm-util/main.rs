@@ -170,7 +170,11 @@ fn main() -> ExitCode {
 }
 
 fn slots(lib: &state::Library) -> ferrohsm::error::Result<()> {
-    println!("token directory: {}", lib.config.token_dir.display());
+    let kind = match lib.config.store {
+        ferrohsm::config::StoreConfig::Directory => "token directory",
+        ferrohsm::config::StoreConfig::Postgres(_) => "token store",
+    };
+    println!("{kind}: {}", lib.slots.location());
     for slot in api::general::slot_list(lib)? {
         let info = lib.slots.token_info(slot)?;
         if info.flags & CKF_TOKEN_INITIALIZED != 0 {
@@ -327,7 +331,7 @@ fn restore(
         "restored token \"{}\" serial {} into slot {slot} of {}",
         info.label,
         info.serial,
-        lib.config.token_dir.display()
+        lib.slots.location()
     );
     Ok(())
 }

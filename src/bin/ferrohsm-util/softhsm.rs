@@ -392,7 +392,7 @@ fn delete_token(lib: &Library, args: &Args) -> Outcome {
     };
     println!("Found token ({serial}) with matching {by}.");
     let path = lib.slots.delete_token(slot)?;
-    println!("The token ({}) has been deleted.", path.display());
+    println!("The token ({path}) has been deleted.");
     Ok(())
 }
 

@@ -1,0 +1,49 @@
+//! Where a configuration's tokens live: a directory of SQLite files (`directory`), or a
+//! PostgreSQL database shared by several hosts (`postgres`). `Slots` lists, creates,
+//! deletes and restores tokens through this interface and opens each token's
+//! `TokenStore` from it; it never knows which backend it has.
+
+use super::TokenStore;
+use crate::error::Result;
+use crate::storage::TokenRecord;
+use cryptoki_sys::CK_SLOT_ID;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Held while a token is created, deleted or restored: no other process (or host) does any
+/// of these at the same time. Released when dropped.
+pub type InitLock = Box<dyn Send>;
+
+pub trait TokenLocation: Send + Sync {
+    /// The names of the token stores there now (file names, or `slot N` rows).
+    fn names(&self) -> Result<BTreeSet<String>>;
+
+    /// The slot id a store's name reserves even when the store cannot be opened (a broken
+    /// file's id is never handed out again).
+    fn reserved_slot(&self, name: &str) -> Option<CK_SLOT_ID>;
+
+    /// Opens the store of `name`; CKR_TOKEN_NOT_RECOGNIZED (with why) for one that is not
+    /// a ferrohsm store of a format this build reads.
+    fn open(&self, name: &str) -> Result<Box<dyn TokenStore>>;
+
+    /// The lock of token creation, deletion and restore (see `InitLock`).
+    fn lock_init(&self) -> Result<InitLock>;
+
+    /// Stores a new token, so that other processes see all of it or nothing.
+    fn create(&self, record: &TokenRecord) -> Result<()>;
+
+    /// Removes the store of `slot` (every object, PIN record and audit entry); returns
+    /// where it was, for messages.
+    fn delete(&self, slot: CK_SLOT_ID) -> Result<String>;
+
+    /// Whether a store (even a broken one) uses `slot`.
+    fn slot_in_use(&self, slot: CK_SLOT_ID) -> bool;
+
+    /// Puts the backup file `backup` (see `TokenStore::backup_to`) in place as `slot`:
+    /// over the live store of that slot when `live`, else as a new store. One write
+    /// transaction, so processes using the store see the old or the restored token.
+    fn restore(&self, backup: &Path, slot: CK_SLOT_ID, live: bool) -> Result<()>;
+
+    /// Where the tokens are, for messages (a directory, a database without password).
+    fn describe(&self) -> String;
+}

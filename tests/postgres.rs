@@ -1,0 +1,340 @@
+//! The PostgreSQL store as several hosts use it (issue 13): each "host" is a process of its
+//! own with its own module instance and cache, on the same database. Runs when
+//! `FERROHSM_TEST_STORE_URL` names a server (`.ci/run` starts one, see
+//! `.ci/start-postgres`); the outage test starts and stops a server of its own.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::Session;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn skip_without_postgres(test: &str) -> bool {
+    if !on_postgres() || !is_ferrohsm() {
+        eprintln!("SKIPPED {test}: needs ferrohsm and {STORE_URL_ENV}");
+        return true;
+    }
+    false
+}
+
+/// Waits until `file` exists (another host's signal), at most 60 s.
+fn wait_for(file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "waited too long for {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn signal(file: &Path) {
+    std::fs::write(file, b"").unwrap();
+}
+
+/// Another host: this test binary again in `phase`, on this sandbox (its config and
+/// signal files).
+fn spawn(test: &str, phase: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{test}/{phase}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn host")
+}
+
+fn wait_ok(child: Child, what: &str) {
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{what} failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn find_one(
+    session: &Session,
+    label: &str,
+    class: ObjectClass,
+) -> Option<cryptoki::object::ObjectHandle> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    assert!(found.len() <= 1, "one {label}");
+    found.first().copied()
+}
+
+fn threads_of_this_process() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+isolated_test! {
+    /// Host B is up and logged in before host A makes a key: B's next call finds it and
+    /// decrypts with it, without a restart or a full reload.
+    fn a_key_made_on_one_host_decrypts_on_the_other_at_once() {
+        const TEST: &str = "a_key_made_on_one_host_decrypts_on_the_other_at_once";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        let (ready, made) = (dir.join("b-ready"), dir.join("a-made"));
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                drop(Token::new());
+                let b = spawn(TEST, "host-b");
+                let a = spawn(TEST, "host-a");
+                wait_ok(a, "host A");
+                wait_ok(b, "host B");
+            }
+            Some("host-a") => {
+                wait_for(&ready);
+                let token = Token::existing();
+                let session = token.user();
+                let pair = gen_rsa(&session, 2048, "shared", true);
+                let ciphertext = session
+                    .encrypt(&Mechanism::RsaPkcsOaep(oaep()), pair.public, b"envelope key")
+                    .unwrap();
+                std::fs::write(dir.join("ciphertext"), ciphertext).unwrap();
+                signal(&made);
+            }
+            Some("host-b") => {
+                let threads_before = threads_of_this_process();
+                let token = Token::existing();
+                let session = token.user();
+                assert!(find_one(&session, "shared", ObjectClass::PRIVATE_KEY).is_none());
+                signal(&ready);
+                wait_for(&made);
+                let private = find_one(&session, "shared", ObjectClass::PRIVATE_KEY)
+                    .expect("host A's key, found at B's next call");
+                let ciphertext = std::fs::read(dir.join("ciphertext")).unwrap();
+                let plain = session
+                    .decrypt(&Mechanism::RsaPkcsOaep(oaep()), private, &ciphertext)
+                    .unwrap();
+                assert_eq!(plain, b"envelope key");
+                drop(session);
+                let Token { p11, .. } = token;
+                p11.finalize().unwrap();
+                assert_eq!(
+                    threads_of_this_process(),
+                    threads_before,
+                    "no thread of the module is left after C_Finalize"
+                );
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
+
+fn oaep() -> cryptoki::mechanism::rsa::PkcsOaepParams<'static> {
+    use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
+    use cryptoki::mechanism::MechanismType;
+    PkcsOaepParams::new(
+        MechanismType::SHA256,
+        PkcsMgfType::MGF1_SHA256,
+        PkcsOaepSource::empty(),
+    )
+}
+
+const PER_HOST: usize = 40;
+
+fn aes_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::ValueLen(32.into()),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ]
+}
+
+isolated_test! {
+    /// Two hosts creating and destroying token keys at the same time: every key either
+    /// host's C_GenerateKey returned is there for both, none twice.
+    fn concurrent_writes_from_two_hosts_lose_nothing() {
+        const TEST: &str = "concurrent_writes_from_two_hosts_lose_nothing";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let token = Token::new();
+                let hosts: Vec<Child> = ["host-1", "host-2"]
+                    .iter()
+                    .map(|h| spawn(TEST, h))
+                    .collect();
+                for host in hosts {
+                    wait_ok(host, "a host");
+                }
+                // This process's index, loaded before the hosts wrote, catches up.
+                let session = token.user();
+                for host in ["host-1", "host-2"] {
+                    for i in 0..PER_HOST {
+                        let label = format!("{host}-{i}");
+                        let found = find_one(&session, &label, ObjectClass::SECRET_KEY);
+                        assert_eq!(found.is_some(), i % 4 != 0, "{label}");
+                    }
+                }
+            }
+            Some(host) => {
+                let token = Token::existing();
+                let session = token.user();
+                for i in 0..PER_HOST {
+                    let key = session
+                        .generate_key(&Mechanism::AesKeyGen, &aes_template(&format!("{host}-{i}")))
+                        .expect("C_GenerateKey");
+                    if i % 4 == 0 {
+                        session.destroy_object(key).expect("C_DestroyObject");
+                    }
+                }
+                // This host sees the other's keys too (it may still be writing).
+                let all = session
+                    .find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)])
+                    .unwrap();
+                assert!(all.len() >= PER_HOST * 3 / 4);
+            }
+            None => unreachable!("the body runs in a child"),
+        }
+    }
+}
+
+/// A PostgreSQL server of the test's own, for stopping and starting it.
+struct OwnServer {
+    data: PathBuf,
+    url: String,
+}
+
+impl OwnServer {
+    fn start(port: u16) -> OwnServer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/start-postgres");
+        let output = Command::new(script)
+            .env("FERROHSM_PG_PORT", port.to_string())
+            .output()
+            .expect("run .ci/start-postgres");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "start-postgres: {stderr}");
+        let dir = stderr
+            .split("server in ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .expect("the server's directory");
+        OwnServer {
+            data: Path::new(dir).join("data"),
+            url: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let bindir = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .map(|e| e.unwrap().path().join("bin"))
+            .max()
+            .unwrap();
+        let owner_run = running_as_root();
+        let mut cmd = if owner_run {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bindir.join("pg_ctl"));
+            c
+        } else {
+            Command::new(bindir.join("pg_ctl"))
+        };
+        let status = cmd
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-l"])
+            .arg(self.data.parent().unwrap().join("server.log"))
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl {args:?}");
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(self.data.parent().unwrap());
+    }
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"))
+}
+
+isolated_test! {
+    /// The database goes away under a running application: operations with loaded keys
+    /// and searches go on, writes fail with CKR_DEVICE_ERROR, and when the server is back
+    /// the module recovers by itself.
+    fn an_outage_keeps_loaded_keys_working_and_recovers_by_itself() {
+        const TEST: &str = "an_outage_keeps_loaded_keys_working_and_recovers_by_itself";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let server = OwnServer::start(55000 + (std::process::id() % 400) as u16);
+                std::fs::write(
+                    dir.join("ferrohsm.toml"),
+                    format!("token_dir = \"{}\"\nstore = \"{}\"\n", dir.join("tokens").display(), server.url),
+                )
+                .unwrap();
+                let app = spawn(TEST, "app");
+                wait_for(&dir.join("loaded"));
+                server.pg_ctl(&["-m", "immediate", "stop"]);
+                signal(&dir.join("down"));
+                wait_for(&dir.join("checked"));
+                server.pg_ctl(&["start"]);
+                signal(&dir.join("up"));
+                wait_ok(app, "the application");
+            }
+            Some("app") => {
+                let token = Token::new();
+                let session = token.user();
+                let pair = gen_rsa(&session, 2048, "loaded", true);
+                let ciphertext = session
+                    .encrypt(&Mechanism::RsaPkcsOaep(oaep()), pair.public, b"still here")
+                    .unwrap();
+                signal(&dir.join("loaded"));
+                wait_for(&dir.join("down"));
+                let decrypt = || session.decrypt(&Mechanism::RsaPkcsOaep(oaep()), pair.private, &ciphertext);
+                assert_eq!(decrypt().expect("a loaded key works while the database is down"), b"still here");
+                assert!(find_one(&session, "loaded", ObjectClass::PRIVATE_KEY).is_some());
+                expect_rv(
+                    session.generate_key(&Mechanism::AesKeyGen, &aes_template("during")),
+                    cryptoki::error::RvError::DeviceError,
+                );
+                assert_eq!(decrypt().unwrap(), b"still here");
+                signal(&dir.join("checked"));
+                wait_for(&dir.join("up"));
+                let deadline = Instant::now() + Duration::from_secs(20);
+                loop {
+                    match session.generate_key(&Mechanism::AesKeyGen, &aes_template("after")) {
+                        Ok(_) => break,
+                        Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                assert_eq!(decrypt().unwrap(), b"still here");
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
