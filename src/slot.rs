@@ -180,7 +180,8 @@ impl Slots {
             return token.reinitialise(so_pin, label);
         }
         let record = Token::new_record(slot, label, so_pin, &self.pins)?;
-        self.location.create(&record)?;
+        self.location
+            .install(&crate::storage::StoreImage::new_token(record))?;
         self.refresh()
     }
 

@@ -218,11 +218,18 @@ struct OwnServer {
 
 impl OwnServer {
     fn start(port: u16) -> OwnServer {
+        Self::start_with(port, None)
+    }
+
+    /// With `tls`: a directory holding the server's server.crt and server.key.
+    fn start_with(port: u16, tls: Option<&Path>) -> OwnServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/start-postgres");
-        let output = Command::new(script)
-            .env("FERROHSM_PG_PORT", port.to_string())
-            .output()
-            .expect("run .ci/start-postgres");
+        let mut command = Command::new(script);
+        command.env("FERROHSM_PG_PORT", port.to_string());
+        if let Some(dir) = tls {
+            command.env("FERROHSM_PG_TLS_DIR", dir);
+        }
+        let output = command.output().expect("run .ci/start-postgres");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "start-postgres: {stderr}");
         let dir = stderr
@@ -333,6 +340,268 @@ isolated_test! {
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 assert_eq!(decrypt().unwrap(), b"still here");
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
+
+fn util(conf: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
+        .env("FERROHSM_CONF", conf)
+        .args(args)
+        .output()
+        .expect("run ferrohsm-util");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+isolated_test! {
+    /// A token moves between the backends with its keys: copy-store from PostgreSQL to a
+    /// token directory and back to another schema, and a backup of the PostgreSQL token
+    /// restored into a third; each copy decrypts what the original encrypted.
+    fn tokens_move_between_sqlite_and_postgresql() {
+        const TEST: &str = "tokens_move_between_sqlite_and_postgresql";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        let url = store_url().unwrap();
+        let schema = pg_schema(&dir);
+        let conf = |name: &str, store: &str| {
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(&path, format!("token_dir = \"{}\"\n{store}", dir.join(name).display())).unwrap();
+            path
+        };
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                {
+                    let token = Token::new();
+                    let session = token.user();
+                    let pair = gen_rsa(&session, 2048, "moving", true);
+                    let ciphertext = session
+                        .encrypt(&Mechanism::RsaPkcsOaep(oaep()), pair.public, b"moved")
+                        .unwrap();
+                    std::fs::write(dir.join("ciphertext"), ciphertext).unwrap();
+                }
+                let copied = dir.join("copied");
+                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                    "copy-store", "--from", &url, "--from-schema", &schema, "--to", copied.to_str().unwrap(),
+                ]);
+                assert!(ok && text.contains("1 of 1 tokens copied"), "{text}");
+                let to_schema = format!("{schema}_back");
+                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                    "copy-store", "--from", copied.to_str().unwrap(), "--to", &url, "--to-schema", &to_schema,
+                ]);
+                assert!(ok && text.contains("1 of 1 tokens copied"), "{text}");
+                // Again: the token is there now, so it is left out (exit status 3).
+                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                    "copy-store", "--from", copied.to_str().unwrap(), "--to", &url, "--to-schema", &to_schema,
+                ]);
+                assert!(!ok && text.contains("left out token"), "{text}");
+                let backup = dir.join("backup.db");
+                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                    "backup", "--token", TOKEN_LABEL, "--out", backup.to_str().unwrap(),
+                ]);
+                assert!(ok, "{text}");
+                let restored = conf(
+                    "restored",
+                    &format!("store = \"{url}\"\nstore_schema = \"{schema}_restored\"\n"),
+                );
+                let (ok, text) = util(&restored, &["restore", "--in", backup.to_str().unwrap()]);
+                assert!(ok && text.contains("schema"), "{text}");
+                let copies = [
+                    conf("copied", ""),
+                    conf("back", &format!("store = \"{url}\"\nstore_schema = \"{to_schema}\"\n")),
+                    restored,
+                ];
+                for copy in copies {
+                    let output = Command::new(std::env::current_exe().unwrap())
+                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+                        .env(CHILD_ENV, format!("{TEST}/decrypt"))
+                        .env("FERROHSM_CONF", &copy)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        output.status.success()
+                            && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+                        "decrypt with {}: {}",
+                        copy.display(),
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+            }
+            Some("decrypt") => {
+                let token = Token::existing();
+                let session = token.user();
+                let private = find_one(&session, "moving", ObjectClass::PRIVATE_KEY).expect("the key");
+                let ciphertext = std::fs::read(dir.join("ciphertext")).unwrap();
+                let plain = session
+                    .decrypt(&Mechanism::RsaPkcsOaep(oaep()), private, &ciphertext)
+                    .unwrap();
+                assert_eq!(plain, b"moved");
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A CA (`<name>.crt`), and with `server`, a certificate for 127.0.0.1 it signed.
+fn make_ca(dir: &Path, name: &str, server: bool) {
+    let subject = format!("/CN=ferrohsm test {name}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ],
+    );
+    if server {
+        std::fs::write(dir.join("san.ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &format!("{name}.crt"),
+                "-CAkey",
+                &format!("{name}.key"),
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+    }
+}
+
+isolated_test! {
+    /// sslmode as libpq means it: verify-full against the right CA connects over TLS (the
+    /// server's pg_stat_ssl says so), against another CA C_Initialize fails naming the
+    /// certificate; require without a CA encrypts without checking.
+    fn tls_to_the_database_is_verified_as_sslmode_says() {
+        const TEST: &str = "tls_to_the_database_is_verified_as_sslmode_says";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let certs = dir.join("certs");
+                std::fs::create_dir(&certs).unwrap();
+                make_ca(&certs, "ca", true);
+                make_ca(&certs, "other-ca", false);
+                let server =
+                    OwnServer::start_with(55400 + (std::process::id() % 400) as u16, Some(&certs));
+                let url_with = |query: &str| format!("{}?{query}", server.url);
+                std::fs::write(dir.join("server-url"), &server.url).unwrap();
+                let conf_for = |name: &str, query: &str| {
+                    let path = dir.join(format!("{name}.toml"));
+                    std::fs::write(&path, format!(
+                        "token_dir = \"{}\"\nstore = \"{}\"\n",
+                        dir.join("tokens").display(),
+                        url_with(query)
+                    )).unwrap();
+                    path
+                };
+                let ca = certs.join("ca.crt");
+                let other = certs.join("other-ca.crt");
+                for (name, query, phase) in [
+                    ("verified", format!("sslmode=verify-full&sslrootcert={}", ca.display()), "tls"),
+                    ("wrong-ca", format!("sslmode=verify-full&sslrootcert={}", other.display()), "refused"),
+                    ("unchecked", "sslmode=require".to_string(), "tls"),
+                ] {
+                    let conf = conf_for(name, &query);
+                    let output = Command::new(std::env::current_exe().unwrap())
+                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+                        .env(CHILD_ENV, format!("{TEST}/{phase}"))
+                        .env("FERROHSM_CONF", &conf)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        output.status.success()
+                            && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+                        "{name}: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+            }
+            Some("tls") => {
+                let token = Token::new();
+                let _session = token.user();
+                let url = std::fs::read_to_string(dir.join("server-url")).unwrap();
+                let output = Command::new("psql")
+                    .args([
+                        &format!("{url}?sslmode=disable"),
+                        "-XAtc",
+                        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+                         WHERE application_name = 'ferrohsm' AND ssl",
+                    ])
+                    .output()
+                    .unwrap();
+                let count: u32 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
+                assert!(count >= 1, "the module's sessions use TLS");
+            }
+            Some("refused") => {
+                let p11 = cryptoki::context::Pkcs11::new(module_path()).unwrap();
+                let rv = rv_of(p11.initialize(cryptoki::context::CInitializeArgs::new(
+                    cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+                )));
+                assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
             }
             other => panic!("unknown phase {other:?}"),
         }

@@ -7,7 +7,7 @@
 
 use super::location::{InitLock, TokenLocation};
 use super::sqlite::SqliteStore;
-use super::{TokenRecord, TokenStore};
+use super::{StoreImage, TokenStore};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use std::collections::BTreeSet;
@@ -55,7 +55,7 @@ impl TokenDirectory {
 
     /// Makes the store of `slot` with `make` under a temporary name and renames it into
     /// place, so other processes never see a half-made token file.
-    fn install(
+    fn install_file(
         &self,
         slot: CK_SLOT_ID,
         what: &str,
@@ -121,10 +121,14 @@ impl TokenLocation for TokenDirectory {
         Ok(Box::new(file))
     }
 
-    fn create(&self, record: &TokenRecord) -> Result<()> {
-        self.install(record.slot_id, "create", |temp| {
-            SqliteStore::create(temp, record)
+    fn install(&self, image: &StoreImage) -> Result<()> {
+        self.install_file(image.record.slot_id, "create", |temp| {
+            SqliteStore::create_from_image(temp, image)
         })
+    }
+
+    fn image(&self, name: &str) -> Result<StoreImage> {
+        SqliteStore::open(&self.dir.join(name))?.image()
     }
 
     /// The store file and SQLite's `-wal`/`-shm` files.
@@ -148,7 +152,7 @@ impl TokenLocation for TokenDirectory {
         if live {
             return SqliteStore::restore_into(backup, &self.token_path(slot), slot);
         }
-        self.install(slot, "restore", |temp| {
+        self.install_file(slot, "restore", |temp| {
             SqliteStore::restore_into(backup, temp, slot)
         })
     }

@@ -5,7 +5,7 @@
 
 use super::TokenStore;
 use crate::error::Result;
-use crate::storage::TokenRecord;
+use crate::storage::StoreImage;
 use cryptoki_sys::CK_SLOT_ID;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,8 +29,13 @@ pub trait TokenLocation: Send + Sync {
     /// The lock of token creation, deletion and restore (see `InitLock`).
     fn lock_init(&self) -> Result<InitLock>;
 
-    /// Stores a new token, so that other processes see all of it or nothing.
-    fn create(&self, record: &TokenRecord) -> Result<()>;
+    /// Stores `image` as a new token in its record's slot, so that other processes see
+    /// all of it or nothing (a new token is an image without objects).
+    fn install(&self, image: &StoreImage) -> Result<()>;
+
+    /// The whole store of `name` as stored, from one consistent snapshot (other processes
+    /// go on using it meanwhile).
+    fn image(&self, name: &str) -> Result<StoreImage>;
 
     /// Removes the store of `slot` (every object, PIN record and audit entry); returns
     /// where it was, for messages.

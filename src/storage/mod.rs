@@ -12,6 +12,7 @@
 //! `PRAGMA data_version`: did another connection commit?), then compares the counter, then
 //! diffs `(id, generation)` pairs, so a refresh loads only what other processes changed.
 
+pub mod copy;
 pub mod directory;
 pub mod files;
 pub mod integrity;
@@ -31,8 +32,16 @@ pub use seal::{KdfParams, PublicObjectKey};
 /// The token location `config` names: `token_dir` (created on first use), or a PostgreSQL
 /// database (its schema created or upgraded on first use).
 pub fn open_location(config: &Config) -> Result<Box<dyn location::TokenLocation>> {
-    Ok(match &config.store {
-        StoreConfig::Directory => Box::new(directory::TokenDirectory::open(&config.token_dir)?),
+    open_store(&config.store, &config.token_dir)
+}
+
+/// The token location of `store`, `token_dir` for a directory.
+pub fn open_store(
+    store: &StoreConfig,
+    token_dir: &std::path::Path,
+) -> Result<Box<dyn location::TokenLocation>> {
+    Ok(match store {
+        StoreConfig::Directory => Box::new(directory::TokenDirectory::open(token_dir)?),
         StoreConfig::Postgres(pg) => Box::new(postgres::PgLocation::open(pg)?),
     })
 }
@@ -61,6 +70,17 @@ pub struct StoreImage {
     pub record: TokenRecord,
     pub objects: Vec<StoredObject>,
     pub audit: Vec<AuditRow>,
+}
+
+impl StoreImage {
+    /// A new token: its record, no objects, an empty audit log.
+    pub fn new_token(record: TokenRecord) -> StoreImage {
+        StoreImage {
+            record,
+            objects: Vec::new(),
+            audit: Vec::new(),
+        }
+    }
 }
 
 /// A stored object's identity inside its token's store (random, positive). Sealed values

@@ -89,6 +89,25 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copy every token of one store into another: a token directory or a PostgreSQL
+    /// database, either way.
+    ///
+    /// FROM and TO are a token directory or a postgresql:// URL (its schema: --from-schema,
+    /// --to-schema, default ferrohsm). Tokens are copied as stored (sealed secrets, PINs
+    /// and their retry counters, audit log), each from one consistent snapshot while
+    /// applications go on using it, with their slot ids; the destination gets each token
+    /// whole or not at all. A token whose serial or slot id the destination already has is
+    /// left out (listed). Exit status: 0 all copied, 3 some left out, 1 error.
+    CopyStore {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        from_schema: Option<String>,
+        #[arg(long)]
+        to_schema: Option<String>,
+    },
     /// Copy the keys, certificates and data objects of a SoftHSMv2 token into a ferrohsm
     /// token.
     ///
@@ -132,6 +151,15 @@ fn main() -> ExitCode {
         return softhsm::main(args);
     }
     let cli = Cli::parse_from(args);
+    if let Command::CopyStore {
+        from,
+        to,
+        from_schema,
+        to_schema,
+    } = &cli.command
+    {
+        return exit_code(copy_store(from, from_schema, to, to_schema));
+    }
     let result = state::initialize().and_then(|()| {
         let lib = state::library()?;
         let r = match cli.command {
@@ -155,10 +183,15 @@ fn main() -> ExitCode {
                 token,
                 dry_run,
             } => migrate_softhsm(&lib, &from, softhsm_token.as_deref(), &token, dry_run),
+            Command::CopyStore { .. } => unreachable!("run without the library"),
         };
         let _ = state::finalize();
         r
     });
+    exit_code(result)
+}
+
+fn exit_code(result: ferrohsm::error::Result<Done>) -> ExitCode {
     match result {
         Ok(Done::Complete) => ExitCode::SUCCESS,
         Ok(Done::Partial) => ExitCode::from(EXIT_PARTIAL),
@@ -167,6 +200,53 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A token directory, or a PostgreSQL URL with its schema.
+fn store_arg(
+    arg: &str,
+    schema: &Option<String>,
+) -> ferrohsm::error::Result<Box<dyn ferrohsm::storage::location::TokenLocation>> {
+    use ferrohsm::config::store;
+    let is_url = arg.starts_with("postgresql://") || arg.starts_with("postgres://");
+    let config = store::parse(is_url.then(|| arg.to_string()), schema.clone(), None)
+        .map_err(|what| ferrohsm::error::Error::with(cryptoki_sys::CKR_ARGUMENTS_BAD, what))?;
+    ferrohsm::storage::open_store(&config, std::path::Path::new(arg))
+}
+
+fn copy_store(
+    from: &str,
+    from_schema: &Option<String>,
+    to: &str,
+    to_schema: &Option<String>,
+) -> ferrohsm::error::Result<Done> {
+    let source = store_arg(from, from_schema)?;
+    let destination = store_arg(to, to_schema)?;
+    let report = ferrohsm::storage::copy::copy_store(source.as_ref(), destination.as_ref())?;
+    let mut done = Done::Complete;
+    for token in &report {
+        match &token.skipped {
+            None => println!(
+                "copied token \"{}\" serial {} (slot {}, {} objects)",
+                token.label, token.serial, token.slot, token.objects
+            ),
+            Some(why) => {
+                done = Done::Partial;
+                println!(
+                    "left out token \"{}\" serial {} (slot {}): {why}",
+                    token.label, token.serial, token.slot
+                );
+            }
+        }
+    }
+    println!(
+        "{} of {} tokens copied from {} to {}",
+        report.iter().filter(|t| t.skipped.is_none()).count(),
+        report.len(),
+        source.describe(),
+        destination.describe()
+    );
+    Ok(done)
 }
 
 fn slots(lib: &state::Library) -> ferrohsm::error::Result<()> {

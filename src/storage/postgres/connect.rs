@@ -2,10 +2,12 @@
 //! several hosts and `target_session_attrs` included), the password from the URL or
 //! `store_password_file`, each session's `search_path` set to the store's schema.
 
+use super::tls::split_url;
 use crate::config::store::{redact_url, PgStoreConfig};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
-use postgres::{Client, NoTls};
+use postgres::Client;
+use postgres_native_tls::MakeTlsConnector;
 use std::time::Duration;
 
 /// A connection attempt gives up after this (per host), unless the URL says otherwise:
@@ -17,6 +19,7 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub struct Connector {
     config: postgres::Config,
+    tls: MakeTlsConnector,
     schema: String,
     /// The URL without password, for messages.
     place: String,
@@ -25,7 +28,8 @@ pub struct Connector {
 impl Connector {
     pub fn new(store: &PgStoreConfig) -> Result<Connector> {
         let place = redact_url(&store.url);
-        let mut config: postgres::Config = store.url.parse().map_err(|e| {
+        let (url, tls) = split_url(&store.url);
+        let mut config: postgres::Config = url.parse().map_err(|e| {
             Error::with(
                 CKR_FUNCTION_FAILED,
                 format!("store = \"{place}\" is not a PostgreSQL connection URL: {e}"),
@@ -53,6 +57,7 @@ impl Connector {
         }
         Ok(Connector {
             config,
+            tls: tls.connector()?,
             schema: store.schema.clone(),
             place,
         })
@@ -72,7 +77,7 @@ impl Connector {
         let place = self.place();
         let mut client = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .map_err(|e| pg_error(&place, e))?;
         client
             .batch_execute(&format!("SET search_path TO {}", self.schema))

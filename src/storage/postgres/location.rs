@@ -11,7 +11,7 @@ use crate::config::PgStoreConfig;
 use crate::error::{Error, Result};
 use crate::storage::location::{InitLock, TokenLocation};
 use crate::storage::sqlite::SqliteStore;
-use crate::storage::{StoreImage, TokenRecord, TokenStore};
+use crate::storage::{StoreImage, TokenStore};
 use cryptoki_sys::*;
 use parking_lot::Mutex;
 use postgres::Client;
@@ -152,22 +152,30 @@ impl TokenLocation for PgLocation {
         Ok(Box::new(client))
     }
 
-    fn create(&self, record: &TokenRecord) -> Result<()> {
-        let image = StoreImage {
-            record: record.clone(),
-            objects: Vec::new(),
-            audit: Vec::new(),
-        };
+    fn install(&self, image: &StoreImage) -> Result<()> {
+        let record = &image.record;
         self.with_client(|client, place| {
             let mut tx = client.transaction().map_err(|e| pg_error(place, e))?;
             image::write(
                 &mut tx,
                 record.slot_id as i64,
-                &image,
+                image,
                 record.change_counter,
                 place,
             )?;
             tx.commit().map_err(|e| pg_error(place, e))
+        })
+    }
+
+    fn image(&self, name: &str) -> Result<StoreImage> {
+        let slot = slot_of(name).ok_or_else(|| {
+            Error::with(CKR_TOKEN_NOT_RECOGNIZED, format!("no token store {name}"))
+        })?;
+        self.with_client(|client, place| {
+            let mut tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let image = image::read(&mut tx, slot as i64, place)?;
+            tx.commit().map_err(|e| pg_error(place, e))?;
+            Ok(image)
         })
     }
 

@@ -8,6 +8,7 @@ mod image;
 mod location;
 mod schema;
 mod store;
+mod tls;
 
 pub use location::PgLocation;
 pub use store::PgStore;
