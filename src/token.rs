@@ -1488,7 +1488,7 @@ impl Inner {
                 self.set_checked = true;
                 return Ok(());
             }
-            if !self.store.data_changed()? {
+            if !self.store_moved()? {
                 break;
             }
             self.reload_record()?;
@@ -1497,6 +1497,14 @@ impl Inner {
         self.check_object_set();
         self.set_checked = true;
         Ok(())
+    }
+
+    /// Whether the store moved past the record we hold. Exact on every backend: a
+    /// PostgreSQL store learns of other hosts' commits by notification, which may still be
+    /// on its way, so the counter itself is read as well (only on a set mismatch, rare).
+    fn store_moved(&mut self) -> Result<bool> {
+        let notified = self.store.data_changed()?;
+        Ok(notified || self.store.load_token()?.change_counter != self.record.change_counter)
     }
 
     /// The XOR of the stored tags of the indexed members of the object set (but those

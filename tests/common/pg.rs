@@ -77,3 +77,18 @@ pub fn store_sql(sandbox: &Path, sql: &str) -> String {
     }
     out
 }
+
+/// Loses every token of the sandbox, as a lost disk or database would: its token
+/// directory emptied, or its schema dropped.
+pub fn lose_store(sandbox: &Path) {
+    if super::on_postgres() {
+        psql(
+            sandbox,
+            &format!("DROP SCHEMA {} CASCADE", super::pg_schema(sandbox)),
+        );
+        return;
+    }
+    let tokens = sandbox.join("tokens");
+    std::fs::remove_dir_all(&tokens).unwrap();
+    std::fs::create_dir_all(&tokens).unwrap();
+}
