@@ -575,7 +575,12 @@ impl Token {
         check: impl FnOnce(&Attributes) -> Result<()>,
     ) -> Result<()> {
         let mut inner = self.inner.lock();
-        inner.sync()?;
+        // A session object lives in this process's memory only: no other process's commit
+        // can change it, so destroying it needs no store round trip (two fcntl locks and a
+        // PRAGMA, more than the rest of the destruction).
+        if !inner.is_session_object(handle) {
+            inner.sync()?;
+        }
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
@@ -993,6 +998,13 @@ impl Inner {
     fn next_version(&mut self) -> u64 {
         self.next_version += 1;
         self.next_version
+    }
+
+    /// True when `handle` names a session object of this process.
+    fn is_session_object(&self, handle: CK_OBJECT_HANDLE) -> bool {
+        self.index
+            .get(handle)
+            .is_some_and(|e| e.meta.stored.is_none())
     }
 
     fn visible(&self, handle: CK_OBJECT_HANDLE) -> Option<&crate::object::index::Entry<Meta>> {

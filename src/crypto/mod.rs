@@ -42,6 +42,23 @@ pub fn seed_backend_random() {
     }
 }
 
+/// Fills `buf` from aws-lc's generator: in user space (no system call), fork-safe, reseeded
+/// from the kernel's pool; the OS CSPRNG without aws-lc. For values made per object
+/// (CKA_UNIQUE_ID), where a `getrandom` system call per object was a measurable part of
+/// creating a session object.
+pub fn process_random_bytes(buf: &mut [u8]) -> crate::error::Result<()> {
+    #[cfg(feature = "aws-lc")]
+    {
+        aws_lc_rs::rand::fill(buf).map_err(|_| {
+            crate::error::Error::with(cryptoki_sys::CKR_DEVICE_ERROR, "random generator failed")
+        })
+    }
+    #[cfg(not(feature = "aws-lc"))]
+    {
+        random_bytes(buf)
+    }
+}
+
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> crate::error::Result<()> {
     getrandom::fill(buf).map_err(|_| {

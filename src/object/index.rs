@@ -23,14 +23,16 @@ pub struct Entry<M> {
 
 pub struct ObjectIndex<M> {
     entries: HashMap<CK_OBJECT_HANDLE, Entry<M>>,
-    by_value: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), HashSet<CK_OBJECT_HANDLE>>,
+    /// Per indexed type (in `INDEXED_TYPES` order), the handles by value: keyed by the value
+    /// alone, so that a look-up borrows it (`&[u8]`) instead of copying it.
+    by_value: [HashMap<Vec<u8>, HashSet<CK_OBJECT_HANDLE>>; INDEXED_TYPES.len()],
 }
 
 impl<M> Default for ObjectIndex<M> {
     fn default() -> Self {
         ObjectIndex {
             entries: HashMap::new(),
-            by_value: HashMap::new(),
+            by_value: Default::default(),
         }
     }
 }
@@ -54,12 +56,16 @@ impl<M> ObjectIndex<M> {
     pub fn insert(&mut self, object: Arc<Object>, meta: M) {
         let handle = object.handle;
         self.remove(handle);
-        for ty in INDEXED_TYPES {
-            if let Some(value) = object.attrs.get(ty) {
-                self.by_value
-                    .entry((ty, value.to_vec()))
-                    .or_default()
-                    .insert(handle);
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = object.attrs.get(*ty) {
+                match by_value.get_mut(value) {
+                    Some(set) => {
+                        set.insert(handle);
+                    }
+                    None => {
+                        by_value.insert(value.to_vec(), HashSet::from([handle]));
+                    }
+                }
             }
         }
         self.entries.insert(handle, Entry { object, meta });
@@ -72,13 +78,12 @@ impl<M> ObjectIndex<M> {
 
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Entry<M>> {
         let entry = self.entries.remove(&handle)?;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = entry.object.attrs.get(ty) {
-                let key = (ty, value.to_vec());
-                if let Some(set) = self.by_value.get_mut(&key) {
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = entry.object.attrs.get(*ty) {
+                if let Some(set) = by_value.get_mut(value) {
                     set.remove(&handle);
                     if set.is_empty() {
-                        self.by_value.remove(&key);
+                        by_value.remove(value);
                     }
                 }
             }
@@ -110,9 +115,9 @@ impl<M> ObjectIndex<M> {
         template: &'a Attributes,
     ) -> Box<dyn Iterator<Item = &'a Entry<M>> + 'a> {
         let mut smallest: Option<&HashSet<CK_OBJECT_HANDLE>> = None;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = template.get(ty) {
-                match self.by_value.get(&(ty, value.to_vec())) {
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&self.by_value) {
+            if let Some(value) = template.get(*ty) {
+                match by_value.get(value) {
                     None => return Box::new(std::iter::empty()),
                     Some(set) => {
                         if smallest.is_none_or(|s| set.len() < s.len()) {

@@ -86,12 +86,14 @@ pub fn new_object(
 ) -> Result<Attributes> {
     let mut template = template.clone();
     normalize_template(&mut template);
-    let mut generated = generated.clone();
-    normalize_template(&mut generated);
     let generating = origin.material_from_token();
-    if !generating {
-        generated = Attributes::new();
-    }
+    let generated = if generating {
+        let mut generated = generated.clone();
+        normalize_template(&mut generated);
+        generated
+    } else {
+        Attributes::new()
+    };
 
     let class = object_class(&template, &generated, origin)?;
     let subtype = object_subtype(class, &template, &generated, origin)?;
@@ -100,7 +102,7 @@ pub fn new_object(
 
     let mut object = Attributes::new();
     for (ty, value) in template.iter() {
-        object.set(ty, template_value(&set, ty, value)?);
+        object.set_slice(ty, template_value(&set, ty, value)?);
     }
 
     if generating {
@@ -113,14 +115,14 @@ pub fn new_object(
             })?;
             let value = checked_value(rule, value)?;
             if let Some(given) = template.get(ty) {
-                if !same_value(ty, given, &value) {
+                if !same_value(ty, given, value) {
                     return Err(Error::with(
                         CKR_TEMPLATE_INCONSISTENT,
                         format!("template attribute 0x{ty:x} contradicts the generated key"),
                     ));
                 }
             }
-            object.set(ty, value);
+            object.set_slice(ty, value);
         }
         // Footnote 6: an unwrapped or derived key's secret material never comes from the
         // template, not even equal to what the token computes (that would let a caller
@@ -169,25 +171,26 @@ pub fn new_object(
     }
     derive(class, subtype, &mut object, origin)?;
 
-    for rule in set.all() {
-        if !object.contains(rule.ty) {
-            if let Some(default) = rule.default {
-                object.set(rule.ty, default.to_vec());
-            }
-        }
-    }
-
     let required = match origin {
         Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
         // The unwrapped material is in `object` by now, as an import's would be.
         Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
     };
+    // Defaults and the required check in one pass: a default never fails, so the first
+    // required attribute missing is the same one as after filling in every default.
     for rule in set.all() {
-        if rule.has(required) && !object.contains(rule.ty) {
-            return Err(Error::with(
-                CKR_TEMPLATE_INCOMPLETE,
-                format!("attribute 0x{:x} is required", rule.ty),
-            ));
+        if object.contains(rule.ty) {
+            continue;
+        }
+        match rule.default {
+            Some(default) => object.set_slice(rule.ty, default),
+            None if rule.has(required) => {
+                return Err(Error::with(
+                    CKR_TEMPLATE_INCOMPLETE,
+                    format!("attribute 0x{:x} is required", rule.ty),
+                ))
+            }
+            None => {}
         }
     }
     // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
@@ -243,7 +246,7 @@ pub fn change_by(
     for (ty, value) in changes.iter() {
         let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
         let value = checked_value(rule, value)?;
-        if copy && current.get(ty).is_some_and(|v| same_value(ty, v, &value)) {
+        if copy && current.get(ty).is_some_and(|v| same_value(ty, v, value)) {
             continue;
         }
         if rule.has(rules::TOKEN_COMPUTED) {
@@ -264,7 +267,7 @@ pub fn change_by(
                 return Err(read_only(ty, "object has CKA_MODIFIABLE false"));
             }
             let was = current.flag(ty, rule.default.is_some_and(is_true));
-            let now = is_true(&value);
+            let now = is_true(value);
             if rule.has(rules::ONLY_TO_TRUE) && was && !now {
                 return Err(read_only(ty, "cannot go back to false"));
             }
@@ -272,10 +275,10 @@ pub fn change_by(
                 return Err(read_only(ty, "cannot go back to true"));
             }
         }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) && !by_so {
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(value) && !by_so {
             return Err(read_only(ty, "only the SO may set it to true"));
         }
-        object.set(ty, value);
+        object.set_slice(ty, value);
     }
     // A copy made by anyone but the SO is not trusted, whatever the original is: else a
     // user could copy a trusted key with CKA_MODIFIABLE true and widen its usage.
@@ -283,7 +286,7 @@ pub fn change_by(
         object.set_bool(CKA_TRUSTED, false);
     }
     if copy && set.find(CKA_UNIQUE_ID).is_some() {
-        object.set(CKA_UNIQUE_ID, unique_id()?);
+        object.set_slice(CKA_UNIQUE_ID, &unique_id()?);
     }
     Ok(object)
 }
@@ -470,13 +473,13 @@ pub fn check_generate_template(
 
 /// One attribute of a caller's template for a new object, in stored form: known for the
 /// object kind, well-formed, not token-computed, and not a flag only the SO may set.
-fn template_value(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Vec<u8>> {
+fn template_value<'a>(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &'a [u8]) -> Result<&'a [u8]> {
     let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
     let value = checked_value(rule, value)?;
     if rule.has(rules::TOKEN_COMPUTED) {
         return Err(read_only(ty, "set by the token"));
     }
-    if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+    if rule.has(rules::SO_ONLY_TRUE) && is_true(value) {
         return Err(read_only(ty, "only the SO may set it to true"));
     }
     Ok(value)
@@ -507,13 +510,14 @@ fn is_true(value: &[u8]) -> bool {
     value.first().is_some_and(|b| *b != 0)
 }
 
-/// The value in stored form (booleans as 0/1), or CKR_ATTRIBUTE_VALUE_INVALID.
-fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
+/// The value in stored form (booleans as 0/1), or CKR_ATTRIBUTE_VALUE_INVALID. Borrowed:
+/// the caller copies it once, into the object.
+fn checked_value<'a>(rule: &rules::Rule, value: &'a [u8]) -> Result<&'a [u8]> {
     let ty = rule.ty;
     let ulong_len = std::mem::size_of::<CK_ULONG>();
     match rule.kind {
         Kind::Bool => match value {
-            [b] => Ok(vec![if *b != 0 { CK_TRUE } else { CK_FALSE }]),
+            [b] => Ok(if *b != 0 { &[CK_TRUE] } else { &[CK_FALSE] }),
             _ => Err(value_invalid(ty, "not a CK_BBOOL")),
         },
         Kind::Ulong if value.len() != ulong_len => Err(value_invalid(ty, "not a CK_ULONG")),
@@ -527,24 +531,24 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
                     return Err(value_invalid(ty, "unknown certificate category"));
                 }
             }
-            Ok(value.to_vec())
+            Ok(value)
         }
         Kind::Date => {
             if value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)) {
-                Ok(value.to_vec())
+                Ok(value)
             } else {
                 Err(value_invalid(ty, "not a CK_DATE"))
             }
         }
         Kind::Mechanisms => {
             if value.len().is_multiple_of(ulong_len) {
-                Ok(value.to_vec())
+                Ok(value)
             } else {
                 Err(value_invalid(ty, "not a CK_MECHANISM_TYPE array"))
             }
         }
         Kind::Template => match Attributes::from_template_bytes(value) {
-            Some(_) => Ok(value.to_vec()),
+            Some(_) => Ok(value),
             None => Err(value_invalid(ty, "not an attribute template")),
         },
         Kind::Bytes => {
@@ -559,7 +563,7 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
             if material && value.is_empty() {
                 Err(value_invalid(ty, "empty key component"))
             } else {
-                Ok(value.to_vec())
+                Ok(value)
             }
         }
     }
@@ -817,12 +821,16 @@ fn bit_length(v: &[u8]) -> usize {
     }
 }
 
-/// 32 lowercase hex characters from the OS CSPRNG: unique with overwhelming probability,
-/// and printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
-fn unique_id() -> Result<Vec<u8>> {
+/// 32 lowercase hex characters from a CSPRNG: unique with overwhelming probability, and
+/// printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
+fn unique_id() -> Result<[u8; 32]> {
     let mut raw = [0u8; 16];
-    crate::crypto::random_bytes(&mut raw)?;
-    Ok(hex::encode(raw).into_bytes())
+    crate::crypto::process_random_bytes(&mut raw)?;
+    let mut id = [0u8; 32];
+    // The lengths fit (two characters a byte): this cannot fail.
+    hex::encode_to_slice(raw, &mut id)
+        .map_err(|_| Error::with(CKR_GENERAL_ERROR, "CKA_UNIQUE_ID encoding"))?;
+    Ok(id)
 }
 
 /// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
@@ -861,7 +869,7 @@ fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Resul
             may_be_never_extractable && !extractable,
         );
     }
-    object.set(CKA_UNIQUE_ID, unique_id()?);
+    object.set_slice(CKA_UNIQUE_ID, &unique_id()?);
     if set
         .find(crate::vendor::CKA_FERROHSM_CREATION_TIME)
         .is_some()
