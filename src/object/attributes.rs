@@ -56,6 +56,15 @@ impl Attributes {
         Self::default()
     }
 
+    /// An empty set with room for `attributes` values of `bytes` bytes in all.
+    pub fn with_capacity(attributes: usize, bytes: usize) -> Self {
+        Attributes {
+            slots: Vec::with_capacity(attributes),
+            bytes: Zeroizing::new(Vec::with_capacity(bytes)),
+            dead: 0,
+        }
+    }
+
     fn position(&self, ty: CK_ATTRIBUTE_TYPE) -> std::result::Result<usize, usize> {
         self.slots.binary_search_by_key(&ty, |s| s.ty)
     }

@@ -100,7 +100,9 @@ pub fn new_object(
     let set = rules::rules_for(class, subtype)
         .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported object kind"))?;
 
-    let mut object = Attributes::new();
+    // Room for every attribute of the kind (the defaults fill in most), so the object is
+    // built without regrowing.
+    let mut object = Attributes::with_capacity(set.len(), 256);
     for (ty, value) in template.iter() {
         object.set_slice(ty, template_value(&set, ty, value)?);
     }
@@ -821,11 +823,10 @@ fn bit_length(v: &[u8]) -> usize {
     }
 }
 
-/// 32 lowercase hex characters from a CSPRNG: unique with overwhelming probability, and
-/// printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
+/// 32 lowercase hex characters (`crypto::unique_block`): unique with overwhelming
+/// probability, and printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
 fn unique_id() -> Result<[u8; 32]> {
-    let mut raw = [0u8; 16];
-    crate::crypto::process_random_bytes(&mut raw)?;
+    let raw = crate::crypto::unique_block()?;
     let mut id = [0u8; 32];
     // The lengths fit (two characters a byte): this cannot fail.
     hex::encode_to_slice(raw, &mut id)

@@ -444,6 +444,15 @@ impl RuleSet {
     pub fn all(&self) -> impl Iterator<Item = &'static Rule> + '_ {
         self.rows.iter().copied()
     }
+
+    /// How many attributes this object kind has.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
 }
 
 fn merged(tables: &[&'static [Rule]]) -> Vec<&'static Rule> {
