@@ -175,6 +175,49 @@ impl Attributes {
         self.get_bool(ty).ok().flatten().unwrap_or(default)
     }
 
+    /// Sets each `(type, value)` of `values` whose type is not set yet (an object's
+    /// defaults). Given in ascending type order, they merge in one pass instead of a search
+    /// and an insertion each; a value out of order is set the slow way.
+    pub fn set_missing<'v>(
+        &mut self,
+        values: impl IntoIterator<Item = (CK_ATTRIBUTE_TYPE, &'v [u8])>,
+    ) {
+        let old = std::mem::take(&mut self.slots);
+        let mut merged = Vec::with_capacity(old.capacity().max(old.len() + 8));
+        let mut rest = old.as_slice();
+        let mut values = values.into_iter();
+        let mut out_of_order = None;
+        for (ty, value) in values.by_ref() {
+            if merged.last().is_some_and(|s: &Slot| s.ty > ty) {
+                out_of_order = Some((ty, value));
+                break;
+            }
+            while let Some((first, tail)) = rest.split_first() {
+                if first.ty > ty {
+                    break;
+                }
+                merged.push(*first);
+                rest = tail;
+            }
+            if merged.last().is_some_and(|s| s.ty == ty) {
+                continue;
+            }
+            let start = self.append(value);
+            merged.push(Slot {
+                ty,
+                start,
+                len: value.len(),
+            });
+        }
+        merged.extend_from_slice(rest);
+        self.slots = merged;
+        for (ty, value) in out_of_order.into_iter().chain(values) {
+            if !self.contains(ty) {
+                self.set_slice(ty, value);
+            }
+        }
+    }
+
     /// Sets `ty` to `value`; an owned value given here (key material, say) is zeroized once
     /// copied in. `set_slice` copies a borrowed one without the intermediate `Vec`.
     pub fn set(&mut self, ty: CK_ATTRIBUTE_TYPE, value: impl Into<Vec<u8>>) {
@@ -295,6 +338,38 @@ mod tests {
         assert_eq!(a.len(), 2);
         let b = a.clone();
         assert!(b.matches(&a) && a.matches(&b));
+    }
+
+    #[test]
+    fn missing_values_merge_in_and_present_ones_stay() {
+        let mut a = Attributes::new();
+        a.set(CKA_LABEL, b"mine".to_vec());
+        a.set_bool(CKA_TOKEN, true);
+        a.set_missing([
+            (CKA_CLASS, &[1u8; 8][..]),
+            (CKA_TOKEN, &[0u8][..]),
+            (CKA_PRIVATE, &[0u8][..]),
+            (CKA_LABEL, &b""[..]),
+            (CKA_VALUE, &b"v"[..]),
+            (CKA_ID, &b"id"[..]),
+            // Out of order: handled the slow way (and present, so left as it is).
+            (CKA_TOKEN, &[0u8][..]),
+        ]);
+        assert_eq!(
+            a.types().collect::<Vec<_>>(),
+            [
+                CKA_CLASS,
+                CKA_TOKEN,
+                CKA_PRIVATE,
+                CKA_LABEL,
+                CKA_VALUE,
+                CKA_ID
+            ]
+        );
+        assert_eq!(a.get(CKA_LABEL), Some(&b"mine"[..]));
+        assert_eq!(a.get_bool(CKA_TOKEN).unwrap(), Some(true));
+        assert_eq!(a.get(CKA_ID), Some(&b"id"[..]));
+        assert_eq!(a.get(CKA_VALUE), Some(&b"v"[..]));
     }
 
     #[test]

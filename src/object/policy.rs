@@ -178,23 +178,20 @@ pub fn new_object(
         // The unwrapped material is in `object` by now, as an import's would be.
         Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
     };
-    // Defaults and the required check in one pass: a default never fails, so the first
-    // required attribute missing is the same one as after filling in every default.
+    // A required attribute with a default is never missing: only the others are looked
+    // up, and the defaults merge in afterwards in one pass (in type order).
     for rule in set.all() {
-        if object.contains(rule.ty) {
-            continue;
-        }
-        match rule.default {
-            Some(default) => object.set_slice(rule.ty, default),
-            None if rule.has(required) => {
-                return Err(Error::with(
-                    CKR_TEMPLATE_INCOMPLETE,
-                    format!("attribute 0x{:x} is required", rule.ty),
-                ))
-            }
-            None => {}
+        if rule.default.is_none() && rule.has(required) && !object.contains(rule.ty) {
+            return Err(Error::with(
+                CKR_TEMPLATE_INCOMPLETE,
+                format!("attribute 0x{:x} is required", rule.ty),
+            ));
         }
     }
+    object.set_missing(
+        set.by_type()
+            .filter_map(|rule| Some((rule.ty, rule.default?))),
+    );
     // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
     if subtype == Subtype::X509
         && object.get(CKA_VALUE).is_none_or(<[u8]>::is_empty)
