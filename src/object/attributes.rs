@@ -82,19 +82,49 @@ impl Attributes {
         self.position(ty).is_ok()
     }
 
-    /// Appends `value` to the buffer, growing it without leaving a copy in freed memory;
-    /// returns where it starts.
-    fn append(&mut self, value: &[u8]) -> usize {
-        let start = self.bytes.len();
-        if self.bytes.capacity() - start < value.len() {
-            let wanted = (start + value.len()).max(2 * self.bytes.capacity()).max(64);
-            let mut grown = Vec::with_capacity(wanted);
-            grown.extend_from_slice(&self.bytes);
-            // The old buffer zeroizes (all its capacity) as it drops.
-            self.bytes = Zeroizing::new(grown);
+    /// Makes room for `extra` more bytes, growing the buffer without leaving a copy in
+    /// freed memory.
+    fn reserve(
+        &mut self,
+        extra: usize,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        let len = self.bytes.len();
+        if self.bytes.capacity() - len >= extra {
+            return Ok(());
         }
+        let wanted = len
+            .saturating_add(extra)
+            .max(2 * self.bytes.capacity())
+            .max(64);
+        let mut grown = Vec::new();
+        grown.try_reserve_exact(wanted)?;
+        grown.extend_from_slice(&self.bytes);
+        // The old buffer zeroizes (all its capacity) as it drops.
+        self.bytes = Zeroizing::new(grown);
+        Ok(())
+    }
+
+    /// Appends `value` to the buffer; returns where it starts.
+    fn append(&mut self, value: &[u8]) -> usize {
+        if self.reserve(value.len()).is_err() {
+            // What `Vec` itself does when it cannot grow.
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u8>(value.len())
+                    .unwrap_or(std::alloc::Layout::new::<u8>()),
+            );
+        }
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(value);
         start
+    }
+
+    /// `set_slice` for a value of the caller's size (a template at the C boundary): memory
+    /// that cannot be had is CKR_HOST_MEMORY, not an abort.
+    pub fn try_set_slice(&mut self, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<()> {
+        self.reserve(value.len())
+            .map_err(|_| Error::with(CKR_HOST_MEMORY, "no memory for an attribute value"))?;
+        self.set_slice(ty, value);
+        Ok(())
     }
 
     /// Forgets the value of `slot` (zeroized now), and rewrites the buffer once the dead

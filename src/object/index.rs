@@ -13,6 +13,32 @@ use cryptoki_sys::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// Hashes object handles with one multiply (FxHash's) instead of SipHash. Handles are the
+/// token's own counter (`token::new_handle`), never a caller's data, so there is no
+/// collision flooding to resist; SipHash was the larger part of indexing a session object.
+/// Values (labels, IDs: caller data) keep the standard hasher.
+#[derive(Default, Clone, Copy)]
+pub struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type HandleHash = std::hash::BuildHasherDefault<HandleHasher>;
+type Handles = HashSet<CK_OBJECT_HANDLE, HandleHash>;
+
 /// The attribute types with a value lookup.
 pub const INDEXED_TYPES: [CK_ATTRIBUTE_TYPE; 3] = [CKA_LABEL, CKA_ID, CKA_CLASS];
 
@@ -22,16 +48,16 @@ pub struct Entry<M> {
 }
 
 pub struct ObjectIndex<M> {
-    entries: HashMap<CK_OBJECT_HANDLE, Entry<M>>,
+    entries: HashMap<CK_OBJECT_HANDLE, Entry<M>, HandleHash>,
     /// Per indexed type (in `INDEXED_TYPES` order), the handles by value: keyed by the value
     /// alone, so that a look-up borrows it (`&[u8]`) instead of copying it.
-    by_value: [HashMap<Vec<u8>, HashSet<CK_OBJECT_HANDLE>>; INDEXED_TYPES.len()],
+    by_value: [HashMap<Vec<u8>, Handles>; INDEXED_TYPES.len()],
 }
 
 impl<M> Default for ObjectIndex<M> {
     fn default() -> Self {
         ObjectIndex {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             by_value: Default::default(),
         }
     }
@@ -63,7 +89,9 @@ impl<M> ObjectIndex<M> {
                         set.insert(handle);
                     }
                     None => {
-                        by_value.insert(value.to_vec(), HashSet::from([handle]));
+                        let mut set = Handles::default();
+                        set.insert(handle);
+                        by_value.insert(value.to_vec(), set);
                     }
                 }
             }
@@ -114,7 +142,7 @@ impl<M> ObjectIndex<M> {
         &'a self,
         template: &'a Attributes,
     ) -> Box<dyn Iterator<Item = &'a Entry<M>> + 'a> {
-        let mut smallest: Option<&HashSet<CK_OBJECT_HANDLE>> = None;
+        let mut smallest: Option<&Handles> = None;
         for (ty, by_value) in INDEXED_TYPES.iter().zip(&self.by_value) {
             if let Some(value) = template.get(*ty) {
                 match by_value.get(value) {
