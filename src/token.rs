@@ -153,7 +153,8 @@ struct Inner {
     login: Option<Login>,
     /// Bumped at every login and logout, so a key parsed across one is not cached.
     login_serial: u64,
-    keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
+    /// By handle, hashed as the index hashes them (no caller data).
+    keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey), crate::object::index::HandleHash>,
     next_version: u64,
     /// Whether the object set was checked against the record since the objects or the
     /// login last changed.
@@ -193,7 +194,7 @@ impl Token {
             by_store_id: HashMap::new(),
             login: None,
             login_serial: 0,
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             next_version: 0,
             set_checked: false,
             pending_audit: Default::default(),

@@ -36,7 +36,7 @@ impl std::hash::Hasher for HandleHasher {
     }
 }
 
-type HandleHash = std::hash::BuildHasherDefault<HandleHasher>;
+pub type HandleHash = std::hash::BuildHasherDefault<HandleHasher>;
 type Handles = HashSet<CK_OBJECT_HANDLE, HandleHash>;
 
 /// The attribute types with a value lookup.

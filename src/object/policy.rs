@@ -188,11 +188,8 @@ pub fn new_object(
             ));
         }
     }
-    object.set_missing(
-        set.by_type()
-            .filter_map(|rule| Some((rule.ty, rule.default?))),
-    );
-    // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
+    // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is (CKA_URL's
+    // default is empty: looked at before the defaults are in, the answer is the same).
     if subtype == Subtype::X509
         && object.get(CKA_VALUE).is_none_or(<[u8]>::is_empty)
         && object.get(CKA_URL).is_none_or(<[u8]>::is_empty)
@@ -202,8 +199,19 @@ pub fn new_object(
             "certificate needs CKA_VALUE or CKA_URL",
         ));
     }
-
-    set_computed(&set, &mut object, origin)?;
+    // The token-computed attributes have no default and are never in the template (a
+    // caller's is CKR_ATTRIBUTE_READ_ONLY): they merge in with the defaults, in the same
+    // pass. A mechanism's output never names one, but if it did the token's value wins.
+    let computed = Computed::of(&object, origin)?;
+    for ty in generated.types() {
+        if let Some(value) = computed.value(ty).filter(|_| set.find(ty).is_some()) {
+            object.set_slice(ty, value);
+        }
+    }
+    object.set_missing(set.by_type().filter_map(|rule| {
+        let value = computed.value(rule.ty).or(rule.default)?;
+        Some((rule.ty, value))
+    }));
     Ok(object)
 }
 
@@ -831,51 +839,62 @@ fn unique_id() -> Result<[u8; 32]> {
     Ok(id)
 }
 
-/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
-/// CKA_UNIQUE_ID, where the object kind has them. A key imported by C_CreateObject or
-/// C_UnwrapKey was known outside the token: it is neither local, nor always sensitive, nor
-/// never extractable, whatever its flags say now (§4.9, §4.10); a derived key inherits the
-/// base key's history.
-fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Result<()> {
-    let (local, mechanism) = match origin {
-        Origin::Generate { mechanism } => (true, mechanism),
-        _ => (false, CK_UNAVAILABLE_INFORMATION),
-    };
-    // What the key's history allows, before its own flags count.
-    let (may_be_always_sensitive, may_be_never_extractable) = match origin {
-        Origin::Generate { .. } => (true, true),
-        Origin::Derive {
-            base_always_sensitive,
-            base_never_extractable,
-        } => (base_always_sensitive, base_never_extractable),
-        Origin::Create | Origin::Unwrap => (false, false),
-    };
-    if set.find(CKA_LOCAL).is_some() {
-        object.set_bool(CKA_LOCAL, local);
-    }
-    if set.find(CKA_KEY_GEN_MECHANISM).is_some() {
-        object.set_ulong(CKA_KEY_GEN_MECHANISM, mechanism);
-    }
-    if set.find(CKA_ALWAYS_SENSITIVE).is_some() {
+/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE,
+/// CKA_UNIQUE_ID and the creation time: what the token sets on a new object, where the
+/// object kind has them (`value`). A key imported by C_CreateObject or C_UnwrapKey was known
+/// outside the token: it is neither local, nor always sensitive, nor never extractable,
+/// whatever its flags say now (§4.9, §4.10); a derived key inherits the base key's history.
+struct Computed {
+    local: [u8; 1],
+    mechanism: [u8; std::mem::size_of::<CK_ULONG>()],
+    always_sensitive: [u8; 1],
+    never_extractable: [u8; 1],
+    unique_id: [u8; 32],
+    creation_time: [u8; std::mem::size_of::<CK_ULONG>()],
+}
+
+impl Computed {
+    /// Computed from `object` (the template's values so far: an absent CKA_SENSITIVE or
+    /// CKA_EXTRACTABLE counts as its default, true and false).
+    fn of(object: &Attributes, origin: Origin) -> Result<Computed> {
+        let (local, mechanism) = match origin {
+            Origin::Generate { mechanism } => (true, mechanism),
+            _ => (false, CK_UNAVAILABLE_INFORMATION),
+        };
+        // What the key's history allows, before its own flags count.
+        let (may_be_always_sensitive, may_be_never_extractable) = match origin {
+            Origin::Generate { .. } => (true, true),
+            Origin::Derive {
+                base_always_sensitive,
+                base_never_extractable,
+            } => (base_always_sensitive, base_never_extractable),
+            Origin::Create | Origin::Unwrap => (false, false),
+        };
         let sensitive = object.flag(CKA_SENSITIVE, true);
-        object.set_bool(CKA_ALWAYS_SENSITIVE, may_be_always_sensitive && sensitive);
-    }
-    if set.find(CKA_NEVER_EXTRACTABLE).is_some() {
         let extractable = object.flag(CKA_EXTRACTABLE, false);
-        object.set_bool(
-            CKA_NEVER_EXTRACTABLE,
-            may_be_never_extractable && !extractable,
-        );
-    }
-    object.set_slice(CKA_UNIQUE_ID, &unique_id()?);
-    if set
-        .find(crate::vendor::CKA_FERROHSM_CREATION_TIME)
-        .is_some()
-    {
         let now = crate::object::lifecycle::now() as CK_ULONG;
-        object.set_ulong(crate::vendor::CKA_FERROHSM_CREATION_TIME, now);
+        Ok(Computed {
+            local: [local as u8],
+            mechanism: mechanism.to_ne_bytes(),
+            always_sensitive: [(may_be_always_sensitive && sensitive) as u8],
+            never_extractable: [(may_be_never_extractable && !extractable) as u8],
+            unique_id: unique_id()?,
+            creation_time: now.to_ne_bytes(),
+        })
     }
-    Ok(())
+
+    /// The value of `ty` when the token computes it.
+    fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        match ty {
+            CKA_LOCAL => Some(&self.local),
+            CKA_KEY_GEN_MECHANISM => Some(&self.mechanism),
+            CKA_ALWAYS_SENSITIVE => Some(&self.always_sensitive),
+            CKA_NEVER_EXTRACTABLE => Some(&self.never_extractable),
+            CKA_UNIQUE_ID => Some(&self.unique_id),
+            crate::vendor::CKA_FERROHSM_CREATION_TIME => Some(&self.creation_time),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
