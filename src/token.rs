@@ -8,7 +8,8 @@
 //! re-lock to record the result) nor while a key is parsed (`loaded_key` parses outside it
 //! and caches the result if nothing changed meanwhile). Every call first syncs with the
 //! store: one `PRAGMA data_version` when no other connection committed, a diff by
-//! generation when one did.
+//! generation when one did; but for destroying a session object, which lives in this
+//! process's memory only.
 //!
 //! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
