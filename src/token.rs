@@ -8,7 +8,8 @@
 //! re-lock to record the result) nor while a key is parsed (`loaded_key` parses outside it
 //! and caches the result if nothing changed meanwhile). Every call first syncs with the
 //! store: one `PRAGMA data_version` when no other connection committed, a diff by
-//! generation when one did.
+//! generation when one did; but for destroying a session object, which lives in this
+//! process's memory only.
 //!
 //! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
@@ -153,7 +154,8 @@ struct Inner {
     login: Option<Login>,
     /// Bumped at every login and logout, so a key parsed across one is not cached.
     login_serial: u64,
-    keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey)>,
+    /// By handle, hashed as the index hashes them (no caller data).
+    keys: HashMap<CK_OBJECT_HANDLE, (u64, LoadedKey), crate::object::index::HandleHash>,
     next_version: u64,
     /// Whether the object set was checked against the record since the objects or the
     /// login last changed.
@@ -193,7 +195,7 @@ impl Token {
             by_store_id: HashMap::new(),
             login: None,
             login_serial: 0,
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             next_version: 0,
             set_checked: false,
             pending_audit: Default::default(),
@@ -575,7 +577,12 @@ impl Token {
         check: impl FnOnce(&Attributes) -> Result<()>,
     ) -> Result<()> {
         let mut inner = self.inner.lock();
-        inner.sync()?;
+        // A session object lives in this process's memory only: no other process's commit
+        // can change it, so destroying it needs no store round trip (two fcntl locks and a
+        // PRAGMA, more than the rest of the destruction).
+        if !inner.is_session_object(handle) {
+            inner.sync()?;
+        }
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
@@ -993,6 +1000,13 @@ impl Inner {
     fn next_version(&mut self) -> u64 {
         self.next_version += 1;
         self.next_version
+    }
+
+    /// True when `handle` names a session object of this process.
+    fn is_session_object(&self, handle: CK_OBJECT_HANDLE) -> bool {
+        self.index
+            .get(handle)
+            .is_some_and(|e| e.meta.stored.is_none())
     }
 
     fn visible(&self, handle: CK_OBJECT_HANDLE) -> Option<&crate::object::index::Entry<Meta>> {

@@ -16,7 +16,7 @@ const SO_PIN: &str = "bench-so-4321";
 const USER_PIN: &str = "bench-user-1234";
 
 /// Every operation the tool knows (`--ops list`), ferrohsm doing all of them.
-const OPERATIONS: [&str; 16] = [
+const OPERATIONS: [&str; 20] = [
     "rsa2048-keygen",
     "rsa2048-decrypt-pkcs1",
     "rsa2048-decrypt-oaep-sha256",
@@ -33,6 +33,10 @@ const OPERATIONS: [&str; 16] = [
     "login-logout",
     "sm2-sign-sm3",
     "sm2-decrypt",
+    "aes-kw-decrypt-32",
+    "aes-kw-unwrap-32",
+    "rsa2048-unwrap-oaep-sha256",
+    "ecdh-p256-derive",
 ];
 
 fn bench(dir: &Path) -> Command {

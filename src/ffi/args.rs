@@ -121,7 +121,7 @@ unsafe fn template_at_depth(
             continue;
         }
         let value = bytes_in(a.pValue as *const u8, a.ulValueLen)?;
-        out.set(a.type_, crate::memory::copy(value)?);
+        out.try_set_slice(a.type_, value)?;
     }
     Ok(out)
 }

@@ -4,19 +4,49 @@
 
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
-use std::collections::BTreeMap;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub type AttrValue = Zeroizing<Vec<u8>>;
 
-#[derive(Clone, Default)]
-pub struct Attributes(BTreeMap<CK_ATTRIBUTE_TYPE, AttrValue>);
+/// Where one attribute's value lies in `Attributes::bytes`.
+#[derive(Clone, Copy)]
+struct Slot {
+    ty: CK_ATTRIBUTE_TYPE,
+    start: usize,
+    len: usize,
+}
+
+/// The attributes sorted by type, their values back to back in one zeroizing buffer. An
+/// object has some thirty attributes of a few bytes each: one buffer instead of a tree node
+/// and an allocation per value makes creating, copying and dropping an object a handful of
+/// allocations (what a session object's C_UnwrapKey + C_DestroyObject mostly cost).
+///
+/// Secrets never outlive their use in freed memory: a replaced or removed value's bytes are
+/// zeroized at once, and the buffer grows by copying into a new one and zeroizing the old
+/// (never by `Vec`'s own reallocation, which would free the old bytes as they are).
+#[derive(Clone)]
+pub struct Attributes {
+    slots: Vec<Slot>,
+    bytes: Zeroizing<Vec<u8>>,
+    /// Bytes of replaced or removed values (zeroized) still in `bytes`.
+    dead: usize,
+}
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Attributes {
+            slots: Vec::new(),
+            bytes: Zeroizing::new(Vec::new()),
+            dead: 0,
+        }
+    }
+}
 
 impl std::fmt::Debug for Attributes {
     // Only the types: values may be secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set()
-            .entries(self.0.keys().map(|k| format!("0x{k:x}")))
+            .entries(self.slots.iter().map(|s| format!("0x{:x}", s.ty)))
             .finish()
     }
 }
@@ -26,15 +56,125 @@ impl Attributes {
         Self::default()
     }
 
+    /// An empty set with room for `attributes` values of `bytes` bytes in all.
+    pub fn with_capacity(attributes: usize, bytes: usize) -> Self {
+        Attributes {
+            slots: Vec::with_capacity(attributes),
+            bytes: Zeroizing::new(Vec::with_capacity(bytes)),
+            dead: 0,
+        }
+    }
+
+    fn position(&self, ty: CK_ATTRIBUTE_TYPE) -> std::result::Result<usize, usize> {
+        self.slots.binary_search_by_key(&ty, |s| s.ty)
+    }
+
+    fn value(&self, slot: &Slot) -> &[u8] {
+        &self.bytes[slot.start..slot.start + slot.len]
+    }
+
     pub fn get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
-        self.0.get(&ty).map(|v| v.as_slice())
+        let i = self.position(ty).ok()?;
+        Some(self.value(&self.slots[i]))
     }
 
     pub fn contains(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
-        self.0.contains_key(&ty)
+        self.position(ty).is_ok()
     }
 
-    /// A `CK_BBOOL`; a value of the wrong length is `CKR_ATTRIBUTE_VALUE_INVALID`.
+    /// Makes room for `extra` more bytes, growing the buffer without leaving a copy in
+    /// freed memory.
+    fn reserve(
+        &mut self,
+        extra: usize,
+    ) -> std::result::Result<(), std::collections::TryReserveError> {
+        let len = self.bytes.len();
+        if self.bytes.capacity() - len >= extra {
+            return Ok(());
+        }
+        let wanted = len
+            .saturating_add(extra)
+            .max(2 * self.bytes.capacity())
+            .max(64);
+        let mut grown = Vec::new();
+        grown.try_reserve_exact(wanted)?;
+        grown.extend_from_slice(&self.bytes);
+        // The old buffer zeroizes (all its capacity) as it drops.
+        self.bytes = Zeroizing::new(grown);
+        Ok(())
+    }
+
+    /// Appends `value` to the buffer; returns where it starts.
+    fn append(&mut self, value: &[u8]) -> usize {
+        if self.reserve(value.len()).is_err() {
+            // What `Vec` itself does when it cannot grow.
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<u8>(value.len())
+                    .unwrap_or(std::alloc::Layout::new::<u8>()),
+            );
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        start
+    }
+
+    /// `set_slice` for a value of the caller's size (a template at the C boundary): memory
+    /// that cannot be had is CKR_HOST_MEMORY, not an abort.
+    pub fn try_set_slice(&mut self, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<()> {
+        self.reserve(value.len())
+            .map_err(|_| Error::with(CKR_HOST_MEMORY, "no memory for an attribute value"))?;
+        self.set_slice(ty, value);
+        Ok(())
+    }
+
+    /// Forgets the value of `slot` (zeroized now), and rewrites the buffer once the dead
+    /// bytes outweigh the live ones.
+    fn retire(&mut self, slot: Slot) {
+        self.bytes[slot.start..slot.start + slot.len].zeroize();
+        self.dead += slot.len;
+        if self.dead > 64 && self.dead * 2 > self.bytes.len() {
+            let mut live = Vec::with_capacity(self.bytes.len() - self.dead);
+            for s in &mut self.slots {
+                let start = live.len();
+                live.extend_from_slice(&self.bytes[s.start..s.start + s.len]);
+                s.start = start;
+            }
+            self.bytes = Zeroizing::new(live);
+            self.dead = 0;
+        }
+    }
+
+    /// Sets `ty` to a copy of `value`.
+    pub fn set_slice(&mut self, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) {
+        match self.position(ty) {
+            Ok(i) => {
+                let old = self.slots[i];
+                if old.len == value.len() {
+                    self.bytes[old.start..old.start + old.len].copy_from_slice(value);
+                    return;
+                }
+                let start = self.append(value);
+                self.slots[i] = Slot {
+                    ty,
+                    start,
+                    len: value.len(),
+                };
+                self.retire(old);
+            }
+            Err(i) => {
+                let start = self.append(value);
+                self.slots.insert(
+                    i,
+                    Slot {
+                        ty,
+                        start,
+                        len: value.len(),
+                    },
+                );
+            }
+        }
+    }
+
     pub fn get_bool(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<Option<bool>> {
         match self.get(ty) {
             None => Ok(None),
@@ -65,36 +205,86 @@ impl Attributes {
         self.get_bool(ty).ok().flatten().unwrap_or(default)
     }
 
+    /// Sets each `(type, value)` of `values` whose type is not set yet (an object's
+    /// defaults). Given in ascending type order, they merge in one pass instead of a search
+    /// and an insertion each; a value out of order is set the slow way.
+    pub fn set_missing<'v>(
+        &mut self,
+        values: impl IntoIterator<Item = (CK_ATTRIBUTE_TYPE, &'v [u8])>,
+    ) {
+        let old = std::mem::take(&mut self.slots);
+        let mut merged = Vec::with_capacity(old.capacity().max(old.len() + 8));
+        let mut rest = old.as_slice();
+        let mut values = values.into_iter();
+        let mut out_of_order = None;
+        for (ty, value) in values.by_ref() {
+            if merged.last().is_some_and(|s: &Slot| s.ty > ty) {
+                out_of_order = Some((ty, value));
+                break;
+            }
+            while let Some((first, tail)) = rest.split_first() {
+                if first.ty > ty {
+                    break;
+                }
+                merged.push(*first);
+                rest = tail;
+            }
+            if merged.last().is_some_and(|s| s.ty == ty) {
+                continue;
+            }
+            let start = self.append(value);
+            merged.push(Slot {
+                ty,
+                start,
+                len: value.len(),
+            });
+        }
+        merged.extend_from_slice(rest);
+        self.slots = merged;
+        for (ty, value) in out_of_order.into_iter().chain(values) {
+            if !self.contains(ty) {
+                self.set_slice(ty, value);
+            }
+        }
+    }
+
+    /// Sets `ty` to `value`; an owned value given here (key material, say) is zeroized once
+    /// copied in. `set_slice` copies a borrowed one without the intermediate `Vec`.
     pub fn set(&mut self, ty: CK_ATTRIBUTE_TYPE, value: impl Into<Vec<u8>>) {
-        self.0.insert(ty, Zeroizing::new(value.into()));
+        let value = Zeroizing::new(value.into());
+        self.set_slice(ty, &value);
     }
 
     pub fn set_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, value: bool) {
-        self.set(ty, vec![if value { CK_TRUE } else { CK_FALSE }]);
+        self.set_slice(ty, &[if value { CK_TRUE } else { CK_FALSE }]);
     }
 
     pub fn set_ulong(&mut self, ty: CK_ATTRIBUTE_TYPE, value: CK_ULONG) {
-        self.set(ty, value.to_ne_bytes().to_vec());
+        self.set_slice(ty, &value.to_ne_bytes());
     }
 
     pub fn remove(&mut self, ty: CK_ATTRIBUTE_TYPE) -> Option<AttrValue> {
-        self.0.remove(&ty)
+        let i = self.position(ty).ok()?;
+        let slot = self.slots.remove(i);
+        let value = Zeroizing::new(self.value(&slot).to_vec());
+        self.retire(slot);
+        Some(value)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &[u8])> {
-        self.0.iter().map(|(k, v)| (*k, v.as_slice()))
+        self.slots.iter().map(|s| (s.ty, self.value(s)))
     }
 
     pub fn types(&self) -> impl Iterator<Item = CK_ATTRIBUTE_TYPE> + '_ {
-        self.0.keys().copied()
+        self.slots.iter().map(|s| s.ty)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.slots.is_empty()
     }
 
     /// The stored form of a template-valued attribute (CKA_WRAP_TEMPLATE,
@@ -120,7 +310,7 @@ impl Attributes {
             let ty = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
             let len = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?) as usize;
             let value = bytes.get(12..12 + len)?;
-            out.set(ty as CK_ATTRIBUTE_TYPE, value);
+            out.set_slice(ty as CK_ATTRIBUTE_TYPE, value);
             bytes = &bytes[12 + len..];
         }
         Some(out)
@@ -129,16 +319,103 @@ impl Attributes {
     /// True when every attribute in `template` is present here with an equal value
     /// (the C_FindObjects match rule).
     pub fn matches(&self, template: &Attributes) -> bool {
-        template.0.iter().all(|(k, v)| self.0.get(k) == Some(v))
+        template.iter().all(|(ty, v)| self.get(ty) == Some(v))
     }
 }
 
 impl FromIterator<(CK_ATTRIBUTE_TYPE, Vec<u8>)> for Attributes {
+    /// A type given twice keeps its last value.
     fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Vec<u8>)>>(iter: I) -> Self {
-        Attributes(
-            iter.into_iter()
-                .map(|(k, v)| (k, Zeroizing::new(v)))
-                .collect(),
-        )
+        let mut attrs = Attributes::new();
+        for (ty, value) in iter {
+            attrs.set(ty, value);
+        }
+        attrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_replaced_removed_and_kept_in_type_order() {
+        let mut a = Attributes::new();
+        a.set(CKA_LABEL, b"first".to_vec());
+        a.set_bool(CKA_TOKEN, true);
+        a.set_ulong(CKA_CLASS, CKO_DATA);
+        assert_eq!(
+            a.types().collect::<Vec<_>>(),
+            [CKA_CLASS, CKA_TOKEN, CKA_LABEL]
+        );
+        // Same length in place, other lengths elsewhere; the others are untouched.
+        a.set(CKA_LABEL, b"other".to_vec());
+        assert_eq!(a.get(CKA_LABEL), Some(&b"other"[..]));
+        for round in 0..200u32 {
+            let label = vec![b'x'; (round % 50) as usize];
+            a.set_slice(CKA_LABEL, &label);
+            assert_eq!(a.get(CKA_LABEL), Some(label.as_slice()));
+        }
+        assert_eq!(a.get_ulong(CKA_CLASS).unwrap(), Some(CKO_DATA));
+        assert_eq!(a.get_bool(CKA_TOKEN).unwrap(), Some(true));
+        // Compaction keeps the buffer near the live size.
+        assert!(a.bytes.len() < 200, "{}", a.bytes.len());
+        assert_eq!(
+            a.remove(CKA_TOKEN).as_deref().map(Vec::as_slice),
+            Some(&[1u8][..])
+        );
+        assert!(!a.contains(CKA_TOKEN));
+        assert_eq!(a.len(), 2);
+        let b = a.clone();
+        assert!(b.matches(&a) && a.matches(&b));
+    }
+
+    #[test]
+    fn missing_values_merge_in_and_present_ones_stay() {
+        let mut a = Attributes::new();
+        a.set(CKA_LABEL, b"mine".to_vec());
+        a.set_bool(CKA_TOKEN, true);
+        a.set_missing([
+            (CKA_CLASS, &[1u8; 8][..]),
+            (CKA_TOKEN, &[0u8][..]),
+            (CKA_PRIVATE, &[0u8][..]),
+            (CKA_LABEL, &b""[..]),
+            (CKA_VALUE, &b"v"[..]),
+            (CKA_ID, &b"id"[..]),
+            // Out of order: handled the slow way (and present, so left as it is).
+            (CKA_TOKEN, &[0u8][..]),
+        ]);
+        assert_eq!(
+            a.types().collect::<Vec<_>>(),
+            [
+                CKA_CLASS,
+                CKA_TOKEN,
+                CKA_PRIVATE,
+                CKA_LABEL,
+                CKA_VALUE,
+                CKA_ID
+            ]
+        );
+        assert_eq!(a.get(CKA_LABEL), Some(&b"mine"[..]));
+        assert_eq!(a.get_bool(CKA_TOKEN).unwrap(), Some(true));
+        assert_eq!(a.get(CKA_ID), Some(&b"id"[..]));
+        assert_eq!(a.get(CKA_VALUE), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn collect_keeps_the_last_value_and_templates_round_trip() {
+        let a: Attributes = [
+            (CKA_ID, b"one".to_vec()),
+            (CKA_LABEL, b"l".to_vec()),
+            (CKA_ID, b"two".to_vec()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(a.get(CKA_ID), Some(&b"two"[..]));
+        let back = Attributes::from_template_bytes(&a.to_template_bytes()).unwrap();
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            a.iter().collect::<Vec<_>>()
+        );
     }
 }

@@ -13,6 +13,32 @@ use cryptoki_sys::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+/// Hashes object handles with one multiply (FxHash's) instead of SipHash. Handles are the
+/// token's own counter (`token::new_handle`), never a caller's data, so there is no
+/// collision flooding to resist; SipHash was the larger part of indexing a session object.
+/// Values (labels, IDs: caller data) keep the standard hasher.
+#[derive(Default, Clone, Copy)]
+pub struct HandleHasher(u64);
+
+impl std::hash::Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+pub type HandleHash = std::hash::BuildHasherDefault<HandleHasher>;
+type Handles = HashSet<CK_OBJECT_HANDLE, HandleHash>;
+
 /// The attribute types with a value lookup.
 pub const INDEXED_TYPES: [CK_ATTRIBUTE_TYPE; 3] = [CKA_LABEL, CKA_ID, CKA_CLASS];
 
@@ -22,15 +48,17 @@ pub struct Entry<M> {
 }
 
 pub struct ObjectIndex<M> {
-    entries: HashMap<CK_OBJECT_HANDLE, Entry<M>>,
-    by_value: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), HashSet<CK_OBJECT_HANDLE>>,
+    entries: HashMap<CK_OBJECT_HANDLE, Entry<M>, HandleHash>,
+    /// Per indexed type (in `INDEXED_TYPES` order), the handles by value: keyed by the value
+    /// alone, so that a look-up borrows it (`&[u8]`) instead of copying it.
+    by_value: [HashMap<Vec<u8>, Handles>; INDEXED_TYPES.len()],
 }
 
 impl<M> Default for ObjectIndex<M> {
     fn default() -> Self {
         ObjectIndex {
-            entries: HashMap::new(),
-            by_value: HashMap::new(),
+            entries: HashMap::default(),
+            by_value: Default::default(),
         }
     }
 }
@@ -54,12 +82,18 @@ impl<M> ObjectIndex<M> {
     pub fn insert(&mut self, object: Arc<Object>, meta: M) {
         let handle = object.handle;
         self.remove(handle);
-        for ty in INDEXED_TYPES {
-            if let Some(value) = object.attrs.get(ty) {
-                self.by_value
-                    .entry((ty, value.to_vec()))
-                    .or_default()
-                    .insert(handle);
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = object.attrs.get(*ty) {
+                match by_value.get_mut(value) {
+                    Some(set) => {
+                        set.insert(handle);
+                    }
+                    None => {
+                        let mut set = Handles::default();
+                        set.insert(handle);
+                        by_value.insert(value.to_vec(), set);
+                    }
+                }
             }
         }
         self.entries.insert(handle, Entry { object, meta });
@@ -72,13 +106,12 @@ impl<M> ObjectIndex<M> {
 
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Entry<M>> {
         let entry = self.entries.remove(&handle)?;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = entry.object.attrs.get(ty) {
-                let key = (ty, value.to_vec());
-                if let Some(set) = self.by_value.get_mut(&key) {
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = entry.object.attrs.get(*ty) {
+                if let Some(set) = by_value.get_mut(value) {
                     set.remove(&handle);
                     if set.is_empty() {
-                        self.by_value.remove(&key);
+                        by_value.remove(value);
                     }
                 }
             }
@@ -109,10 +142,10 @@ impl<M> ObjectIndex<M> {
         &'a self,
         template: &'a Attributes,
     ) -> Box<dyn Iterator<Item = &'a Entry<M>> + 'a> {
-        let mut smallest: Option<&HashSet<CK_OBJECT_HANDLE>> = None;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = template.get(ty) {
-                match self.by_value.get(&(ty, value.to_vec())) {
+        let mut smallest: Option<&Handles> = None;
+        for (ty, by_value) in INDEXED_TYPES.iter().zip(&self.by_value) {
+            if let Some(value) = template.get(*ty) {
+                match by_value.get(value) {
                     None => return Box::new(std::iter::empty()),
                     Some(set) => {
                         if smallest.is_none_or(|s| set.len() < s.len()) {

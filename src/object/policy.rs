@@ -86,21 +86,25 @@ pub fn new_object(
 ) -> Result<Attributes> {
     let mut template = template.clone();
     normalize_template(&mut template);
-    let mut generated = generated.clone();
-    normalize_template(&mut generated);
     let generating = origin.material_from_token();
-    if !generating {
-        generated = Attributes::new();
-    }
+    let generated = if generating {
+        let mut generated = generated.clone();
+        normalize_template(&mut generated);
+        generated
+    } else {
+        Attributes::new()
+    };
 
     let class = object_class(&template, &generated, origin)?;
     let subtype = object_subtype(class, &template, &generated, origin)?;
     let set = rules::rules_for(class, subtype)
         .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported object kind"))?;
 
-    let mut object = Attributes::new();
+    // Room for every attribute of the kind (the defaults fill in most), so the object is
+    // built without regrowing.
+    let mut object = Attributes::with_capacity(set.len(), 256);
     for (ty, value) in template.iter() {
-        object.set(ty, template_value(&set, ty, value)?);
+        object.set_slice(ty, template_value(&set, ty, value)?);
     }
 
     if generating {
@@ -113,14 +117,14 @@ pub fn new_object(
             })?;
             let value = checked_value(rule, value)?;
             if let Some(given) = template.get(ty) {
-                if !same_value(ty, given, &value) {
+                if !same_value(ty, given, value) {
                     return Err(Error::with(
                         CKR_TEMPLATE_INCONSISTENT,
                         format!("template attribute 0x{ty:x} contradicts the generated key"),
                     ));
                 }
             }
-            object.set(ty, value);
+            object.set_slice(ty, value);
         }
         // Footnote 6: an unwrapped or derived key's secret material never comes from the
         // template, not even equal to what the token computes (that would let a caller
@@ -169,28 +173,23 @@ pub fn new_object(
     }
     derive(class, subtype, &mut object, origin)?;
 
-    for rule in set.all() {
-        if !object.contains(rule.ty) {
-            if let Some(default) = rule.default {
-                object.set(rule.ty, default.to_vec());
-            }
-        }
-    }
-
     let required = match origin {
         Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
         // The unwrapped material is in `object` by now, as an import's would be.
         Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
     };
+    // A required attribute with a default is never missing: only the others are looked
+    // up, and the defaults merge in afterwards in one pass (in type order).
     for rule in set.all() {
-        if rule.has(required) && !object.contains(rule.ty) {
+        if rule.default.is_none() && rule.has(required) && !object.contains(rule.ty) {
             return Err(Error::with(
                 CKR_TEMPLATE_INCOMPLETE,
                 format!("attribute 0x{:x} is required", rule.ty),
             ));
         }
     }
-    // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is.
+    // §4.6.3: an X.509 certificate needs CKA_VALUE unless CKA_URL says where it is (CKA_URL's
+    // default is empty: looked at before the defaults are in, the answer is the same).
     if subtype == Subtype::X509
         && object.get(CKA_VALUE).is_none_or(<[u8]>::is_empty)
         && object.get(CKA_URL).is_none_or(<[u8]>::is_empty)
@@ -200,8 +199,19 @@ pub fn new_object(
             "certificate needs CKA_VALUE or CKA_URL",
         ));
     }
-
-    set_computed(&set, &mut object, origin)?;
+    // The token-computed attributes have no default and are never in the template (a
+    // caller's is CKR_ATTRIBUTE_READ_ONLY): they merge in with the defaults, in the same
+    // pass. A mechanism's output never names one, but if it did the token's value wins.
+    let computed = Computed::of(&object, origin)?;
+    for ty in generated.types() {
+        if let Some(value) = computed.value(ty).filter(|_| set.find(ty).is_some()) {
+            object.set_slice(ty, value);
+        }
+    }
+    object.set_missing(set.by_type().filter_map(|rule| {
+        let value = computed.value(rule.ty).or(rule.default)?;
+        Some((rule.ty, value))
+    }));
     Ok(object)
 }
 
@@ -243,7 +253,7 @@ pub fn change_by(
     for (ty, value) in changes.iter() {
         let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
         let value = checked_value(rule, value)?;
-        if copy && current.get(ty).is_some_and(|v| same_value(ty, v, &value)) {
+        if copy && current.get(ty).is_some_and(|v| same_value(ty, v, value)) {
             continue;
         }
         if rule.has(rules::TOKEN_COMPUTED) {
@@ -264,7 +274,7 @@ pub fn change_by(
                 return Err(read_only(ty, "object has CKA_MODIFIABLE false"));
             }
             let was = current.flag(ty, rule.default.is_some_and(is_true));
-            let now = is_true(&value);
+            let now = is_true(value);
             if rule.has(rules::ONLY_TO_TRUE) && was && !now {
                 return Err(read_only(ty, "cannot go back to false"));
             }
@@ -272,10 +282,10 @@ pub fn change_by(
                 return Err(read_only(ty, "cannot go back to true"));
             }
         }
-        if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) && !by_so {
+        if rule.has(rules::SO_ONLY_TRUE) && is_true(value) && !by_so {
             return Err(read_only(ty, "only the SO may set it to true"));
         }
-        object.set(ty, value);
+        object.set_slice(ty, value);
     }
     // A copy made by anyone but the SO is not trusted, whatever the original is: else a
     // user could copy a trusted key with CKA_MODIFIABLE true and widen its usage.
@@ -283,7 +293,7 @@ pub fn change_by(
         object.set_bool(CKA_TRUSTED, false);
     }
     if copy && set.find(CKA_UNIQUE_ID).is_some() {
-        object.set(CKA_UNIQUE_ID, unique_id()?);
+        object.set_slice(CKA_UNIQUE_ID, &unique_id()?);
     }
     Ok(object)
 }
@@ -470,13 +480,13 @@ pub fn check_generate_template(
 
 /// One attribute of a caller's template for a new object, in stored form: known for the
 /// object kind, well-formed, not token-computed, and not a flag only the SO may set.
-fn template_value(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Result<Vec<u8>> {
+fn template_value<'a>(set: &RuleSet, ty: CK_ATTRIBUTE_TYPE, value: &'a [u8]) -> Result<&'a [u8]> {
     let rule = set.find(ty).ok_or_else(|| type_invalid(ty))?;
     let value = checked_value(rule, value)?;
     if rule.has(rules::TOKEN_COMPUTED) {
         return Err(read_only(ty, "set by the token"));
     }
-    if rule.has(rules::SO_ONLY_TRUE) && is_true(&value) {
+    if rule.has(rules::SO_ONLY_TRUE) && is_true(value) {
         return Err(read_only(ty, "only the SO may set it to true"));
     }
     Ok(value)
@@ -507,13 +517,14 @@ fn is_true(value: &[u8]) -> bool {
     value.first().is_some_and(|b| *b != 0)
 }
 
-/// The value in stored form (booleans as 0/1), or CKR_ATTRIBUTE_VALUE_INVALID.
-fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
+/// The value in stored form (booleans as 0/1), or CKR_ATTRIBUTE_VALUE_INVALID. Borrowed:
+/// the caller copies it once, into the object.
+fn checked_value<'a>(rule: &rules::Rule, value: &'a [u8]) -> Result<&'a [u8]> {
     let ty = rule.ty;
     let ulong_len = std::mem::size_of::<CK_ULONG>();
     match rule.kind {
         Kind::Bool => match value {
-            [b] => Ok(vec![if *b != 0 { CK_TRUE } else { CK_FALSE }]),
+            [b] => Ok(if *b != 0 { &[CK_TRUE] } else { &[CK_FALSE] }),
             _ => Err(value_invalid(ty, "not a CK_BBOOL")),
         },
         Kind::Ulong if value.len() != ulong_len => Err(value_invalid(ty, "not a CK_ULONG")),
@@ -527,24 +538,24 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
                     return Err(value_invalid(ty, "unknown certificate category"));
                 }
             }
-            Ok(value.to_vec())
+            Ok(value)
         }
         Kind::Date => {
             if value.is_empty() || (value.len() == 8 && value.iter().all(u8::is_ascii_digit)) {
-                Ok(value.to_vec())
+                Ok(value)
             } else {
                 Err(value_invalid(ty, "not a CK_DATE"))
             }
         }
         Kind::Mechanisms => {
             if value.len().is_multiple_of(ulong_len) {
-                Ok(value.to_vec())
+                Ok(value)
             } else {
                 Err(value_invalid(ty, "not a CK_MECHANISM_TYPE array"))
             }
         }
         Kind::Template => match Attributes::from_template_bytes(value) {
-            Some(_) => Ok(value.to_vec()),
+            Some(_) => Ok(value),
             None => Err(value_invalid(ty, "not an attribute template")),
         },
         Kind::Bytes => {
@@ -559,7 +570,7 @@ fn checked_value(rule: &rules::Rule, value: &[u8]) -> Result<Vec<u8>> {
             if material && value.is_empty() {
                 Err(value_invalid(ty, "empty key component"))
             } else {
-                Ok(value.to_vec())
+                Ok(value)
             }
         }
     }
@@ -817,59 +828,73 @@ fn bit_length(v: &[u8]) -> usize {
     }
 }
 
-/// 32 lowercase hex characters from the OS CSPRNG: unique with overwhelming probability,
-/// and printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
-fn unique_id() -> Result<Vec<u8>> {
-    let mut raw = [0u8; 16];
-    crate::crypto::random_bytes(&mut raw)?;
-    Ok(hex::encode(raw).into_bytes())
+/// 32 lowercase hex characters (`crypto::unique_block`): unique with overwhelming
+/// probability, and printable, as CKA_UNIQUE_ID (an RFC 2279 string) must be.
+fn unique_id() -> Result<[u8; 32]> {
+    let raw = crate::crypto::unique_block()?;
+    let mut id = [0u8; 32];
+    // The lengths fit (two characters a byte): this cannot fail.
+    hex::encode_to_slice(raw, &mut id)
+        .map_err(|_| Error::with(CKR_GENERAL_ERROR, "CKA_UNIQUE_ID encoding"))?;
+    Ok(id)
 }
 
-/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and
-/// CKA_UNIQUE_ID, where the object kind has them. A key imported by C_CreateObject or
-/// C_UnwrapKey was known outside the token: it is neither local, nor always sensitive, nor
-/// never extractable, whatever its flags say now (§4.9, §4.10); a derived key inherits the
-/// base key's history.
-fn set_computed(set: &RuleSet, object: &mut Attributes, origin: Origin) -> Result<()> {
-    let (local, mechanism) = match origin {
-        Origin::Generate { mechanism } => (true, mechanism),
-        _ => (false, CK_UNAVAILABLE_INFORMATION),
-    };
-    // What the key's history allows, before its own flags count.
-    let (may_be_always_sensitive, may_be_never_extractable) = match origin {
-        Origin::Generate { .. } => (true, true),
-        Origin::Derive {
-            base_always_sensitive,
-            base_never_extractable,
-        } => (base_always_sensitive, base_never_extractable),
-        Origin::Create | Origin::Unwrap => (false, false),
-    };
-    if set.find(CKA_LOCAL).is_some() {
-        object.set_bool(CKA_LOCAL, local);
-    }
-    if set.find(CKA_KEY_GEN_MECHANISM).is_some() {
-        object.set_ulong(CKA_KEY_GEN_MECHANISM, mechanism);
-    }
-    if set.find(CKA_ALWAYS_SENSITIVE).is_some() {
+/// CKA_LOCAL, CKA_KEY_GEN_MECHANISM, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE,
+/// CKA_UNIQUE_ID and the creation time: what the token sets on a new object, where the
+/// object kind has them (`value`). A key imported by C_CreateObject or C_UnwrapKey was known
+/// outside the token: it is neither local, nor always sensitive, nor never extractable,
+/// whatever its flags say now (§4.9, §4.10); a derived key inherits the base key's history.
+struct Computed {
+    local: [u8; 1],
+    mechanism: [u8; std::mem::size_of::<CK_ULONG>()],
+    always_sensitive: [u8; 1],
+    never_extractable: [u8; 1],
+    unique_id: [u8; 32],
+    creation_time: [u8; std::mem::size_of::<CK_ULONG>()],
+}
+
+impl Computed {
+    /// Computed from `object` (the template's values so far: an absent CKA_SENSITIVE or
+    /// CKA_EXTRACTABLE counts as its default, true and false).
+    fn of(object: &Attributes, origin: Origin) -> Result<Computed> {
+        let (local, mechanism) = match origin {
+            Origin::Generate { mechanism } => (true, mechanism),
+            _ => (false, CK_UNAVAILABLE_INFORMATION),
+        };
+        // What the key's history allows, before its own flags count.
+        let (may_be_always_sensitive, may_be_never_extractable) = match origin {
+            Origin::Generate { .. } => (true, true),
+            Origin::Derive {
+                base_always_sensitive,
+                base_never_extractable,
+            } => (base_always_sensitive, base_never_extractable),
+            Origin::Create | Origin::Unwrap => (false, false),
+        };
         let sensitive = object.flag(CKA_SENSITIVE, true);
-        object.set_bool(CKA_ALWAYS_SENSITIVE, may_be_always_sensitive && sensitive);
-    }
-    if set.find(CKA_NEVER_EXTRACTABLE).is_some() {
         let extractable = object.flag(CKA_EXTRACTABLE, false);
-        object.set_bool(
-            CKA_NEVER_EXTRACTABLE,
-            may_be_never_extractable && !extractable,
-        );
-    }
-    object.set(CKA_UNIQUE_ID, unique_id()?);
-    if set
-        .find(crate::vendor::CKA_FERROHSM_CREATION_TIME)
-        .is_some()
-    {
         let now = crate::object::lifecycle::now() as CK_ULONG;
-        object.set_ulong(crate::vendor::CKA_FERROHSM_CREATION_TIME, now);
+        Ok(Computed {
+            local: [local as u8],
+            mechanism: mechanism.to_ne_bytes(),
+            always_sensitive: [(may_be_always_sensitive && sensitive) as u8],
+            never_extractable: [(may_be_never_extractable && !extractable) as u8],
+            unique_id: unique_id()?,
+            creation_time: now.to_ne_bytes(),
+        })
     }
-    Ok(())
+
+    /// The value of `ty` when the token computes it.
+    fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        match ty {
+            CKA_LOCAL => Some(&self.local),
+            CKA_KEY_GEN_MECHANISM => Some(&self.mechanism),
+            CKA_ALWAYS_SENSITIVE => Some(&self.always_sensitive),
+            CKA_NEVER_EXTRACTABLE => Some(&self.never_extractable),
+            CKA_UNIQUE_ID => Some(&self.unique_id),
+            crate::vendor::CKA_FERROHSM_CREATION_TIME => Some(&self.creation_time),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -432,17 +432,50 @@ pub enum Subtype {
 #[derive(Clone, Copy, Debug)]
 pub struct RuleSet {
     rows: &'static [&'static Rule],
+    /// The same rows in ascending type order: `find` is a binary search, and the defaults
+    /// merge into an object's (sorted) attributes in one pass.
+    by_type: &'static [&'static Rule],
+}
+
+/// The rows of one kind, in both orders (`RuleSet`).
+struct Rows {
+    rows: Vec<&'static Rule>,
+    by_type: Vec<&'static Rule>,
+}
+
+impl Rows {
+    fn of(tables: &[&'static [Rule]]) -> Rows {
+        let rows = merged(tables);
+        let mut by_type = rows.clone();
+        by_type.sort_by_key(|r| r.ty);
+        Rows { rows, by_type }
+    }
 }
 
 impl RuleSet {
     /// The rule of `ty` for this object kind; `None`: not an attribute of it.
     pub fn find(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static Rule> {
-        self.rows.iter().find(|r| r.ty == ty).copied()
+        let i = self.by_type.binary_search_by_key(&ty, |r| r.ty).ok()?;
+        Some(self.by_type[i])
     }
 
-    /// Every attribute of this object kind once.
+    /// Every attribute of this object kind once, in table order.
     pub fn all(&self) -> impl Iterator<Item = &'static Rule> + '_ {
         self.rows.iter().copied()
+    }
+
+    /// Every attribute of this object kind once, in ascending type order.
+    pub fn by_type(&self) -> impl Iterator<Item = &'static Rule> + '_ {
+        self.by_type.iter().copied()
+    }
+
+    /// How many attributes this object kind has.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
     }
 }
 
@@ -459,8 +492,8 @@ fn merged(tables: &[&'static [Rule]]) -> Vec<&'static Rule> {
 /// The merged rows of the listed tables, computed at first use.
 macro_rules! kind {
     ($($table:expr),+) => {{
-        static ROWS: Lazy<Vec<&'static Rule>> = Lazy::new(|| merged(&[$($table),+]));
-        ROWS.as_slice()
+        static ROWS: Lazy<Rows> = Lazy::new(|| Rows::of(&[$($table),+]));
+        &*ROWS
     }};
 }
 
@@ -493,7 +526,10 @@ pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
         }
         _ => return None,
     };
-    Some(RuleSet { rows })
+    Some(RuleSet {
+        rows: &rows.rows,
+        by_type: &rows.by_type,
+    })
 }
 
 /// True when `ty` is a `CK_BBOOL` in any table (used to normalise search templates).

@@ -23,6 +23,8 @@ fn counterparts(algorithm: &str) -> Option<(&'static [Operation], &'static [Oper
         "rsa2048" => Some((RSA_PRIVATE, RSA_PUBLIC)),
         "ecdsap256" => Some((&[Operation::EcdsaP256Sign], &[])),
         "ed25519" => Some((&[Operation::Ed25519Sign], &[])),
+        // ECDH's one figure (derivations per second) is read as the "private" one.
+        "ecdhp256" => Some((&[Operation::EcdhP256Derive], &[])),
         _ => None,
     }
 }
@@ -42,7 +44,7 @@ pub fn speed(operations: &[Operation], thread_counts: &[usize], seconds: f64) ->
     // openssl takes whole seconds.
     let seconds = (seconds.round() as u64).max(1).to_string();
     let mut figures = OpensslFigures::new();
-    let algorithms: Vec<&str> = ["rsa2048", "ecdsap256", "ed25519"]
+    let algorithms: Vec<&str> = ["rsa2048", "ecdsap256", "ed25519", "ecdhp256"]
         .into_iter()
         .filter(|algorithm| {
             counterparts(algorithm).is_some_and(|(private, public)| {
@@ -115,7 +117,8 @@ fn run(args: &[String]) -> Vec<String> {
 }
 
 /// -mr lines: "+F2:<n>:2048:<sign/s>:<verify/s>" (RSA), "+F4:<n>:256:<sign/s>:<verify/s>"
-/// (ECDSA), "+F6:<n>:253:Ed25519:<sign/s>:<verify/s>" (EdDSA). With -multi, the children's
+/// (ECDSA), "+F6:<n>:253:Ed25519:<sign/s>:<verify/s>" (EdDSA), "+F5:<n>:256:<derive/s>:<s>"
+/// (ECDH, the second figure a time per operation). With -multi, the children's
 /// lines come first prefixed "Got: ", then the sums unprefixed: only the latter are read.
 fn parse_public_key_line(line: &str, threads: usize, figures: &mut OpensslFigures) {
     let fields: Vec<&str> = line.split(':').collect();
@@ -123,6 +126,8 @@ fn parse_public_key_line(line: &str, threads: usize, figures: &mut OpensslFigure
         ["+F2", _, "2048", sign, verify] => ("rsa2048", sign, verify),
         ["+F4", _, "256", sign, verify] => ("ecdsap256", sign, verify),
         ["+F6", _, _, "Ed25519", sign, verify] => ("ed25519", sign, verify),
+        // No verify side: the second field is seconds per derivation, never used.
+        ["+F5", _, "256", derive, seconds] => ("ecdhp256", derive, seconds),
         _ => return,
     };
     let (Some((private_ops, public_ops)), Ok(sign), Ok(verify)) = (

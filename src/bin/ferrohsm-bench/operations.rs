@@ -5,10 +5,11 @@ use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource, PkcsPssParams};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -48,10 +49,14 @@ pub enum Operation {
     LoginLogout,
     Sm2Sign,
     Sm2Decrypt,
+    AesKwDecrypt,
+    AesKwUnwrap,
+    RsaUnwrapOaep,
+    EcdhP256Derive,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 20] = [
         Operation::RsaKeygen,
         Operation::RsaDecryptPkcs1,
         Operation::RsaDecryptOaep,
@@ -68,6 +73,10 @@ impl Operation {
         Operation::LoginLogout,
         Operation::Sm2Sign,
         Operation::Sm2Decrypt,
+        Operation::AesKwDecrypt,
+        Operation::AesKwUnwrap,
+        Operation::RsaUnwrapOaep,
+        Operation::EcdhP256Derive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +97,10 @@ impl Operation {
             Operation::LoginLogout => "login-logout",
             Operation::Sm2Sign => "sm2-sign-sm3",
             Operation::Sm2Decrypt => "sm2-decrypt",
+            Operation::AesKwDecrypt => "aes-kw-decrypt-32",
+            Operation::AesKwUnwrap => "aes-kw-unwrap-32",
+            Operation::RsaUnwrapOaep => "rsa2048-unwrap-oaep-sha256",
+            Operation::EcdhP256Derive => "ecdh-p256-derive",
         }
     }
 
@@ -126,6 +139,13 @@ impl Operation {
             Operation::AesGcmEncrypt => vec![MechanismType::AES_KEY_GEN, MechanismType::AES_GCM],
             Operation::Sm2Sign => vec![vendor(CKM_SM2_KEY_PAIR_GEN), vendor(CKM_SM3_SM2)],
             Operation::Sm2Decrypt => vec![vendor(CKM_SM2_KEY_PAIR_GEN), vendor(CKM_SM2_RAW)],
+            Operation::AesKwDecrypt | Operation::AesKwUnwrap => {
+                vec![MechanismType::AES_KEY_GEN, MechanismType::AES_KEY_WRAP]
+            }
+            Operation::RsaUnwrapOaep => vec![rsa, MechanismType::RSA_PKCS_OAEP],
+            Operation::EcdhP256Derive => {
+                vec![MechanismType::ECC_KEY_PAIR_GEN, MechanismType::ECDH1_DERIVE]
+            }
             Operation::FindObject | Operation::OpenCloseSession | Operation::LoginLogout => {
                 vec![]
             }
@@ -220,6 +240,21 @@ pub enum Prepared {
     LoginLogout {
         pin: String,
     },
+    /// C_UnwrapKey of a 32-byte AES key into a session object, and C_DestroyObject of it:
+    /// what a digital envelope costs beside the decryption of the same blob.
+    Unwrap {
+        key: ObjectHandle,
+        kind: Cipher,
+        wrapped: Vec<u8>,
+        template: Vec<Attribute>,
+    },
+    /// C_DeriveKey (ECDH, no KDF) of a session generic secret with a fixed peer point, and
+    /// C_DestroyObject of it.
+    Derive {
+        key: ObjectHandle,
+        peer_point: Vec<u8>,
+        template: Vec<Attribute>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -227,6 +262,8 @@ pub enum Cipher {
     RsaPkcs1,
     RsaOaepSha256,
     Sm2Raw,
+    /// RFC 3394 key wrap.
+    AesKw,
 }
 
 #[derive(Clone, Copy)]
@@ -251,6 +288,7 @@ impl Cipher {
                 vendor(CKM_SM2_RAW),
                 None,
             )),
+            Cipher::AesKw => Mechanism::AesKeyWrap,
         }
     }
 }
@@ -383,6 +421,66 @@ pub fn prepare(operation: Operation, setup: &Setup) -> Result<Prepared, NotMeasu
         Operation::LoginLogout => Prepared::LoginLogout {
             pin: setup.pin.to_owned(),
         },
+        Operation::AesKwDecrypt | Operation::AesKwUnwrap | Operation::RsaUnwrapOaep => {
+            let (kind, wrapping, unwrapping) = match operation {
+                Operation::RsaUnwrapOaep => {
+                    let (public, private) = rsa_unwrap_pair(session)?;
+                    (Cipher::RsaOaepSha256, public, private)
+                }
+                _ => {
+                    let key = aes_key(session, &[Attribute::Wrap(true), Attribute::Unwrap(true)])?;
+                    (Cipher::AesKw, key, key)
+                }
+            };
+            let target = aes_key(session, &[Attribute::Extractable(true)])?;
+            let wrapped = session
+                .wrap_key(&kind.mechanism(), wrapping, target)
+                .map_err(|e| NotMeasured::from_error("C_WrapKey of the input", e))?;
+            match operation {
+                Operation::AesKwDecrypt => Prepared::Decrypt {
+                    key: unwrapping,
+                    kind,
+                    ciphertext: wrapped,
+                },
+                _ => Prepared::Unwrap {
+                    key: unwrapping,
+                    kind,
+                    wrapped,
+                    template: vec![
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(KeyType::AES),
+                        Attribute::Token(false),
+                        Attribute::Decrypt(true),
+                    ],
+                },
+            }
+        }
+        Operation::EcdhP256Derive => {
+            let (key, _) = ec_derive_pair(session)?;
+            // The peer's public key: any point of the curve does; that of a second pair.
+            let (_, peer_public) = ec_derive_pair(session)?;
+            let peer_point = match session.get_attributes(peer_public, &[AttributeType::EcPoint]) {
+                Ok(attrs) => match attrs.into_iter().next() {
+                    Some(Attribute::EcPoint(point)) => point,
+                    _ => return Err(NotMeasured::Failed("no CKA_EC_POINT".into())),
+                },
+                Err(e) => {
+                    return Err(NotMeasured::from_error(
+                        "C_GetAttributeValue(CKA_EC_POINT)",
+                        e,
+                    ))
+                }
+            };
+            Prepared::Derive {
+                key,
+                peer_point,
+                template: vec![
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::Token(false),
+                ],
+            }
+        }
     };
     Ok(prepared)
 }
@@ -423,6 +521,52 @@ fn ec_pair(
     session
         .generate_key_pair(&mechanism, &public, &private)
         .map_err(|e| NotMeasured::from_error("C_GenerateKeyPair(EC)", e))
+}
+
+/// An RSA-2048 pair for key transport: (public with CKA_WRAP, private with CKA_UNWRAP).
+fn rsa_unwrap_pair(session: &Session) -> Result<(ObjectHandle, ObjectHandle), NotMeasured> {
+    let public = [
+        Attribute::Token(false),
+        Attribute::Wrap(true),
+        Attribute::ModulusBits(2048.into()),
+        Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+    ];
+    let private = [
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Unwrap(true),
+    ];
+    session
+        .generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+        .map_err(|e| NotMeasured::from_error("C_GenerateKeyPair(RSA-2048)", e))
+}
+
+/// A P-256 pair as session objects: (private with CKA_DERIVE, public).
+fn ec_derive_pair(session: &Session) -> Result<(ObjectHandle, ObjectHandle), NotMeasured> {
+    let public = [
+        Attribute::Token(false),
+        Attribute::EcParams(P256_OID.to_vec()),
+    ];
+    let private = [
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Derive(true),
+    ];
+    session
+        .generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+        .map(|(public, private)| (private, public))
+        .map_err(|e| NotMeasured::from_error("C_GenerateKeyPair(EC P-256)", e))
+}
+
+/// A session AES-256 key with the usage flags in `usage`.
+fn aes_key(session: &Session, usage: &[Attribute]) -> Result<ObjectHandle, NotMeasured> {
+    let mut template = vec![Attribute::Token(false), Attribute::ValueLen(32.into())];
+    template.extend_from_slice(usage);
+    session
+        .generate_key(&Mechanism::AesKeyGen, &template)
+        .map_err(|e| NotMeasured::from_error("C_GenerateKey(AES-256)", e))
 }
 
 fn sm2_pair(session: &Session) -> Result<(ObjectHandle, ObjectHandle), NotMeasured> {
@@ -529,6 +673,25 @@ impl Prepared {
             Prepared::LoginLogout { pin } => {
                 session.login(UserType::User, Some(&AuthPin::new(pin.as_str().into())))?;
                 session.logout()?;
+            }
+            Prepared::Unwrap {
+                key,
+                kind,
+                wrapped,
+                template,
+            } => {
+                let unwrapped = session.unwrap_key(&kind.mechanism(), *key, wrapped, template)?;
+                session.destroy_object(unwrapped)?;
+            }
+            Prepared::Derive {
+                key,
+                peer_point,
+                template,
+            } => {
+                let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
+                let derived =
+                    session.derive_key(&Mechanism::Ecdh1Derive(params), *key, template)?;
+                session.destroy_object(derived)?;
             }
         }
         Ok(())
