@@ -244,20 +244,11 @@ impl OwnServer {
     }
 
     fn pg_ctl(&self, args: &[&str]) {
-        let bindir = std::fs::read_dir("/usr/lib/postgresql")
-            .unwrap()
-            .map(|e| e.unwrap().path().join("bin"))
-            .max()
-            .unwrap();
-        let owner_run = running_as_root();
-        let mut cmd = if owner_run {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(bindir.join("pg_ctl"));
-            c
-        } else {
-            Command::new(bindir.join("pg_ctl"))
-        };
-        let status = cmd
+        assert!(self.try_pg_ctl(args), "pg_ctl {args:?}");
+    }
+
+    fn try_pg_ctl(&self, args: &[&str]) -> bool {
+        pg_command("pg_ctl")
             .arg("-D")
             .arg(&self.data)
             .args(["-w", "-l"])
@@ -265,14 +256,133 @@ impl OwnServer {
             .args(args)
             .stdout(Stdio::null())
             .status()
+            .unwrap()
+            .success()
+    }
+
+    /// kill -9 of the server (its postmaster: the backends end when they see it gone).
+    fn kill(&self) {
+        let pid_file = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap();
+        let pid = pid_file.lines().next().unwrap().trim();
+        assert!(Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// A synchronous streaming standby of this server on `port` (pg_basebackup -R), and
+    /// this server made to wait for it at every commit.
+    fn start_standby(&self, port: u16) -> OwnServer {
+        let dir = tempfile::Builder::new()
+            .prefix("ferrohsm-pg-standby.")
+            .tempdir()
+            .unwrap()
+            .keep();
+        if running_as_root() {
+            assert!(Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let data = dir.join("data");
+        let primary_port = self
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
             .unwrap();
-        assert!(status.success(), "pg_ctl {args:?}");
+        let status = pg_command("pg_basebackup")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                primary_port,
+                "-U",
+                "ferrohsm",
+                "-R",
+                "-X",
+                "stream",
+                // At once, not at the next spread checkpoint (minutes).
+                "-c",
+                "fast",
+                "-D",
+            ])
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_basebackup");
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        use std::io::Write;
+        writeln!(
+            conf,
+            "port = {port}\nunix_socket_directories = '{}'",
+            dir.display()
+        )
+        .unwrap();
+        let standby = OwnServer {
+            data,
+            url: self
+                .url
+                .replace(&format!(":{primary_port}/"), &format!(":{port}/")),
+        };
+        standby.pg_ctl(&["start"]);
+        self.sql("ALTER SYSTEM SET synchronous_standby_names = '*'");
+        self.sql("SELECT pg_reload_conf()");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.sql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != "1"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the standby never became synchronous"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        standby
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        let output = Command::new("psql")
+            .args([self.url.as_str(), "-XAtc", sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+}
+
+/// A PostgreSQL program (newest installed version), run as Debian's `postgres` user when
+/// we are root (the server refuses to run as root).
+fn pg_command(program: &str) -> Command {
+    let bindir = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .map(|e| e.unwrap().path().join("bin"))
+        .max()
+        .unwrap();
+    if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bindir.join(program));
+        c
+    } else {
+        Command::new(bindir.join(program))
     }
 }
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        self.pg_ctl(&["-m", "immediate", "stop"]);
+        // Already stopped or killed: nothing to stop.
+        let _ = self.try_pg_ctl(&["-m", "immediate", "stop"]);
         let _ = std::fs::remove_dir_all(self.data.parent().unwrap());
     }
 }
@@ -602,6 +712,121 @@ isolated_test! {
                     cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
                 )));
                 assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
+
+isolated_test! {
+    /// A primary with a synchronous streaming standby; an application generates keys and
+    /// decrypts continuously through the multi-host URL; the primary is killed (-9) and the
+    /// standby promoted. Every key whose C_GenerateKey returned CKR_OK is there afterwards
+    /// and works; a key loaded before the failover never stopped working. The longest gap
+    /// between two successful key generations is reported.
+    fn failover_to_a_synchronous_standby_keeps_every_acknowledged_key() {
+        const TEST: &str = "failover_to_a_synchronous_standby_keeps_every_acknowledged_key";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        let acked = dir.join("acked");
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let base = 54000 + 2 * (std::process::id() % 400) as u16;
+                let primary = OwnServer::start(base);
+                let standby = primary.start_standby(base + 1);
+                let hosts = format!("127.0.0.1:{base},127.0.0.1:{}", base + 1);
+                std::fs::write(
+                    dir.join("ferrohsm.toml"),
+                    format!(
+                        "token_dir = \"{}\"\nstore = \"postgresql://ferrohsm@{hosts}/ferrohsm_test?target_session_attrs=read-write&connect_timeout=2\"\n",
+                        dir.join("tokens").display()
+                    ),
+                )
+                .unwrap();
+                let app = spawn(TEST, "app");
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while std::fs::read_to_string(&acked).map_or(0, |t| t.lines().count()) < 20 {
+                    assert!(Instant::now() < deadline, "the application made no keys");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                primary.kill();
+                standby.pg_ctl(&["promote"]);
+                signal(&dir.join("failed-over"));
+                let output = app.wait_with_output().unwrap();
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                assert!(
+                    output.status.success() && stdout.contains("1 passed"),
+                    "the application failed\n{stdout}\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                // FERROHSM_TEST_REPORT names a file for the figure (a passing test's output is
+                // not shown).
+                for line in stdout.lines().filter(|l| l.starts_with("failover:")) {
+                    eprintln!("{line}");
+                    if let Some(report) = std::env::var_os("FERROHSM_TEST_REPORT") {
+                        let mut text = std::fs::read_to_string(&report).unwrap_or_default();
+                        text.push_str(line);
+                        text.push('\n');
+                        std::fs::write(report, text).unwrap();
+                    }
+                }
+                let check = spawn(TEST, "verify");
+                wait_ok(check, "the check after the failover");
+                drop(primary);
+            }
+            Some("app") => {
+                use std::io::Write;
+                let token = Token::new();
+                let session = token.user();
+                let loaded = session
+                    .generate_key(&Mechanism::AesKeyGen, &aes_template("loaded"))
+                    .unwrap();
+                let use_key = |key| {
+                    let sealed = session.encrypt(&Mechanism::AesEcb, key, &[7u8; 16]).unwrap();
+                    assert_eq!(session.decrypt(&Mechanism::AesEcb, key, &sealed).unwrap(), [7u8; 16]);
+                };
+                let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&acked).unwrap();
+                let (mut last_ok, mut longest_gap) = (Instant::now(), Duration::ZERO);
+                let (mut attempt, mut after_failover, mut failures) = (0u32, 0u32, 0u32);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while after_failover < 20 {
+                    assert!(Instant::now() < deadline, "no keys after the failover");
+                    attempt += 1;
+                    let label = format!("k{attempt}");
+                    use_key(loaded);
+                    match session.generate_key(&Mechanism::AesKeyGen, &aes_template(&label)) {
+                        Ok(key) => {
+                            writeln!(log, "{label}").unwrap();
+                            longest_gap = longest_gap.max(last_ok.elapsed());
+                            last_ok = Instant::now();
+                            use_key(key);
+                            if dir.join("failed-over").exists() {
+                                after_failover += 1;
+                            }
+                        }
+                        Err(_) => {
+                            failures += 1;
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+                println!(
+                    "failover: longest time without a key generation {:.2} s ({failures} calls refused meanwhile)",
+                    longest_gap.as_secs_f64()
+                );
+            }
+            Some("verify") => {
+                let token = Token::existing();
+                let session = token.user();
+                let labels = std::fs::read_to_string(&acked).unwrap();
+                for label in labels.lines() {
+                    let key = find_one(&session, label, ObjectClass::SECRET_KEY)
+                        .unwrap_or_else(|| panic!("acknowledged key {label} lost in the failover"));
+                    let sealed = session.encrypt(&Mechanism::AesEcb, key, &[1u8; 16]).unwrap();
+                    assert_eq!(session.decrypt(&Mechanism::AesEcb, key, &sealed).unwrap(), [1u8; 16]);
+                }
             }
             other => panic!("unknown phase {other:?}"),
         }

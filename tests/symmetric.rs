@@ -422,12 +422,15 @@ isolated_test! {
         let mac512 = session.sign(&Mechanism::Sha512Hmac, key, msg).unwrap();
         assert_eq!(&hex::encode(&mac512)[..32], "164b7a7bfcf819e2e395fbe73b56e0a3");
         // _GENERAL: the first 16 bytes.
+        // The parameter outlives the mechanism that points at it (a temporary would not).
         let len: CK_ULONG = 16;
-        let m = mech_bytes(CKM_SHA256_HMAC_GENERAL, &len.to_ne_bytes());
+        let len = len.to_ne_bytes();
+        let m = mech_bytes(CKM_SHA256_HMAC_GENERAL, &len);
         assert_eq!(raw.sign_init(s, &m, key.handle()), CKR_OK);
         assert_eq!(raw.run(OutputCall::Sign, s, msg).unwrap(), mac[..16]);
         let len: CK_ULONG = 33;
-        let m = mech_bytes(CKM_SHA256_HMAC_GENERAL, &len.to_ne_bytes());
+        let len = len.to_ne_bytes();
+        let m = mech_bytes(CKM_SHA256_HMAC_GENERAL, &len);
         assert_eq!(raw.sign_init(s, &m, key.handle()), CKR_MECHANISM_PARAM_INVALID);
         // SM3-HMAC against the hmac crate over sm3 (no published vector set).
         assert_eq!(raw.sign_init(s, &mech(CKM_SM3_HMAC), key.handle()), CKR_OK);

@@ -44,6 +44,8 @@ pub struct PgStore {
     payload: String,
     /// Said once per outage on stderr.
     outage_reported: bool,
+    /// The change counter of the last record read.
+    seen_counter: Option<u64>,
 }
 
 fn user_key(user: UserType) -> i32 {
@@ -336,6 +338,7 @@ impl PgStore {
             changed,
             payload,
             outage_reported: false,
+            seen_counter: None,
         };
         store.load_token()?;
         Ok(store)
@@ -412,6 +415,8 @@ impl PgStore {
             });
         if result.is_err() && client.is_closed() {
             self.lost();
+            // What this call did not read must be read at the next one.
+            self.changed.store(true, Ordering::SeqCst);
             if let Err(e) = &result {
                 self.report_outage(e);
             }
@@ -539,11 +544,43 @@ fn delete_rows(
 
 impl TokenStore for PgStore {
     fn load_token(&mut self) -> Result<TokenRecord> {
-        self.with_tx(|tx, slot, place| read_record(tx, slot, place))
+        let record = self.with_tx(|tx, slot, place| read_record(tx, slot, place))?;
+        self.seen_counter = Some(record.change_counter);
+        Ok(record)
     }
 
+    /// A raised flag is confirmed by reading the change counter (one round trip, only
+    /// after a notification): true only when the database is reachable now and moved past
+    /// what this store last read, so a reconnecting listener's "maybe" costs no reload, and
+    /// while the database is down the flag stays up and the call goes on with what is
+    /// loaded.
     fn data_changed(&mut self) -> Result<bool> {
-        Ok(self.changed.swap(false, Ordering::SeqCst))
+        if !self.changed.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let slot = self.slot;
+        let place = self.place();
+        let counter = self.client().and_then(|client| {
+            client
+                .query_opt(
+                    "SELECT change_counter FROM tokens WHERE slot_id = $1",
+                    &[&slot],
+                )
+                .map_err(|e| pg_error(&place, e))
+        });
+        match counter {
+            // Deleted: the reload says so.
+            Ok(None) => Ok(true),
+            Ok(Some(row)) => Ok(self.seen_counter != Some(row.get::<_, i64>(0) as u64)),
+            Err(e) => {
+                if self.client.as_ref().is_some_and(Client::is_closed) {
+                    self.lost();
+                }
+                self.report_outage(&e);
+                self.changed.store(true, Ordering::SeqCst);
+                Ok(false)
+            }
+        }
     }
 
     fn count_pin_attempt(&mut self, user: UserType, limit: u32) -> Result<PinAttempt> {
