@@ -23,14 +23,21 @@ pub struct Entry<M> {
 
 pub struct ObjectIndex<M> {
     entries: HashMap<CK_OBJECT_HANDLE, Entry<M>>,
-    by_value: HashMap<(CK_ATTRIBUTE_TYPE, Vec<u8>), HashSet<CK_OBJECT_HANDLE>>,
+    /// Per type of `INDEXED_TYPES` (same position), the handles by value: keyed by the
+    /// value alone so that a search looks a template's value up as a slice, without
+    /// copying it (a search is the hot path; an insert may allocate).
+    by_value: [HashMap<Vec<u8>, HashSet<CK_OBJECT_HANDLE>>; INDEXED_TYPES.len()],
+    /// The session objects of each session that has any, so that closing a session
+    /// touches only its own objects, not every object of the token.
+    by_session: HashMap<CK_SESSION_HANDLE, HashSet<CK_OBJECT_HANDLE>>,
 }
 
 impl<M> Default for ObjectIndex<M> {
     fn default() -> Self {
         ObjectIndex {
             entries: HashMap::new(),
-            by_value: HashMap::new(),
+            by_value: Default::default(),
+            by_session: HashMap::new(),
         }
     }
 }
@@ -54,13 +61,13 @@ impl<M> ObjectIndex<M> {
     pub fn insert(&mut self, object: Arc<Object>, meta: M) {
         let handle = object.handle;
         self.remove(handle);
-        for ty in INDEXED_TYPES {
-            if let Some(value) = object.attrs.get(ty) {
-                self.by_value
-                    .entry((ty, value.to_vec()))
-                    .or_default()
-                    .insert(handle);
+        for (ty, values) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = object.attrs.get(*ty) {
+                values.entry(value.to_vec()).or_default().insert(handle);
             }
+        }
+        if let Some(session) = object.session {
+            self.by_session.entry(session).or_default().insert(handle);
         }
         self.entries.insert(handle, Entry { object, meta });
     }
@@ -72,18 +79,43 @@ impl<M> ObjectIndex<M> {
 
     pub fn remove(&mut self, handle: CK_OBJECT_HANDLE) -> Option<Entry<M>> {
         let entry = self.entries.remove(&handle)?;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = entry.object.attrs.get(ty) {
-                let key = (ty, value.to_vec());
-                if let Some(set) = self.by_value.get_mut(&key) {
+        for (ty, values) in INDEXED_TYPES.iter().zip(&mut self.by_value) {
+            if let Some(value) = entry.object.attrs.get(*ty) {
+                if let Some(set) = values.get_mut(value) {
                     set.remove(&handle);
                     if set.is_empty() {
-                        self.by_value.remove(&key);
+                        values.remove(value);
                     }
                 }
             }
         }
+        if let Some(session) = entry.object.session {
+            if let Some(set) = self.by_session.get_mut(&session) {
+                set.remove(&handle);
+                if set.is_empty() {
+                    self.by_session.remove(&session);
+                }
+            }
+        }
         Some(entry)
+    }
+
+    /// Whether `session` owns any session object.
+    pub fn has_session_objects(&self, session: CK_SESSION_HANDLE) -> bool {
+        self.by_session.contains_key(&session)
+    }
+
+    /// Removes the session objects of `session`; returns their handles.
+    pub fn remove_session(&mut self, session: CK_SESSION_HANDLE) -> Vec<CK_OBJECT_HANDLE> {
+        let gone: Vec<_> = self
+            .by_session
+            .remove(&session)
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default();
+        for handle in &gone {
+            self.remove(*handle);
+        }
+        gone
     }
 
     /// Removes every entry for which `drop` is true; returns the removed handles.
@@ -110,9 +142,9 @@ impl<M> ObjectIndex<M> {
         template: &'a Attributes,
     ) -> Box<dyn Iterator<Item = &'a Entry<M>> + 'a> {
         let mut smallest: Option<&HashSet<CK_OBJECT_HANDLE>> = None;
-        for ty in INDEXED_TYPES {
-            if let Some(value) = template.get(ty) {
-                match self.by_value.get(&(ty, value.to_vec())) {
+        for (ty, values) in INDEXED_TYPES.iter().zip(&self.by_value) {
+            if let Some(value) = template.get(*ty) {
+                match values.get(value) {
                     None => return Box::new(std::iter::empty()),
                     Some(set) => {
                         if smallest.is_none_or(|s| set.len() < s.len()) {
@@ -182,5 +214,30 @@ mod tests {
         t.set(CKA_LABEL, b"k7".to_vec());
         assert_eq!(index.matching(&t).count(), 0);
         assert_eq!(index.len(), 99);
+    }
+
+    #[test]
+    fn session_objects_by_session() {
+        let mut index = ObjectIndex::new();
+        let owned = |handle, session| {
+            let mut object = Arc::into_inner(object(handle, "s", CKO_DATA)).unwrap();
+            object.session = Some(session);
+            Arc::new(object)
+        };
+        index.insert(object(1, "t", CKO_DATA), ());
+        index.insert(owned(2, 10), ());
+        index.insert(owned(3, 10), ());
+        index.insert(owned(4, 11), ());
+        index.remove(3);
+        assert!(index.has_session_objects(10));
+        assert!(!index.has_session_objects(12));
+        assert_eq!(index.remove_session(10), vec![2]);
+        assert!(!index.has_session_objects(10));
+        assert!(index.remove_session(10).is_empty());
+        assert_eq!(index.len(), 2);
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, b"s".to_vec());
+        let left: Vec<_> = index.matching(&t).map(|e| e.object.handle).collect();
+        assert_eq!(left, vec![4]);
     }
 }
