@@ -16,7 +16,8 @@
 use crate::config::{Config, PinPolicy};
 use crate::error::{fail, Error, Result};
 use crate::storage::sqlite::SqliteStore;
-use crate::token::{Token, TokenInfo};
+use crate::storage::TokenStore;
+use crate::token::{StoreOpener, Token, TokenInfo};
 use cryptoki_sys::*;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -302,7 +303,11 @@ impl Slots {
 
     fn open_token(&self, path: &Path, map: &SlotMap) -> Result<Token> {
         let store = SqliteStore::open(path)?;
-        let token = Token::open(Box::new(store), self.pins.clone())?;
+        let file = path.to_path_buf();
+        let checkers: StoreOpener = Box::new(move || {
+            SqliteStore::open(&file).map(|store| Box::new(store) as Box<dyn TokenStore>)
+        });
+        let token = Token::open(Box::new(store), self.pins.clone(), Some(checkers))?;
         let slot = token.slot_id();
         if slot > MAX_SLOT_ID {
             return Err(Error::with(

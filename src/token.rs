@@ -184,6 +184,63 @@ pub struct Token {
     /// records keep their own cost and say whether they need the host secret).
     pins: PinPolicy,
     inner: RwLock<Inner>,
+    checkers: Option<Checkers>,
+}
+
+/// Opens another connection to a token's store.
+pub(crate) type StoreOpener = Box<dyn Fn() -> Result<Box<dyn TokenStore>> + Send + Sync>;
+
+/// Connections to the token's store that serve only the change check of the read path
+/// (`Token::read_synced`), so that threads check side by side instead of one at a time on
+/// the token's own connection: one `PRAGMA data_version` is most of a short call. A thread
+/// takes an idle one for its check and puts it back once the state is as of that check;
+/// there are as many as threads ever checked at the same moment (at most `MAX_IDLE` kept).
+///
+/// Why a check on another connection is enough: `data_changed` says whether any connection
+/// but itself committed since its own last check, and each connection here goes back to
+/// the pool only when the state is as of its last check (nothing changed since the one
+/// before, or the state was synced after it). A commit of the token's own connection shows
+/// here as a change too: the sync that follows finds nothing to do.
+struct Checkers {
+    open: StoreOpener,
+    idle: Mutex<Vec<Box<dyn TokenStore>>>,
+    /// Opening one failed (logged once): the checks use the token's own connection.
+    failed: AtomicBool,
+}
+
+/// Idle checker connections kept at most (each holds two file descriptors).
+const MAX_IDLE: usize = 16;
+
+impl Checkers {
+    /// An idle connection, or a new one; None when none can be opened.
+    fn take(&self) -> Option<Box<dyn TokenStore>> {
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(store) = self.idle.lock().pop() {
+            return Some(store);
+        }
+        match (self.open)() {
+            Ok(store) => Some(store),
+            Err(e) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    crate::log::warn(&format!(
+                        "token store: cannot open a connection for change checks ({e}); \
+                         threads check one at a time on the token's connection"
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    /// Puts back a connection whose last check the state is as of.
+    fn put_back(&self, store: Box<dyn TokenStore>) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push(store);
+        }
+    }
 }
 
 impl Drop for Token {
@@ -194,8 +251,14 @@ impl Drop for Token {
 }
 
 impl Token {
-    /// Loads a token and its objects from its store.
-    pub(crate) fn open(mut store: Box<dyn TokenStore>, pins: PinPolicy) -> Result<Token> {
+    /// Loads a token and its objects from its store; `checkers` opens more connections to
+    /// the same store for the change checks of threads calling side by side (see
+    /// `Checkers`), None to check on `store` alone.
+    pub(crate) fn open(
+        mut store: Box<dyn TokenStore>,
+        pins: PinPolicy,
+        checkers: Option<StoreOpener>,
+    ) -> Result<Token> {
         // Note the store's data version before reading the record: a commit by another
         // process in between is then seen (and the record re-read) at the next call.
         store.data_changed()?;
@@ -222,6 +285,11 @@ impl Token {
             slot_id: inner.record.slot_id,
             pins,
             inner: RwLock::new(inner),
+            checkers: checkers.map(|open| Checkers {
+                open,
+                idle: Mutex::new(Vec::new()),
+                failed: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -269,6 +337,8 @@ impl Token {
     /// a change (or the first call, or a login's object-set check) takes the write lock to
     /// catch up, as `Inner::sync` does.
     fn read_synced(&self, objects: bool) -> Result<RwLockReadGuard<'_, Inner>> {
+        // A checker connection that saw a change goes back once the state has caught up.
+        let mut checker = None;
         {
             let inner = self.inner.read();
             let current = !objects || inner.objects_current();
@@ -276,17 +346,27 @@ impl Token {
                 return Ok(inner);
             }
             if current {
-                let mut store = inner.store.lock();
-                let changed = store.data_changed()?;
-                // `behind`: another thread's check saw a commit first, and the state has
-                // not caught up with it yet.
-                if !changed && !inner.behind.load(Ordering::Relaxed) {
-                    drop(store);
-                    inner.note_synced();
-                    return Ok(inner);
+                if let Some(mut store) = self.checkers.as_ref().and_then(Checkers::take) {
+                    // An error drops the connection: its last check may have seen a change.
+                    if !store.data_changed()? {
+                        self.put_back_checker(store);
+                        inner.note_synced();
+                        return Ok(inner);
+                    }
+                    checker = Some(store);
+                } else {
+                    let mut store = inner.store.lock();
+                    let changed = store.data_changed()?;
+                    // `behind`: another thread's check saw a commit first, and the state
+                    // has not caught up with it yet.
+                    if !changed && !inner.behind.load(Ordering::Relaxed) {
+                        drop(store);
+                        inner.note_synced();
+                        return Ok(inner);
+                    }
+                    // The store reports a commit once: whoever syncs next must know of it.
+                    inner.behind.store(true, Ordering::Relaxed);
                 }
-                // The store reports a commit once: whoever syncs next must know of it.
-                inner.behind.store(true, Ordering::Relaxed);
             }
         }
         let mut inner = self.inner.write();
@@ -295,7 +375,16 @@ impl Token {
         } else {
             inner.sync_record()?;
         }
+        if let Some(store) = checker {
+            self.put_back_checker(store);
+        }
         Ok(RwLockWriteGuard::downgrade(inner))
+    }
+
+    fn put_back_checker(&self, store: Box<dyn TokenStore>) {
+        if let Some(checkers) = &self.checkers {
+            checkers.put_back(store);
+        }
     }
 
     pub fn info(&self) -> TokenInfo {
@@ -1737,6 +1826,76 @@ mod tests {
         let mut t = Attributes::new();
         t.set(CKA_LABEL, label.as_bytes());
         t
+    }
+
+    /// Threads search side by side, each checking on a connection of its own (`Checkers`):
+    /// a commit on another connection is seen by every thread's next call, whichever
+    /// checker connection it takes, and so is a deletion.
+    #[test]
+    fn every_thread_sees_a_commit_elsewhere_at_its_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let (_other_slots, other) = reopen(dir.path());
+        let readers = 3;
+        let rounds = 40;
+        let barrier = std::sync::Barrier::new(readers + 1);
+        let stop = AtomicBool::new(false);
+        // Noted rather than asserted in the threads: a panic there would leave the others
+        // waiting at the barrier for ever.
+        let misses = Mutex::new(Vec::new());
+        let expect = |ok: bool, what: String| {
+            if !ok {
+                misses.lock().push(what);
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..readers {
+                scope.spawn(|| {
+                    for round in 0..rounds {
+                        barrier.wait(); // `other` created object `round`
+                        crate::call_id::begin();
+                        let label = by_label(&format!("o{round}"));
+                        let found = token.find(&label).unwrap();
+                        expect(found.len() == 1, format!("round {round}: the new object"));
+                        expect(
+                            found.iter().all(|h| token.object(*h).is_ok()),
+                            format!("round {round}: read"),
+                        );
+                        // A second step of the same call needs no check.
+                        expect(
+                            token.find(&label).unwrap() == found,
+                            format!("round {round}: second step"),
+                        );
+                        barrier.wait(); // `other` deletes it
+                        barrier.wait();
+                        crate::call_id::begin();
+                        let gone = token.find(&by_label(&format!("o{round}"))).unwrap();
+                        expect(gone.is_empty(), format!("round {round}: deleted elsewhere"));
+                    }
+                });
+            }
+            // Another thread keeps checking meanwhile, so that connections change hands.
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    crate::call_id::begin();
+                    token.find(&by_label("none")).unwrap();
+                }
+            });
+            for round in 0..rounds {
+                let handle = other
+                    .create_object(data(&format!("o{round}"), true, false), 1)
+                    .unwrap();
+                barrier.wait();
+                barrier.wait();
+                other.destroy_object(handle).unwrap();
+                barrier.wait();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(misses.into_inner(), Vec::<String>::new());
+        let checkers = token.checkers.as_ref().unwrap();
+        assert!(!checkers.failed.load(Ordering::Relaxed));
+        assert!(checkers.idle.lock().len() <= MAX_IDLE);
     }
 
     #[test]
