@@ -192,54 +192,78 @@ pub(crate) type StoreOpener = Box<dyn Fn() -> Result<Box<dyn TokenStore>> + Send
 
 /// Connections to the token's store that serve only the change check of the read path
 /// (`Token::read_synced`), so that threads check side by side instead of one at a time on
-/// the token's own connection: one `PRAGMA data_version` is most of a short call. A thread
-/// takes an idle one for its check and puts it back once the state is as of that check;
-/// there are as many as threads ever checked at the same moment (at most `MAX_IDLE` kept).
+/// the token's own connection: one `PRAGMA data_version` is most of a short call. Each
+/// thread starts at a slot of its own (`CHECKER_SLOT`) and takes the first free one, its
+/// lock held for the check (and the sync after a change); the slots are opened on first
+/// use. When all are busy, the check runs on the token's connection.
 ///
 /// Why a check on another connection is enough: `data_changed` says whether any connection
-/// but itself committed since its own last check, and each connection here goes back to
-/// the pool only when the state is as of its last check (nothing changed since the one
-/// before, or the state was synced after it). A commit of the token's own connection shows
-/// here as a change too: the sync that follows finds nothing to do.
+/// but itself committed since its own last check, and a connection stays in its slot only
+/// when the state is as of its last check (nothing changed since the one before, or the
+/// state was synced after it); one whose check or sync failed is closed. A commit of the
+/// token's own connection shows here as a change too: the sync that follows finds nothing
+/// to do.
 struct Checkers {
     open: StoreOpener,
-    idle: Mutex<Vec<Box<dyn TokenStore>>>,
+    slots: Box<[CheckerSlot]>,
     /// Opening one failed (logged once): the checks use the token's own connection.
     failed: AtomicBool,
 }
 
-/// Idle checker connections kept at most (each holds two file descriptors).
-const MAX_IDLE: usize = 16;
+/// Checker connections per token at most (each holds two file descriptors).
+const CHECKER_SLOTS: usize = 8;
+
+/// One checker connection, on a cache line of its own: threads taking their own slots do
+/// not write a line another thread reads.
+#[repr(align(64))]
+#[derive(Default)]
+struct CheckerSlot(Mutex<Option<Box<dyn TokenStore>>>);
+
+type CheckerGuard<'a> = parking_lot::MutexGuard<'a, Option<Box<dyn TokenStore>>>;
+
+thread_local! {
+    /// The checker slot this thread tries first (threads take turns through the slots).
+    static CHECKER_SLOT: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) as usize
+    };
+}
 
 impl Checkers {
-    /// An idle connection, or a new one; None when none can be opened.
-    fn take(&self) -> Option<Box<dyn TokenStore>> {
-        if self.failed.load(Ordering::Relaxed) {
-            return None;
-        }
-        if let Some(store) = self.idle.lock().pop() {
-            return Some(store);
-        }
-        match (self.open)() {
-            Ok(store) => Some(store),
-            Err(e) => {
-                if !self.failed.swap(true, Ordering::Relaxed) {
-                    crate::log::warn(&format!(
-                        "token store: cannot open a connection for change checks ({e}); \
-                         threads check one at a time on the token's connection"
-                    ));
-                }
-                None
-            }
+    fn new(open: StoreOpener) -> Checkers {
+        Checkers {
+            open,
+            slots: (0..CHECKER_SLOTS).map(|_| CheckerSlot::default()).collect(),
+            failed: AtomicBool::new(false),
         }
     }
 
-    /// Puts back a connection whose last check the state is as of.
-    fn put_back(&self, store: Box<dyn TokenStore>) {
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
-            idle.push(store);
+    /// A free slot, locked, with its connection taken out (put it back once the state is
+    /// as of its check; dropped with the guard, it is closed); None when every slot is
+    /// busy or no connection can be opened.
+    fn take(&self) -> Option<(CheckerGuard<'_>, Box<dyn TokenStore>)> {
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
         }
+        let first = CHECKER_SLOT.with(|slot| *slot);
+        let mut slot = (0..self.slots.len())
+            .find_map(|i| self.slots[(first + i) % self.slots.len()].0.try_lock())?;
+        let store = match slot.take() {
+            Some(store) => store,
+            None => match (self.open)() {
+                Ok(store) => store,
+                Err(e) => {
+                    if !self.failed.swap(true, Ordering::Relaxed) {
+                        crate::log::warn(&format!(
+                            "token store: cannot open a connection for change checks ({e}); \
+                             threads check one at a time on the token's connection"
+                        ));
+                    }
+                    return None;
+                }
+            },
+        };
+        Some((slot, store))
     }
 }
 
@@ -285,11 +309,7 @@ impl Token {
             slot_id: inner.record.slot_id,
             pins,
             inner: RwLock::new(inner),
-            checkers: checkers.map(|open| Checkers {
-                open,
-                idle: Mutex::new(Vec::new()),
-                failed: AtomicBool::new(false),
-            }),
+            checkers: checkers.map(Checkers::new),
         })
     }
 
@@ -338,7 +358,7 @@ impl Token {
     /// catch up, as `Inner::sync` does.
     fn read_synced(&self, objects: bool) -> Result<RwLockReadGuard<'_, Inner>> {
         // A checker connection that saw a change goes back once the state has caught up.
-        let mut checker = None;
+        let mut checker: Option<(CheckerGuard<'_>, Box<dyn TokenStore>)> = None;
         {
             let inner = self.inner.read();
             let current = !objects || inner.objects_current();
@@ -346,14 +366,16 @@ impl Token {
                 return Ok(inner);
             }
             if current {
-                if let Some(mut store) = self.checkers.as_ref().and_then(Checkers::take) {
-                    // An error drops the connection: its last check may have seen a change.
+                if let Some((mut slot, mut store)) = self.checkers.as_ref().and_then(Checkers::take)
+                {
+                    // An error closes the connection: its last check may have seen a change.
                     if !store.data_changed()? {
-                        self.put_back_checker(store);
+                        *slot = Some(store);
+                        drop(slot);
                         inner.note_synced();
                         return Ok(inner);
                     }
-                    checker = Some(store);
+                    checker = Some((slot, store));
                 } else {
                     let mut store = inner.store.lock();
                     let changed = store.data_changed()?;
@@ -375,16 +397,10 @@ impl Token {
         } else {
             inner.sync_record()?;
         }
-        if let Some(store) = checker {
-            self.put_back_checker(store);
+        if let Some((mut slot, store)) = checker {
+            *slot = Some(store);
         }
         Ok(RwLockWriteGuard::downgrade(inner))
-    }
-
-    fn put_back_checker(&self, store: Box<dyn TokenStore>) {
-        if let Some(checkers) = &self.checkers {
-            checkers.put_back(store);
-        }
     }
 
     pub fn info(&self) -> TokenInfo {
@@ -1895,7 +1911,8 @@ mod tests {
         assert_eq!(misses.into_inner(), Vec::<String>::new());
         let checkers = token.checkers.as_ref().unwrap();
         assert!(!checkers.failed.load(Ordering::Relaxed));
-        assert!(checkers.idle.lock().len() <= MAX_IDLE);
+        let open = checkers.slots.iter().filter(|s| s.0.lock().is_some());
+        assert!(open.count() >= 1, "the checks ran on checker connections");
     }
 
     #[test]
