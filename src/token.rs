@@ -191,8 +191,9 @@ pub struct Token {
 pub(crate) type StoreOpener = Box<dyn Fn() -> Result<Box<dyn TokenStore>> + Send + Sync>;
 
 /// Connections to the token's store that serve only the change check of the read path
-/// (`Token::read_synced`), so that threads check side by side instead of one at a time on
-/// the token's own connection: one `PRAGMA data_version` is most of a short call. Each
+/// (`Token::read_synced`), so that a check needs neither the token's connection nor its
+/// lock: one `PRAGMA data_version` is most of a short call. The checks still take turns
+/// (`gate`), as SQLite makes them do anyway (see `spin_lock`), but briefly. Each
 /// thread starts at a slot of its own (`CHECKER_SLOT`) and takes the first free one, its
 /// lock held for the check (and the sync after a change); the slots are opened on first
 /// use. When all are busy, the check runs on the token's connection.
@@ -205,6 +206,8 @@ pub(crate) type StoreOpener = Box<dyn Fn() -> Result<Box<dyn TokenStore>> + Send
 /// to do.
 struct Checkers {
     open: StoreOpener,
+    /// Taken (`spin_lock`) around every check: see `spin_lock`.
+    gate: Mutex<()>,
     slots: Box<[CheckerSlot]>,
     /// Opening one failed (logged once): the checks use the token's own connection.
     failed: AtomicBool,
@@ -229,10 +232,32 @@ thread_local! {
     };
 }
 
+/// The gate of `checkers` (only called with checkers).
+fn checkers_gate(checkers: &Option<Checkers>) -> &Mutex<()> {
+    &checkers.as_ref().expect("checker in use").gate
+}
+
+/// Locks `mutex`, spinning a while before sleeping. For the change check: SQLite starts
+/// and ends every read transaction under one mutex per file and process, around an
+/// fcntl() (`unixShmLock`), a glibc mutex that puts a thread to sleep as soon as it is
+/// taken; woken up on a loaded machine, the thread waited milliseconds for a CPU (2
+/// threads of verify on one key gained nothing: 1 300 such sleeps a second). Taking turns
+/// here first, spinning, keeps that mutex free: a check lasts about a microsecond.
+fn spin_lock<T>(mutex: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    for _ in 0..2_000 {
+        if let Some(guard) = mutex.try_lock() {
+            return guard;
+        }
+        std::hint::spin_loop();
+    }
+    mutex.lock()
+}
+
 impl Checkers {
     fn new(open: StoreOpener) -> Checkers {
         Checkers {
             open,
+            gate: Mutex::new(()),
             slots: (0..CHECKER_SLOTS).map(|_| CheckerSlot::default()).collect(),
             failed: AtomicBool::new(false),
         }
@@ -369,7 +394,11 @@ impl Token {
                 if let Some((mut slot, mut store)) = self.checkers.as_ref().and_then(Checkers::take)
                 {
                     // An error closes the connection: its last check may have seen a change.
-                    if !store.data_changed()? {
+                    let changed = {
+                        let _gate = spin_lock(checkers_gate(&self.checkers));
+                        store.data_changed()?
+                    };
+                    if !changed {
                         *slot = Some(store);
                         drop(slot);
                         inner.note_synced();
@@ -377,7 +406,7 @@ impl Token {
                     }
                     checker = Some((slot, store));
                 } else {
-                    let mut store = inner.store.lock();
+                    let mut store = spin_lock(&inner.store);
                     let changed = store.data_changed()?;
                     // `behind`: another thread's check saw a commit first, and the state
                     // has not caught up with it yet.
