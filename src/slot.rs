@@ -255,7 +255,8 @@ impl Slots {
 
     fn open_token(&self, name: &str, map: &SlotMap) -> Result<Token> {
         let store = self.location.open(name)?;
-        let token = Token::open(store, self.pins.clone())?;
+        let checkers = self.location.checker_opener(name);
+        let token = Token::open(store, self.pins.clone(), checkers)?;
         let slot = token.slot_id();
         let place = self.location.describe();
         if slot > MAX_SLOT_ID {

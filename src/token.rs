@@ -1,15 +1,17 @@
 //! One initialised token: its info, login state, PIN retry counters, and its objects
 //! (persistent token objects and this process's session objects) with the in-memory index.
 //!
-//! Locks: a token has one `parking_lot::Mutex` over its state and store connection, and it
-//! is a leaf: while it is held nothing else is locked (no session, no registry), so a
-//! caller may hold the registry or a session lock when calling in without any risk of a
-//! lock-order cycle. It is never held while Argon2 runs (PIN checks derive outside it and
-//! re-lock to record the result) nor while a key is parsed (`loaded_key` parses outside it
-//! and caches the result if nothing changed meanwhile). Every call first syncs with the
-//! store: one `PRAGMA data_version` when no other connection committed, a diff by
-//! generation when one did; but for destroying a session object, which lives in this
-//! process's memory only.
+//! Locks: a token has one `parking_lot::RwLock` over its state and store connection, and
+//! it is a leaf: while it is held nothing else is locked (no session, no registry; the
+//! store connection's own lock is taken only under it), so a caller may hold the registry
+//! or a session lock when calling in without any risk of a lock-order cycle. Searches,
+//! reads and key look-ups take it shared (`Token::read_synced`), so threads making short
+//! calls do not wait for each other; changes take it exclusively. It is never held while
+//! Argon2 runs (PIN checks derive outside it and re-lock to record the result) nor while a
+//! key is parsed (`loaded_key` parses outside it and caches the result if nothing changed
+//! meanwhile). Every call first syncs with the store: one `PRAGMA data_version` when no
+//! other connection committed, a diff by generation when one did; but for destroying a
+//! session object, which lives in this process's memory only.
 //!
 //! Secrets: token objects keep their secret attributes (see `policy::is_secret`) sealed in
 //! memory as on disk; they are opened only when an object is read (`object`) or a key is
@@ -39,9 +41,9 @@ use crate::storage::{
     TokenRecord, TokenStore, PIN_COUNTER_MAC, PIN_HOST_SECRET,
 };
 use cryptoki_sys::*;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -85,6 +87,14 @@ pub struct Object {
     /// Secret attributes the object has at rest but which cannot be opened now (sealed under
     /// the token key, and nobody is logged in): absent from `attrs`; treat them as sensitive.
     pub locked: Vec<CK_ATTRIBUTE_TYPE>,
+}
+
+thread_local! {
+    /// The C call (`call_id`) of this thread that last synced which token (`Inner::id`):
+    /// later steps of the same call skip the store's change check. Kept per thread, not in
+    /// the token, so that the read path writes nothing that other threads read.
+    static SYNCED_IN: std::cell::Cell<Option<(u64, std::num::NonZeroU64)>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// Object handles are unique across all tokens of the process and never reused.
@@ -139,16 +149,22 @@ struct Login {
 }
 
 struct Inner {
-    store: Box<dyn TokenStore>,
+    /// Locked on its own only for the change check of the read path (`Token::read_synced`),
+    /// under the token's read lock; everything else reaches it through the write lock
+    /// (`get_mut`, no locking).
+    store: Mutex<Box<dyn TokenStore>>,
+    /// A change check under the read lock saw other connections' commits, which the state
+    /// has not caught up with yet: the store will not report them again, so the next sync
+    /// reloads whatever `data_changed` says. Set and read with `store` locked.
+    behind: AtomicBool,
+    /// Which token this is, for `SYNCED_IN` (unique in the process, never reused).
+    id: u64,
     record: TokenRecord,
     /// The store's change counter at the last completed sync of the objects; `None`: never
     /// synced (or forgotten). The objects are stale while it differs from `record`'s
     /// counter, which moves only with other connections' commits (SQLite's data_version
     /// ignores our own, and our own writes update the index as they go).
     seen_counter: Option<u64>,
-    /// The C call (`call_id`) that last synced: later steps of the same call skip the
-    /// store's change check.
-    synced_in: Option<std::num::NonZeroU64>,
     index: ObjectIndex<Meta>,
     by_store_id: HashMap<ObjectId, CK_OBJECT_HANDLE>,
     login: Option<Login>,
@@ -169,7 +185,113 @@ pub struct Token {
     /// Argon2 cost, minimum length and host secret for PINs set from now on (stored PIN
     /// records keep their own cost and say whether they need the host secret).
     pins: PinPolicy,
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
+    checkers: Option<Checkers>,
+}
+
+/// Opens another connection to a token's store.
+pub(crate) use crate::storage::location::StoreOpener;
+
+/// Connections to the token's store that serve only the change check of the read path
+/// (`Token::read_synced`), so that a check needs neither the token's connection nor its
+/// lock: one `PRAGMA data_version` is most of a short call. The checks still take turns
+/// (`gate`), as SQLite makes them do anyway (see `spin_lock`), but briefly. Each
+/// thread starts at a slot of its own (`CHECKER_SLOT`) and takes the first free one, its
+/// lock held for the check (and the sync after a change); the slots are opened on first
+/// use. When all are busy, the check runs on the token's connection.
+///
+/// Why a check on another connection is enough: `data_changed` says whether any connection
+/// but itself committed since its own last check, and a connection stays in its slot only
+/// when the state is as of its last check (nothing changed since the one before, or the
+/// state was synced after it); one whose check or sync failed is closed. A commit of the
+/// token's own connection shows here as a change too: the sync that follows finds nothing
+/// to do.
+struct Checkers {
+    open: StoreOpener,
+    /// Taken (`spin_lock`) around every check: see `spin_lock`.
+    gate: Mutex<()>,
+    slots: Box<[CheckerSlot]>,
+    /// Opening one failed (logged once): the checks use the token's own connection.
+    failed: AtomicBool,
+}
+
+/// Checker connections per token at most (each holds two file descriptors).
+const CHECKER_SLOTS: usize = 8;
+
+/// One checker connection, on a cache line of its own: threads taking their own slots do
+/// not write a line another thread reads.
+#[repr(align(64))]
+#[derive(Default)]
+struct CheckerSlot(Mutex<Option<Box<dyn TokenStore>>>);
+
+type CheckerGuard<'a> = parking_lot::MutexGuard<'a, Option<Box<dyn TokenStore>>>;
+
+thread_local! {
+    /// The checker slot this thread tries first (threads take turns through the slots).
+    static CHECKER_SLOT: usize = {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) as usize
+    };
+}
+
+/// The gate of `checkers` (only called with checkers).
+fn checkers_gate(checkers: &Option<Checkers>) -> &Mutex<()> {
+    &checkers.as_ref().expect("checker in use").gate
+}
+
+/// Locks `mutex`, spinning a while before sleeping. For the change check: SQLite starts
+/// and ends every read transaction under one mutex per file and process, around an
+/// fcntl() (`unixShmLock`), a glibc mutex that puts a thread to sleep as soon as it is
+/// taken; woken up on a loaded machine, the thread waited milliseconds for a CPU (2
+/// threads of verify on one key gained nothing: 1 300 such sleeps a second). Taking turns
+/// here first, spinning, keeps that mutex free: a check lasts about a microsecond.
+fn spin_lock<T>(mutex: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    for _ in 0..2_000 {
+        if let Some(guard) = mutex.try_lock() {
+            return guard;
+        }
+        std::hint::spin_loop();
+    }
+    mutex.lock()
+}
+
+impl Checkers {
+    fn new(open: StoreOpener) -> Checkers {
+        Checkers {
+            open,
+            gate: Mutex::new(()),
+            slots: (0..CHECKER_SLOTS).map(|_| CheckerSlot::default()).collect(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// A free slot, locked, with its connection taken out (put it back once the state is
+    /// as of its check; dropped with the guard, it is closed); None when every slot is
+    /// busy or no connection can be opened.
+    fn take(&self) -> Option<(CheckerGuard<'_>, Box<dyn TokenStore>)> {
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let first = CHECKER_SLOT.with(|slot| *slot);
+        let mut slot = (0..self.slots.len())
+            .find_map(|i| self.slots[(first + i) % self.slots.len()].0.try_lock())?;
+        let store = match slot.take() {
+            Some(store) => store,
+            None => match (self.open)() {
+                Ok(store) => store,
+                Err(e) => {
+                    if !self.failed.swap(true, Ordering::Relaxed) {
+                        crate::log::warn(&format!(
+                            "token store: cannot open a connection for change checks ({e}); \
+                             threads check one at a time on the token's connection"
+                        ));
+                    }
+                    return None;
+                }
+            },
+        };
+        Some((slot, store))
+    }
 }
 
 impl Drop for Token {
@@ -180,17 +302,25 @@ impl Drop for Token {
 }
 
 impl Token {
-    /// Loads a token and its objects from its store.
-    pub(crate) fn open(mut store: Box<dyn TokenStore>, pins: PinPolicy) -> Result<Token> {
+    /// Loads a token and its objects from its store; `checkers` opens more connections to
+    /// the same store for the change checks of threads calling side by side (see
+    /// `Checkers`), None to check on `store` alone.
+    pub(crate) fn open(
+        mut store: Box<dyn TokenStore>,
+        pins: PinPolicy,
+        checkers: Option<StoreOpener>,
+    ) -> Result<Token> {
         // Note the store's data version before reading the record: a commit by another
         // process in between is then seen (and the record re-read) at the next call.
         store.data_changed()?;
         let record = store.load_token()?;
+        static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
         let inner = Inner {
-            store,
+            store: Mutex::new(store),
+            behind: AtomicBool::new(false),
+            id: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
             record,
             seen_counter: None,
-            synced_in: None,
             index: ObjectIndex::new(),
             by_store_id: HashMap::new(),
             login: None,
@@ -205,7 +335,8 @@ impl Token {
         Ok(Token {
             slot_id: inner.record.slot_id,
             pins,
-            inner: Mutex::new(inner),
+            inner: RwLock::new(inner),
+            checkers: checkers.map(Checkers::new),
         })
     }
 
@@ -243,11 +374,80 @@ impl Token {
         self.slot_id
     }
 
+    /// The state under the read lock, caught up with other connections' commits as of
+    /// this C call (the record, and with `objects` the objects too).
+    ///
+    /// The hot path of short calls (C_FindObjectsInit, C_GetAttributeValue, an operation's
+    /// key look-up) from many threads: when nothing changed, the store's change check is the
+    /// only step that runs one thread at a time (the store's own lock, for one `PRAGMA
+    /// data_version`), and the search or read that follows runs beside other threads'. Only
+    /// a change (or the first call, or a login's object-set check) takes the write lock to
+    /// catch up, as `Inner::sync` does.
+    fn read_synced(&self, objects: bool) -> Result<RwLockReadGuard<'_, Inner>> {
+        // A checker connection that saw a change goes back once the state has caught up.
+        let mut checker: Option<(CheckerGuard<'_>, Box<dyn TokenStore>)> = None;
+        {
+            let inner = self.inner.read();
+            let current = !objects || inner.objects_current();
+            if current && inner.synced_in_this_call() {
+                return Ok(inner);
+            }
+            if current {
+                if let Some((mut slot, mut store)) = self.checkers.as_ref().and_then(Checkers::take)
+                {
+                    // An error closes the connection: its last check may have seen a change.
+                    let changed = {
+                        let _gate = spin_lock(checkers_gate(&self.checkers));
+                        store.data_changed()?
+                    };
+                    if !changed {
+                        *slot = Some(store);
+                        drop(slot);
+                        inner.note_synced();
+                        return Ok(inner);
+                    }
+                    checker = Some((slot, store));
+                } else {
+                    let mut store = spin_lock(&inner.store);
+                    let changed = store.data_changed()?;
+                    // `behind`: another thread's check saw a commit first, and the state
+                    // has not caught up with it yet.
+                    if !changed && !inner.behind.load(Ordering::Relaxed) {
+                        drop(store);
+                        inner.note_synced();
+                        return Ok(inner);
+                    }
+                    // The store reports a commit once: whoever syncs next must know of it.
+                    inner.behind.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut inner = self.inner.write();
+        let synced = if objects {
+            inner.sync()
+        } else {
+            inner.sync_record()
+        };
+        match synced {
+            Ok(()) => {}
+            // The store cannot be read now (a database outage; the store logged it): the
+            // call goes on with what is loaded, and the next call tries again. What the
+            // failed sync found wrong (a record failing its check) ended the login already.
+            Err(e) if e.rv == CKR_DEVICE_ERROR => inner.behind.store(true, Ordering::Relaxed),
+            Err(e) => return Err(e),
+        }
+        if let Some((mut slot, store)) = checker {
+            *slot = Some(store);
+        }
+        Ok(RwLockWriteGuard::downgrade(inner))
+    }
+
     pub fn info(&self) -> TokenInfo {
-        let mut inner = self.inner.lock();
         // A store error leaves the last known state; the next call that needs the store
         // reports it.
-        let _ = inner.sync_record();
+        let inner = self
+            .read_synced(false)
+            .unwrap_or_else(|_| self.inner.read());
         let record = &inner.record;
         let mut flags =
             CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED | CKF_RESTORE_KEY_NOT_NEEDED;
@@ -277,8 +477,9 @@ impl Token {
 
     /// Wrong PINs of `user` in a row, as the store has them now; None without a PIN.
     pub fn pin_failures(&self, user: UserType) -> Option<u32> {
-        let mut inner = self.inner.lock();
-        let _ = inner.sync_record();
+        let inner = self
+            .read_synced(false)
+            .unwrap_or_else(|_| self.inner.read());
         inner.record.pin(user).map(|pin| pin.failures)
     }
 
@@ -286,7 +487,7 @@ impl Token {
     /// Codes: CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_USER_PIN_NOT_INITIALIZED,
     /// CKR_USER_ALREADY_LOGGED_IN, CKR_USER_ANOTHER_ALREADY_LOGGED_IN.
     pub fn login(&self, user: UserType, pin: &[u8]) -> Result<()> {
-        self.inner.lock().check_not_logged_in(user)?;
+        self.inner.write().check_not_logged_in(user)?;
         let (mut inner, key, pin_key) = self.check_pin(user, pin)?;
         // Another thread may have logged in while Argon2 ran.
         inner.check_not_logged_in(user)?;
@@ -315,7 +516,7 @@ impl Token {
 
     /// CKR_USER_NOT_LOGGED_IN when nobody is. Drops the token key and loaded private keys.
     pub fn logout(&self) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         if inner.login.is_none() {
             return fail(CKR_USER_NOT_LOGGED_IN);
         }
@@ -329,7 +530,7 @@ impl Token {
     /// connection (it belongs to the parent). Only if the token lock is free: one held at
     /// fork() belongs to a thread the child does not have.
     pub(crate) fn forget_login_after_fork(&self) {
-        if let Some(mut inner) = self.inner.try_lock() {
+        if let Some(mut inner) = self.inner.try_write() {
             inner.drop_login();
             inner.index.remove_where(|e| e.object.session.is_some());
             // The parent writes its own audit entries.
@@ -338,14 +539,14 @@ impl Token {
     }
 
     pub fn logged_in(&self) -> Option<UserType> {
-        self.inner.lock().login.as_ref().map(|l| l.user)
+        self.inner.read().login.as_ref().map(|l| l.user)
     }
 
     /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter).
     pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
         self.pins.check_len(pin)?;
         let (key, epoch) = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.inner.write();
             inner.sync_record()?;
             match &inner.login {
                 Some(login) if login.user == UserType::So => {
@@ -355,10 +556,11 @@ impl Token {
             }
         };
         let record = wrap_for_pin(&key, UserType::User, pin, &self.pins, epoch)?;
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         let mac = MacKey::for_token(&key);
         inner
             .store
+            .get_mut()
             .store_pin(epoch, UserType::User, &record, &mac)?;
         inner.reload_record()
     }
@@ -371,8 +573,11 @@ impl Token {
         let epoch = inner.record.epoch;
         drop(inner);
         let record = wrap_for_pin(&key, user, new, &self.pins, epoch)?;
-        let mut inner = self.inner.lock();
-        inner.store.store_pin(epoch, user, &record, &mac)?;
+        let mut inner = self.inner.write();
+        inner
+            .store
+            .get_mut()
+            .store_pin(epoch, user, &record, &mac)?;
         inner.reload_record()
     }
 
@@ -406,7 +611,7 @@ impl Token {
             ..so_record
         };
         // A new public-object key too: the objects it sealed are gone.
-        inner.store.reinitialise(
+        inner.store.get_mut().reinitialise(
             label,
             epoch,
             &so_record,
@@ -418,20 +623,20 @@ impl Token {
         inner.by_store_id.clear();
         inner.keys.clear();
         inner.seen_counter = None;
-        inner.record = inner.store.load_token()?;
+        inner.record = inner.store.get_mut().load_token()?;
         inner.sync()
     }
 
     /// An online, consistent copy of this token's store at `dest` (a new file); see
     /// `SqliteStore::backup_to` for restoring it. Holds the token lock while copying.
     pub fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
-        self.inner.lock().store.backup_to(dest)
+        self.inner.write().store.get_mut().backup_to(dest)
     }
 
     /// Appends a key-management event to the token's audit log (`crate::audit`). A log that
     /// cannot be written is reported, not fatal to the event (which already happened).
     pub fn audit(&self, event: &str, key_id: &[u8], result: CK_RV) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         inner.audit(event, key_id, result);
     }
 
@@ -439,7 +644,7 @@ impl Token {
     /// `result` in the audit log; written with the next batch (`audit::PendingEntries`).
     pub fn audit_operation(&self, key_use: std::sync::Arc<crate::audit::KeyUse>, result: CK_RV) {
         let time = lifecycle::now();
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         let op = crate::audit::Operation {
             time,
             user: inner.user_name(),
@@ -458,12 +663,12 @@ impl Token {
 
     /// Writes the operation entries that wait (at logout and C_Finalize).
     pub fn flush_audit(&self) {
-        self.inner.lock().flush_audit();
+        self.inner.write().flush_audit();
     }
 
     /// The token's audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<crate::storage::AuditRow>> {
-        self.inner.lock().store.audit_log()
+        self.inner.write().store.get_mut().audit_log()
     }
 
     /// Stores a complete, policy-checked object: persisted (secrets sealed) when CKA_TOKEN
@@ -473,7 +678,7 @@ impl Token {
         attrs: Attributes,
         session: CK_SESSION_HANDLE,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         inner.sync()?;
         inner.check_may_hold(&attrs)?;
         let handle = new_handle();
@@ -501,8 +706,7 @@ impl Token {
     /// The object if it exists and is visible (private objects only when logged in);
     /// otherwise CKR_OBJECT_HANDLE_INVALID.
     pub fn object(&self, handle: CK_OBJECT_HANDLE) -> Result<Arc<Object>> {
-        let mut inner = self.inner.lock();
-        inner.sync()?;
+        let inner = self.read_synced(true)?;
         let entry = inner
             .visible(handle)
             .ok_or(Error::new(CKR_OBJECT_HANDLE_INVALID))?;
@@ -523,7 +727,7 @@ impl Token {
 
     /// Replaces the object's attributes with `attrs` (already policy-checked).
     pub fn update_object(&self, handle: CK_OBJECT_HANDLE, attrs: Attributes) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         inner.sync()?;
         let entry = inner
             .visible(handle)
@@ -576,7 +780,7 @@ impl Token {
         handle: CK_OBJECT_HANDLE,
         check: impl FnOnce(&Attributes) -> Result<()>,
     ) -> Result<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         // A session object lives in this process's memory only: no other process's commit
         // can change it, so destroying it needs no store round trip (two fcntl locks and a
         // PRAGMA, more than the rest of the destruction).
@@ -593,8 +797,7 @@ impl Token {
     /// Handles of the visible objects matching every attribute of `template`, from the
     /// in-memory index (never a disk scan, never a decryption).
     pub fn find(&self, template: &Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
-        let mut inner = self.inner.lock();
-        inner.sync()?;
+        let inner = self.read_synced(true)?;
         let user = inner.login.as_ref().map(|l| l.user);
         let now = lifecycle::now();
         let mut found: Vec<_> = inner
@@ -609,10 +812,12 @@ impl Token {
 
     /// Drops the session objects of a closed session.
     pub fn close_session(&self, session: CK_SESSION_HANDLE) {
-        let mut inner = self.inner.lock();
-        let gone = inner
-            .index
-            .remove_where(|e| e.object.session == Some(session));
+        // Most sessions own no session object: then the write lock is not needed.
+        if !self.inner.read().index.has_session_objects(session) {
+            return;
+        }
+        let mut inner = self.inner.write();
+        let gone = inner.index.remove_session(session);
         for handle in gone {
             inner.keys.remove(&handle);
         }
@@ -634,8 +839,7 @@ impl Token {
         check: impl FnOnce(&Attributes) -> Result<()>,
     ) -> Result<LoadedKey> {
         let (version, login_serial, attrs) = {
-            let mut inner = self.inner.lock();
-            inner.sync()?;
+            let inner = self.read_synced(true)?;
             let entry = inner
                 .visible(handle)
                 .ok_or(Error::new(CKR_KEY_HANDLE_INVALID))?;
@@ -671,7 +875,7 @@ impl Token {
         // Parsing (and CRT precomputation) runs without the token lock.
         let key = load_key(&attrs)?;
         drop(attrs);
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         let unchanged = inner.login_serial == login_serial
             && inner.index.get(handle).map(|e| e.meta.version) == Some(version);
         if unchanged {
@@ -703,15 +907,23 @@ impl Token {
         &self,
         user: UserType,
         pin: &[u8],
-    ) -> Result<(MutexGuard<'_, Inner>, TokenKey, Zeroizing<[u8; KEY_LEN]>)> {
+    ) -> Result<(
+        RwLockWriteGuard<'_, Inner>,
+        TokenKey,
+        Zeroizing<[u8; KEY_LEN]>,
+    )> {
         let (record, epoch) = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.inner.write();
             inner.sync_record()?;
             // A missing host secret is a setup error: say so without spending a guess.
             if let Some(record) = inner.record.pin(user) {
                 self.host_secret_for(record)?;
             }
-            let record = match inner.store.count_pin_attempt(user, MAX_PIN_FAILURES)? {
+            let record = match inner
+                .store
+                .get_mut()
+                .count_pin_attempt(user, MAX_PIN_FAILURES)?
+            {
                 PinAttempt::Counted { record, tampered } => {
                     if tampered {
                         crate::log::warn(&format!(
@@ -743,7 +955,7 @@ impl Token {
         let pin_key = seal::derive_pin_key(pin, &record.salt, record.kdf, host_secret)?;
         let token_key =
             seal::unwrap_token_key(&pin_key, &record.wrapped_key, user.wrap_tag(), record.flags);
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.write();
         inner.sync_record()?;
         if inner.record.epoch != epoch {
             return Err(Error::with(
@@ -783,9 +995,10 @@ impl Token {
         let mac = seal::counter_mac(&token_key, &counter(record.attempts));
         inner
             .store
+            .get_mut()
             .pin_succeeded(user, &record.salt, record.attempts, &mac)?;
         // Our own commit does not show in `data_changed`: re-read the record.
-        inner.record = inner.store.load_token()?;
+        inner.record = inner.store.get_mut().load_token()?;
         Ok((inner, token_key, pin_key))
     }
 
@@ -1052,7 +1265,7 @@ impl Inner {
             .into_iter()
             .chain(events.iter().map(|e| e.to_json()))
             .collect();
-        if let Err(e) = self.store.append_audit(&batch) {
+        if let Err(e) = self.store.get_mut().append_audit(&batch) {
             crate::log::warn(&format!(
                 "audit log: {} entries not written: {e}",
                 batch.len()
@@ -1075,7 +1288,7 @@ impl Inner {
         if let Some((id, in_set)) = stored {
             let epoch = self.record.epoch;
             let key = self.login.as_ref().filter(|_| in_set).map(|l| &l.mac);
-            self.store.delete_object(epoch, id, key)?;
+            self.store.get_mut().delete_object(epoch, id, key)?;
             self.by_store_id.remove(&id);
             self.reload_record()?;
         }
@@ -1180,7 +1393,10 @@ impl Inner {
             public: &public,
             in_set: attrs.flag(CKA_PRIVATE, true),
         };
-        let written = self.store.put_object(epoch, id, &stored, &signer)?;
+        let written = self
+            .store
+            .get_mut()
+            .put_object(epoch, id, &stored, &signer)?;
         let in_set = written.in_set;
         self.install(written, Some(handle));
         if in_set {
@@ -1246,16 +1462,22 @@ impl Inner {
     /// records and counters, epoch): one `PRAGMA data_version` when there were none.
     /// Object changes are noted for `sync`.
     fn sync_record(&mut self) -> Result<()> {
-        if !self.store.data_changed()? {
+        let changed = self.store.get_mut().data_changed()?;
+        let behind = self.behind.get_mut();
+        if !changed && !*behind {
             return Ok(());
         }
-        self.reload_record()
+        // Until the record is read again, the change is still to be caught up with.
+        *behind = true;
+        self.reload_record()?;
+        *self.behind.get_mut() = false;
+        Ok(())
     }
 
     /// Reads the record again (after our own writes re-tagged it, or another process
     /// committed); while logged in, its tag must hold, else the login ends.
     fn reload_record(&mut self) -> Result<()> {
-        let record = self.store.load_token()?;
+        let record = self.store.get_mut().load_token()?;
         if record.epoch != self.record.epoch {
             // Re-initialised elsewhere: our token key and every stored object are stale.
             self.drop_login();
@@ -1312,20 +1534,21 @@ impl Inner {
         let flags = self.record.pin(user).map_or(0, |p| p.flags);
         let legacy = flags == 0;
         if self.record.mac.is_none() && legacy {
-            self.store.tag_all(epoch, &mac, &|object| {
+            self.store.get_mut().tag_all(epoch, &mac, &|object| {
                 stored_flag(object, CKA_PRIVATE, true)
             })?;
             self.seen_counter = None;
             self.reload_objects_on_next_sync();
-            self.record = self.store.load_token()?;
+            self.record = self.store.get_mut().load_token()?;
         }
         self.check_record(&mac)?;
         if legacy {
             let flags = flags | PIN_COUNTER_MAC;
             let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), flags)?;
             self.store
+                .get_mut()
                 .rewrap_pin(epoch, user, flags, &rewrapped, &mac)?;
-            self.record = self.store.load_token()?;
+            self.record = self.store.get_mut().load_token()?;
             self.check_record(&mac)?;
         }
         Ok(mac)
@@ -1473,17 +1696,32 @@ impl Inner {
     /// step. Objects the record says are stale (a re-initialisation, a change a PIN check's
     /// record read noticed) are loaded all the same.
     fn sync(&mut self) -> Result<()> {
-        let call = crate::call_id::current();
-        let objects_current = self.seen_counter == Some(self.record.change_counter);
-        // A login in this call still has the object set to check.
-        let set_current = self.set_checked || self.login.is_none();
-        if call.is_some() && self.synced_in == call && objects_current && set_current {
+        if self.objects_current() && self.synced_in_this_call() {
             return Ok(());
         }
-        self.synced_in = None;
+        SYNCED_IN.set(None);
         self.sync_now()?;
-        self.synced_in = call;
+        self.note_synced();
         Ok(())
+    }
+
+    /// Whether the objects are as of the last change check: the record's counter did not
+    /// move past them, and a login in this call has no object set left to check.
+    fn objects_current(&self) -> bool {
+        self.seen_counter == Some(self.record.change_counter)
+            && (self.set_checked || self.login.is_none())
+    }
+
+    /// Whether this thread's C call synced this token already.
+    fn synced_in_this_call(&self) -> bool {
+        match (SYNCED_IN.get(), crate::call_id::current()) {
+            (Some((token, synced)), Some(call)) => token == self.id && synced == call,
+            _ => false,
+        }
+    }
+
+    fn note_synced(&self) {
+        SYNCED_IN.set(crate::call_id::current().map(|call| (self.id, call)));
     }
 
     /// Catches up with other connections' commits: the record, then the objects whose
@@ -1517,8 +1755,9 @@ impl Inner {
     /// PostgreSQL store learns of other hosts' commits by notification, which may still be
     /// on its way, so the counter itself is read as well (only on a set mismatch, rare).
     fn store_moved(&mut self) -> Result<bool> {
-        let notified = self.store.data_changed()?;
-        Ok(notified || self.store.load_token()?.change_counter != self.record.change_counter)
+        let store = self.store.get_mut();
+        let notified = store.data_changed()?;
+        Ok(notified || store.load_token()?.change_counter != self.record.change_counter)
     }
 
     /// The XOR of the stored tags of the indexed members of the object set (but those
@@ -1546,8 +1785,12 @@ impl Inner {
             return Ok(());
         }
         let counter = self.record.change_counter;
-        let on_disk: HashMap<ObjectId, u64> =
-            self.store.object_generations()?.into_iter().collect();
+        let on_disk: HashMap<ObjectId, u64> = self
+            .store
+            .get_mut()
+            .object_generations()?
+            .into_iter()
+            .collect();
         let gone: Vec<ObjectId> = self
             .by_store_id
             .keys()
@@ -1575,9 +1818,9 @@ impl Inner {
             .collect();
         if !stale.is_empty() {
             let objects = if stale.len() == on_disk.len() {
-                self.store.load_objects(None)?
+                self.store.get_mut().load_objects(None)?
             } else {
-                self.store.load_objects(Some(&stale))?
+                self.store.get_mut().load_objects(Some(&stale))?
             };
             for object in objects {
                 self.install(object, None);
@@ -1661,6 +1904,77 @@ mod tests {
         t
     }
 
+    /// Threads search side by side, each checking on a connection of its own (`Checkers`):
+    /// a commit on another connection is seen by every thread's next call, whichever
+    /// checker connection it takes, and so is a deletion.
+    #[test]
+    fn every_thread_sees_a_commit_elsewhere_at_its_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        let (_other_slots, other) = reopen(dir.path());
+        let readers = 3;
+        let rounds = 40;
+        let barrier = std::sync::Barrier::new(readers + 1);
+        let stop = AtomicBool::new(false);
+        // Noted rather than asserted in the threads: a panic there would leave the others
+        // waiting at the barrier for ever.
+        let misses = Mutex::new(Vec::new());
+        let expect = |ok: bool, what: String| {
+            if !ok {
+                misses.lock().push(what);
+            }
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..readers {
+                scope.spawn(|| {
+                    for round in 0..rounds {
+                        barrier.wait(); // `other` created object `round`
+                        crate::call_id::begin();
+                        let label = by_label(&format!("o{round}"));
+                        let found = token.find(&label).unwrap();
+                        expect(found.len() == 1, format!("round {round}: the new object"));
+                        expect(
+                            found.iter().all(|h| token.object(*h).is_ok()),
+                            format!("round {round}: read"),
+                        );
+                        // A second step of the same call needs no check.
+                        expect(
+                            token.find(&label).unwrap() == found,
+                            format!("round {round}: second step"),
+                        );
+                        barrier.wait(); // `other` deletes it
+                        barrier.wait();
+                        crate::call_id::begin();
+                        let gone = token.find(&by_label(&format!("o{round}"))).unwrap();
+                        expect(gone.is_empty(), format!("round {round}: deleted elsewhere"));
+                    }
+                });
+            }
+            // Another thread keeps checking meanwhile, so that connections change hands.
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    crate::call_id::begin();
+                    token.find(&by_label("none")).unwrap();
+                }
+            });
+            for round in 0..rounds {
+                let handle = other
+                    .create_object(data(&format!("o{round}"), true, false), 1)
+                    .unwrap();
+                barrier.wait();
+                barrier.wait();
+                other.destroy_object(handle).unwrap();
+                barrier.wait();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(misses.into_inner(), Vec::<String>::new());
+        let checkers = token.checkers.as_ref().unwrap();
+        assert!(!checkers.failed.load(Ordering::Relaxed));
+        let open = checkers.slots.iter().filter(|s| s.0.lock().is_some());
+        assert!(open.count() >= 1, "the checks ran on checker connections");
+    }
+
     #[test]
     fn a_fork_child_forgets_the_login_and_parsed_keys() {
         let dir = tempfile::tempdir().unwrap();
@@ -1670,15 +1984,15 @@ mod tests {
         key.set_bool(CKA_PRIVATE, true);
         let handle = token.create_object(key, 1).unwrap();
         token.loaded_key(handle).unwrap();
-        assert!(!token.inner.lock().keys.is_empty());
+        assert!(!token.inner.write().keys.is_empty());
         // A lock held at fork() is left alone.
-        let held = token.inner.lock();
+        let held = token.inner.write();
         token.forget_login_after_fork();
         drop(held);
         assert_eq!(token.logged_in(), Some(UserType::User));
         token.forget_login_after_fork();
         assert_eq!(token.logged_in(), None);
-        assert!(token.inner.lock().keys.is_empty(), "parsed keys kept");
+        assert!(token.inner.write().keys.is_empty(), "parsed keys kept");
         assert_eq!(rv(token.loaded_key(handle)), CKR_KEY_HANDLE_INVALID);
         let session_object = token
             .create_object(data("session", false, false), 1)
@@ -1851,7 +2165,7 @@ mod tests {
     /// A public object as format 1 stored it: its secrets sealed under the token key.
     /// Needs a login.
     fn legacy_public_object(token: &Token, label: &str) -> CK_OBJECT_HANDLE {
-        let mut inner = token.inner.lock();
+        let mut inner = token.inner.write();
         let key = Zeroizing::new(*inner.login.as_ref().expect("logged in").key);
         let id = inner.new_object_id().unwrap();
         let attrs = public_secret_key(label);
@@ -1874,7 +2188,11 @@ mod tests {
             public: &public,
             in_set: false,
         };
-        let written = inner.store.put_object(epoch, id, &stored, &signer).unwrap();
+        let written = inner
+            .store
+            .get_mut()
+            .put_object(epoch, id, &stored, &signer)
+            .unwrap();
         let handle = new_handle();
         inner.install(written, Some(handle));
         handle
@@ -2098,8 +2416,8 @@ mod tests {
         {
             let (_slots, token) = setup(dir.path());
             token.login(UserType::User, USER_PIN).unwrap();
-            let key = Zeroizing::new(*token.inner.lock().login.as_ref().unwrap().key);
-            let record = token.inner.lock().record.user_pin.clone().unwrap();
+            let key = Zeroizing::new(*token.inner.write().login.as_ref().unwrap().key);
+            let record = token.inner.write().record.user_pin.clone().unwrap();
             let pin_key = seal::derive_pin_key(USER_PIN, &record.salt, record.kdf, None).unwrap();
             let v1 = seal::wrap_token_key(&pin_key, &key, UserType::User.wrap_tag(), 0).unwrap();
             let conn = rusqlite::Connection::open(&db).unwrap();
@@ -2119,7 +2437,7 @@ mod tests {
             .unwrap();
         }
         let (_slots, token) = reopen(dir.path());
-        let user = |t: &Token| t.inner.lock().record.user_pin.clone().unwrap();
+        let user = |t: &Token| t.inner.write().record.user_pin.clone().unwrap();
         let upgraded = user(&token);
         assert_eq!(
             (

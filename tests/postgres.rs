@@ -763,7 +763,9 @@ isolated_test! {
                 );
                 // FERROHSM_TEST_REPORT names a file for the figure (a passing test's output is
                 // not shown).
-                for line in stdout.lines().filter(|l| l.starts_with("failover:")) {
+                // (libtest may print the test's name on the same line first.)
+                let figures = stdout.lines().filter_map(|l| l.find("failover:").map(|at| &l[at..]));
+                for line in figures {
                     eprintln!("{line}");
                     if let Some(report) = std::env::var_os("FERROHSM_TEST_REPORT") {
                         let mut text = std::fs::read_to_string(&report).unwrap_or_default();

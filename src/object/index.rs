@@ -52,6 +52,9 @@ pub struct ObjectIndex<M> {
     /// Per indexed type (in `INDEXED_TYPES` order), the handles by value: keyed by the value
     /// alone, so that a look-up borrows it (`&[u8]`) instead of copying it.
     by_value: [HashMap<Vec<u8>, Handles>; INDEXED_TYPES.len()],
+    /// The session objects of each session that has any, so that closing a session
+    /// touches only its own objects, not every object of the token.
+    by_session: HashMap<CK_SESSION_HANDLE, Handles>,
 }
 
 impl<M> Default for ObjectIndex<M> {
@@ -59,6 +62,7 @@ impl<M> Default for ObjectIndex<M> {
         ObjectIndex {
             entries: HashMap::default(),
             by_value: Default::default(),
+            by_session: HashMap::new(),
         }
     }
 }
@@ -96,6 +100,9 @@ impl<M> ObjectIndex<M> {
                 }
             }
         }
+        if let Some(session) = object.session {
+            self.by_session.entry(session).or_default().insert(handle);
+        }
         self.entries.insert(handle, Entry { object, meta });
     }
 
@@ -116,7 +123,33 @@ impl<M> ObjectIndex<M> {
                 }
             }
         }
+        if let Some(session) = entry.object.session {
+            if let Some(set) = self.by_session.get_mut(&session) {
+                set.remove(&handle);
+                if set.is_empty() {
+                    self.by_session.remove(&session);
+                }
+            }
+        }
         Some(entry)
+    }
+
+    /// Whether `session` owns any session object.
+    pub fn has_session_objects(&self, session: CK_SESSION_HANDLE) -> bool {
+        self.by_session.contains_key(&session)
+    }
+
+    /// Removes the session objects of `session`; returns their handles.
+    pub fn remove_session(&mut self, session: CK_SESSION_HANDLE) -> Vec<CK_OBJECT_HANDLE> {
+        let gone: Vec<_> = self
+            .by_session
+            .remove(&session)
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default();
+        for handle in &gone {
+            self.remove(*handle);
+        }
+        gone
     }
 
     /// Removes every entry for which `drop` is true; returns the removed handles.
@@ -215,5 +248,30 @@ mod tests {
         t.set(CKA_LABEL, b"k7".to_vec());
         assert_eq!(index.matching(&t).count(), 0);
         assert_eq!(index.len(), 99);
+    }
+
+    #[test]
+    fn session_objects_by_session() {
+        let mut index = ObjectIndex::new();
+        let owned = |handle, session| {
+            let mut object = Arc::into_inner(object(handle, "s", CKO_DATA)).unwrap();
+            object.session = Some(session);
+            Arc::new(object)
+        };
+        index.insert(object(1, "t", CKO_DATA), ());
+        index.insert(owned(2, 10), ());
+        index.insert(owned(3, 10), ());
+        index.insert(owned(4, 11), ());
+        index.remove(3);
+        assert!(index.has_session_objects(10));
+        assert!(!index.has_session_objects(12));
+        assert_eq!(index.remove_session(10), vec![2]);
+        assert!(!index.has_session_objects(10));
+        assert!(index.remove_session(10).is_empty());
+        assert_eq!(index.len(), 2);
+        let mut t = Attributes::new();
+        t.set(CKA_LABEL, b"s".to_vec());
+        let left: Vec<_> = index.matching(&t).map(|e| e.object.handle).collect();
+        assert_eq!(left, vec![4]);
     }
 }

@@ -5,7 +5,7 @@
 //! never make the same slot; a new token is written under a temporary name and renamed
 //! into place, so no process ever opens a half-made one.
 
-use super::location::{InitLock, TokenLocation};
+use super::location::{InitLock, StoreOpener, TokenLocation};
 use super::sqlite::SqliteStore;
 use super::{StoreImage, TokenStore};
 use crate::error::{Error, Result};
@@ -102,6 +102,13 @@ impl TokenLocation for TokenDirectory {
 
     fn open(&self, name: &str) -> Result<Box<dyn TokenStore>> {
         Ok(Box::new(SqliteStore::open(&self.dir.join(name))?))
+    }
+
+    fn checker_opener(&self, name: &str) -> Option<StoreOpener> {
+        let file = self.dir.join(name);
+        Some(Box::new(move || {
+            SqliteStore::open(&file).map(|store| Box::new(store) as Box<dyn TokenStore>)
+        }))
     }
 
     /// An advisory `flock` on `.init.lock`, released on drop and when the process dies.

@@ -14,6 +14,9 @@ use std::path::Path;
 /// of these at the same time. Released when dropped.
 pub type InitLock = Box<dyn Send>;
 
+/// Opens another connection to one token's store (for change checks on other threads).
+pub type StoreOpener = Box<dyn Fn() -> Result<Box<dyn TokenStore>> + Send + Sync>;
+
 pub trait TokenLocation: Send + Sync {
     /// The names of the token stores there now (file names, or `slot N` rows).
     fn names(&self) -> Result<BTreeSet<String>>;
@@ -25,6 +28,11 @@ pub trait TokenLocation: Send + Sync {
     /// Opens the store of `name`; CKR_TOKEN_NOT_RECOGNIZED (with why) for one that is not
     /// a ferrohsm store of a format this build reads.
     fn open(&self, name: &str) -> Result<Box<dyn TokenStore>>;
+
+    /// More connections to the store of `name` for the change checks of threads that run
+    /// side by side (an SQLite check is a read transaction, one at a time per connection);
+    /// None where the store's own check costs no I/O.
+    fn checker_opener(&self, name: &str) -> Option<StoreOpener>;
 
     /// The lock of token creation, deletion and restore (see `InitLock`).
     fn lock_init(&self) -> Result<InitLock>;

@@ -9,7 +9,7 @@ use super::store::PgStore;
 use super::{image, schema};
 use crate::config::PgStoreConfig;
 use crate::error::{Error, Result};
-use crate::storage::location::{InitLock, TokenLocation};
+use crate::storage::location::{InitLock, StoreOpener, TokenLocation};
 use crate::storage::sqlite::SqliteStore;
 use crate::storage::{StoreImage, TokenStore};
 use cryptoki_sys::*;
@@ -137,6 +137,11 @@ impl TokenLocation for PgLocation {
             self.feed.flag(slot),
             self.feed.payload(slot),
         )?))
+    }
+
+    /// None: a check reads the listener's flag, no connection needed.
+    fn checker_opener(&self, _name: &str) -> Option<StoreOpener> {
+        None
     }
 
     fn lock_init(&self) -> Result<InitLock> {
