@@ -8,7 +8,9 @@
 //! installed, is measured the same way side by side, with `FERROHSM_SCALE_SOFTHSM_PAIRS`
 //! pairs (default 1 000; 0 skips it). Every figure is taken in a fresh process (this binary
 //! started again with a phase argument), so C_Initialize starts cold while the page cache
-//! is warm. Figures only: no assertion depends on speed.
+//! is warm. Figures only: no assertion depends on speed. With `FERROHSM_PG_URL` set, the
+//! same module is measured a second time with its tokens in that PostgreSQL database
+//! (column `ferrohsm-pg`; its store size is the server's business and shows as 0).
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -443,6 +445,28 @@ fn main() {
         },
         pairs,
     )];
+    // The same module with its tokens in PostgreSQL (issue 13), when FERROHSM_PG_URL names
+    // a server (e.g. one .ci/start-postgres started): each store in a schema of its own.
+    if std::env::var_os("FERROHSM_PG_URL").is_some() {
+        modules.push((
+            Module {
+                name: "ferrohsm-pg",
+                path: manifest.join("target/release/libferrohsm.so"),
+                conf_var: "FERROHSM_CONF",
+                conf: |tokens| {
+                    use std::hash::{Hash, Hasher};
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    tokens.hash(&mut hasher);
+                    format!(
+                        "token_dir = {tokens:?}\nstore = {:?}\nstore_schema = \"bench_{:x}\"\n",
+                        std::env::var("FERROHSM_PG_URL").unwrap(),
+                        hasher.finish()
+                    )
+                },
+            },
+            pairs,
+        ));
+    }
     let softhsm = PathBuf::from("/usr/lib/softhsm/libsofthsm2.so");
     // SoftHSMv2 keeps one file per object and creating one took about 12 ms with 400 on
     // the token here: 10 000 would take minutes, so it gets fewer by default.

@@ -456,20 +456,6 @@ isolated_test! {
     }
 }
 
-fn util(conf: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", conf)
-        .args(args)
-        .output()
-        .expect("run ferrohsm-util");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 isolated_test! {
     /// A token moves between the backends with its keys: copy-store from PostgreSQL to a
     /// token directory and back to another schema, and a backup of the PostgreSQL token
@@ -499,22 +485,22 @@ isolated_test! {
                     std::fs::write(dir.join("ciphertext"), ciphertext).unwrap();
                 }
                 let copied = dir.join("copied");
-                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                let (ok, text) = run_util_with(&dir.join("ferrohsm.toml"), &[
                     "copy-store", "--from", &url, "--from-schema", &schema, "--to", copied.to_str().unwrap(),
                 ]);
                 assert!(ok && text.contains("1 of 1 tokens copied"), "{text}");
                 let to_schema = format!("{schema}_back");
-                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                let (ok, text) = run_util_with(&dir.join("ferrohsm.toml"), &[
                     "copy-store", "--from", copied.to_str().unwrap(), "--to", &url, "--to-schema", &to_schema,
                 ]);
                 assert!(ok && text.contains("1 of 1 tokens copied"), "{text}");
                 // Again: the token is there now, so it is left out (exit status 3).
-                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                let (ok, text) = run_util_with(&dir.join("ferrohsm.toml"), &[
                     "copy-store", "--from", copied.to_str().unwrap(), "--to", &url, "--to-schema", &to_schema,
                 ]);
                 assert!(!ok && text.contains("left out token"), "{text}");
                 let backup = dir.join("backup.db");
-                let (ok, text) = util(&dir.join("ferrohsm.toml"), &[
+                let (ok, text) = run_util_with(&dir.join("ferrohsm.toml"), &[
                     "backup", "--token", TOKEN_LABEL, "--out", backup.to_str().unwrap(),
                 ]);
                 assert!(ok, "{text}");
@@ -522,7 +508,7 @@ isolated_test! {
                     "restored",
                     &format!("store = \"{url}\"\nstore_schema = \"{schema}_restored\"\n"),
                 );
-                let (ok, text) = util(&restored, &["restore", "--in", backup.to_str().unwrap()]);
+                let (ok, text) = run_util_with(&restored, &["restore", "--in", backup.to_str().unwrap()]);
                 assert!(ok && text.contains("schema"), "{text}");
                 let copies = [
                     conf("copied", ""),

@@ -128,3 +128,45 @@ pub fn written_object(
         in_set,
     }
 }
+
+/// One object's new tag in `tag_all`, and whether it is a member of the object set.
+pub struct Retagged {
+    pub id: super::ObjectId,
+    pub tag: Tag,
+    pub member: bool,
+}
+
+/// `tag_all`'s arithmetic: every object tagged under `key` at the new `generation`
+/// (`in_set` says which are members), and the digest of the members' tags.
+pub fn retag_all(
+    objects: &[StoredObject],
+    key: &MacKey,
+    epoch: u64,
+    generation: u64,
+    in_set: &dyn Fn(&StoredObject) -> bool,
+) -> (Vec<Retagged>, Tag) {
+    let mut digest = Tag::default();
+    let retagged = objects
+        .iter()
+        .map(|object| {
+            let member = in_set(object);
+            let tag = integrity::object_tag(
+                key,
+                epoch,
+                object.id,
+                generation,
+                member,
+                &object.attributes,
+            );
+            if member {
+                integrity::xor_into(&mut digest, &tag);
+            }
+            Retagged {
+                id: object.id,
+                tag,
+                member,
+            }
+        })
+        .collect();
+    (retagged, digest)
+}

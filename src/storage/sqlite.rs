@@ -960,24 +960,12 @@ impl TokenStore for SqliteStore {
             // A new generation for every object, so other processes re-read them with
             // their tags.
             let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
-            let mut digest = Tag::default();
-            for object in &objects {
-                let member = in_set(object);
-                let tag = integrity::object_tag(
-                    key,
-                    epoch,
-                    object.id,
-                    generation,
-                    member,
-                    &object.attributes,
-                );
-                if member {
-                    integrity::xor_into(&mut digest, &tag);
-                }
+            let (retagged, digest) = rules::retag_all(&objects, key, epoch, generation, in_set);
+            for r in &retagged {
                 tx.execute(
                     "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = 1, in_set = ?3
                      WHERE id = ?4",
-                    params![generation as i64, tag.as_slice(), member, object.id],
+                    params![generation as i64, r.tag.as_slice(), r.member, r.id],
                 )
                 .map_err(|e| db_error(&path, e))?;
             }

@@ -248,8 +248,13 @@ impl Sandbox {
 
 /// Runs `ferrohsm-util` on the sandbox's config; returns (success, stdout + stderr).
 pub fn run_util(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
+    run_util_with(&sandbox.path().join("ferrohsm.toml"), args)
+}
+
+/// Runs `ferrohsm-util` on the config file `conf`; returns (success, stdout + stderr).
+pub fn run_util_with(conf: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"))
+        .env("FERROHSM_CONF", conf)
         .args(args)
         .output()
         .expect("run ferrohsm-util");

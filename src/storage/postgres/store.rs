@@ -675,29 +675,17 @@ impl TokenStore for PgStore {
         self.write(Some(epoch), |tx, slot, place| {
             let objects = read_objects(tx, slot, None, place)?;
             let generation = bump_counter(tx, slot, place)?;
-            let mut digest = Tag::default();
-            for object in &objects {
-                let member = in_set(object);
-                let tag = integrity::object_tag(
-                    key,
-                    epoch,
-                    object.id,
-                    generation,
-                    member,
-                    &object.attributes,
-                );
-                if member {
-                    integrity::xor_into(&mut digest, &tag);
-                }
+            let (retagged, digest) = rules::retag_all(&objects, key, epoch, generation, in_set);
+            for r in &retagged {
                 tx.execute(
                     "UPDATE objects SET generation = $3, mac = $4, mac_seal = 1, in_set = $5
                      WHERE slot_id = $1 AND id = $2",
                     &[
                         &slot,
-                        &object.id,
+                        &r.id,
                         &(generation as i64),
-                        &tag.as_slice(),
-                        &member,
+                        &r.tag.as_slice(),
+                        &r.member,
                     ],
                 )
                 .map_err(|e| pg_error(place, e))?;
