@@ -820,3 +820,57 @@ isolated_test! {
         }
     }
 }
+
+isolated_test! {
+    /// A backup of the previous release's format (the format-2 fixture of
+    /// tests/fixtures) restored into PostgreSQL: its first login there tags every object
+    /// (`tag_all` on this backend), a second process finds everything intact.
+    fn a_backup_of_the_previous_format_restores_into_postgresql() {
+        const TEST: &str = "a_backup_of_the_previous_format_restores_into_postgresql";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/format2-token/token-0.db");
+                let (ok, text) = run_util_with(
+                    &dir.join("ferrohsm.toml"),
+                    &["restore", "--in", fixture.to_str().unwrap()],
+                );
+                assert!(ok, "{text}");
+                let untagged = || {
+                    common::pg::psql(&dir, "SELECT count(*) FROM objects WHERE mac IS NULL OR mac_seal <> 1")
+                };
+                assert_ne!(untagged().trim(), "0", "restored as it was: untagged");
+                for phase in ["login", "login"] {
+                    let output = Command::new(std::env::current_exe().unwrap())
+                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+                        .env(CHILD_ENV, format!("{TEST}/{phase}"))
+                        .output()
+                        .unwrap();
+                    assert!(
+                        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+                        "{}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                }
+                assert_eq!(untagged().trim(), "0", "the first login tagged every object");
+            }
+            Some("login") => {
+                let p11 = initialized();
+                let slot = slot_by_label(&p11, "fixture").expect("the fixture's token");
+                let session = p11.open_rw_session(slot).unwrap();
+                session
+                    .login(cryptoki::session::UserType::User, Some(&pin(USER_PIN)))
+                    .expect("the fixture's user PIN");
+                let public = find_one(&session, "fixture-rsa", ObjectClass::PUBLIC_KEY).unwrap();
+                let private = find_one(&session, "fixture-rsa", ObjectClass::PRIVATE_KEY).unwrap();
+                let sealed = session.encrypt(&Mechanism::RsaPkcs, public, b"old format").unwrap();
+                assert_eq!(session.decrypt(&Mechanism::RsaPkcs, private, &sealed).unwrap(), b"old format");
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}
