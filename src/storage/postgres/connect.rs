@@ -44,6 +44,8 @@ impl Connector {
                     )
                 })?);
                 config.password(text.lines().next().unwrap_or_default());
+            } else if let Some(password) = super::pgpass::lookup(&config) {
+                config.password(password.as_bytes());
             }
         }
         if config.get_connect_timeout().is_none() {

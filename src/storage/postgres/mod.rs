@@ -6,6 +6,7 @@ mod connect;
 mod feed;
 mod image;
 mod location;
+mod pgpass;
 mod schema;
 mod store;
 mod tls;
