@@ -738,7 +738,9 @@ isolated_test! {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 primary.kill();
+                let promoting = Instant::now();
                 standby.pg_ctl(&["promote"]);
+                let promotion = promoting.elapsed();
                 signal(&dir.join("failed-over"));
                 let output = app.wait_with_output().unwrap();
                 let stdout = String::from_utf8_lossy(&output.stdout);
@@ -752,10 +754,11 @@ isolated_test! {
                 // (libtest may print the test's name on the same line first.)
                 let figures = stdout.lines().filter_map(|l| l.find("failover:").map(|at| &l[at..]));
                 for line in figures {
+                    let line = format!("{line}; kill to promoted standby {:.2} s", promotion.as_secs_f64());
                     eprintln!("{line}");
                     if let Some(report) = std::env::var_os("FERROHSM_TEST_REPORT") {
                         let mut text = std::fs::read_to_string(&report).unwrap_or_default();
-                        text.push_str(line);
+                        text.push_str(&line);
                         text.push('\n');
                         std::fs::write(report, text).unwrap();
                     }
