@@ -43,7 +43,10 @@ if [ -z "${FERROHSM_PG_URL:-}" ] && FERROHSM_PG_URL=$(.ci/start-postgres 2>/tmp/
 fi
 if [ -n "${FERROHSM_PG_URL:-}" ]; then
     step "cargo test on the PostgreSQL store (${FERROHSM_PG_URL})"
-    FERROHSM_TEST_STORE_URL=$FERROHSM_PG_URL cargo test "${pg_suites[@]}"
+    # Fewer kill rounds than the SQLite run (each a process start and key generation): the
+    # same code paths, and CI's time.
+    FERROHSM_TEST_STORE_URL=$FERROHSM_PG_URL FERROHSM_KILL_ROUNDS=${FERROHSM_KILL_ROUNDS:-30} \
+        cargo test "${pg_suites[@]}"
 else
     step "PostgreSQL store tests SKIPPED: no server (Debian package postgresql)"
 fi
