@@ -42,13 +42,35 @@ fn signal(file: &Path) {
 /// Another host: this test binary again in `phase`, on this sandbox (its config and
 /// signal files).
 fn spawn(test: &str, phase: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, format!("{test}/{phase}"))
+    phase_command(test, phase)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn host")
+}
+
+/// This test binary in `phase` of `test`, in this sandbox.
+fn phase_command(test: &str, phase: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, format!("{test}/{phase}"));
+    command
+}
+
+/// Runs `phase` of `test` in another process, with `conf` as its config when given, and
+/// fails unless it passed.
+fn run_phase(test: &str, phase: &str, conf: Option<&Path>) {
+    let mut command = phase_command(test, phase);
+    if let Some(conf) = conf {
+        command.env("FERROHSM_CONF", conf);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "{phase} with {conf:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn wait_ok(child: Child, what: &str) {
@@ -516,19 +538,7 @@ isolated_test! {
                     restored,
                 ];
                 for copy in copies {
-                    let output = Command::new(std::env::current_exe().unwrap())
-                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-                        .env(CHILD_ENV, format!("{TEST}/decrypt"))
-                        .env("FERROHSM_CONF", &copy)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        output.status.success()
-                            && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-                        "decrypt with {}: {}",
-                        copy.display(),
-                        String::from_utf8_lossy(&output.stderr)
-                    );
+                    run_phase(TEST, "decrypt", Some(&copy));
                 }
             }
             Some("decrypt") => {
@@ -662,18 +672,7 @@ isolated_test! {
                     ("unchecked", "sslmode=require".to_string(), "tls"),
                 ] {
                     let conf = conf_for(name, &query);
-                    let output = Command::new(std::env::current_exe().unwrap())
-                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-                        .env(CHILD_ENV, format!("{TEST}/{phase}"))
-                        .env("FERROHSM_CONF", &conf)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        output.status.success()
-                            && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-                        "{name}: {}",
-                        String::from_utf8_lossy(&output.stderr)
-                    );
+                    run_phase(TEST, phase, Some(&conf));
                 }
             }
             Some("tls") => {
@@ -848,16 +847,7 @@ isolated_test! {
                 };
                 assert_ne!(untagged().trim(), "0", "restored as it was: untagged");
                 for phase in ["login", "login"] {
-                    let output = Command::new(std::env::current_exe().unwrap())
-                        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
-                        .env(CHILD_ENV, format!("{TEST}/{phase}"))
-                        .output()
-                        .unwrap();
-                    assert!(
-                        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-                        "{}",
-                        String::from_utf8_lossy(&output.stderr)
-                    );
+                    run_phase(TEST, phase, None);
                 }
                 assert_eq!(untagged().trim(), "0", "the first login tagged every object");
             }
