@@ -519,6 +519,17 @@ fn update_object_set(
     let record = check_record(tx, slot, place, key)?;
     let mut digest = record.object_set;
     integrity::xor_into(&mut digest, change);
+    set_object_set(tx, slot, place, key, &digest)
+}
+
+/// Stores the object-set digest and re-tags the record.
+fn set_object_set(
+    tx: &mut Transaction<'_>,
+    slot: i64,
+    place: &str,
+    key: &MacKey,
+    digest: &Tag,
+) -> Result<()> {
     tx.execute(
         "UPDATE tokens SET object_set = $2 WHERE slot_id = $1",
         &[&slot, &digest.as_slice()],
@@ -690,12 +701,7 @@ impl TokenStore for PgStore {
                 )
                 .map_err(|e| pg_error(place, e))?;
             }
-            tx.execute(
-                "UPDATE tokens SET object_set = $2 WHERE slot_id = $1",
-                &[&slot, &digest.as_slice()],
-            )
-            .map_err(|e| pg_error(place, e))?;
-            tag_record(tx, slot, place, key)
+            set_object_set(tx, slot, place, key, &digest)
         })
     }
 
