@@ -867,3 +867,104 @@ isolated_test! {
         }
     }
 }
+
+/// The lines of `server`'s pg_hba.conf: `role` must give its password (SCRAM) over TCP,
+/// everyone else stays trusted (the tests' superuser, for psql). First match wins.
+fn require_password(server: &OwnServer, role: &str, password: &str) {
+    server.sql(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT CREATE ON DATABASE ferrohsm_test TO {role}"
+    ));
+    let hba = server.data.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("host all {role} 127.0.0.1/32 scram-sha-256\n{old}"),
+    )
+    .unwrap();
+    server.pg_ctl(&["reload"]);
+}
+
+isolated_test! {
+    /// A server that asks for a password (SCRAM): the module logs in with the password of
+    /// `store_password_file`, or of the libpq password file (`PGPASSFILE`); without one,
+    /// with a wrong one, or with a password file others can read, C_Initialize fails with
+    /// CKR_FUNCTION_FAILED and a message naming the cause, never the password.
+    fn a_server_that_asks_for_a_password_gets_it_from_the_password_files() {
+        const TEST: &str = "a_server_that_asks_for_a_password_gets_it_from_the_password_files";
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        const PASSWORD: &str = "pw-Kq8vX2mz";
+        let dir = sandbox_dir();
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                use std::os::unix::fs::PermissionsExt;
+                let server = OwnServer::start(56000 + (std::process::id() % 400) as u16);
+                require_password(&server, "app", PASSWORD);
+                let port = server.url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+                let secret_file = |name: &str, text: &str, mode: u32| {
+                    let path = dir.join(name);
+                    std::fs::write(&path, text).unwrap();
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+                    path
+                };
+                let password_file = secret_file("password", &format!("{PASSWORD}\n"), 0o600);
+                let wrong_file = secret_file("wrong-password", "not-it\n", 0o600);
+                let pgpass = secret_file(
+                    "pgpass",
+                    &format!("# the test's\notherhost:*:*:*:other\n127.0.0.1:{port}:ferrohsm_test:app:{PASSWORD}\n"),
+                    0o600,
+                );
+                let readable_pgpass = secret_file("pgpass-readable", &std::fs::read_to_string(&pgpass).unwrap(), 0o644);
+                let no_file = dir.join("no-such-pgpass");
+                let url = format!("postgresql://app@127.0.0.1:{port}/ferrohsm_test");
+                let conf = |name: &str, extra: String| {
+                    let path = dir.join(format!("{name}.toml"));
+                    std::fs::write(&path, format!(
+                        "token_dir = \"{}\"\nstore = \"{url}\"\nstore_schema = \"app_{name}\"\n{extra}",
+                        dir.join("tokens").display(),
+                    )).unwrap();
+                    path
+                };
+                let file_key = |file: &Path| format!("store_password_file = \"{}\"\n", file.display());
+                // (config, PGPASSFILE, phase, what the refusal's message must name)
+                let cases = [
+                    (conf("password_file", file_key(&password_file)), &no_file, "works", ""),
+                    (conf("pgpass", String::new()), &pgpass, "works", ""),
+                    (conf("none", String::new()), &no_file, "refused", "password missing"),
+                    (conf("wrong", file_key(&wrong_file)), &no_file, "refused", "password authentication failed"),
+                    (conf("readable", String::new()), &readable_pgpass, "refused", "pgpass-readable has group or world access"),
+                ];
+                for (conf, pgpassfile, phase, cause) in cases {
+                    let output = phase_command(TEST, phase)
+                        .env("FERROHSM_CONF", &conf)
+                        .env("PGPASSFILE", pgpassfile)
+                        .env("HOME", &dir)
+                        .output()
+                        .unwrap();
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    assert!(
+                        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+                        "{phase} with {}: {stderr}", conf.display()
+                    );
+                    assert!(!stderr.contains(PASSWORD), "the password never shows: {stderr}");
+                    assert!(stderr.contains(cause), "{} names {cause:?}: {stderr}", conf.display());
+                }
+            }
+            Some("works") => {
+                let token = Token::new();
+                let session = token.user();
+                let key = session.generate_key(&Mechanism::AesKeyGen, &aes_template("by-password")).unwrap();
+                assert!(find_one(&session, "by-password", ObjectClass::SECRET_KEY) == Some(key));
+            }
+            Some("refused") => {
+                let p11 = cryptoki::context::Pkcs11::new(module_path()).unwrap();
+                let rv = rv_of(p11.initialize(cryptoki::context::CInitializeArgs::new(
+                    cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+                )));
+                assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}

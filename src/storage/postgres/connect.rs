@@ -88,6 +88,22 @@ impl Connector {
     }
 }
 
+/// `e` and its sources: the driver's own text is often only the kind ("invalid
+/// configuration", "error connecting to server"), the cause ("password missing", "Connection
+/// refused") is in the source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A database error as the PKCS#11 caller sees it: CKR_DEVICE_MEMORY when the server's
 /// disk is full (as for SQLite), else CKR_DEVICE_ERROR, with the server's message.
 pub fn pg_error(place: &str, e: postgres::Error) -> Error {
@@ -97,7 +113,7 @@ pub fn pg_error(place: &str, e: postgres::Error) -> Error {
     };
     let reason = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => with_causes(&e),
     };
     Error::with(rv, format!("token store {place}: {reason}"))
 }
