@@ -968,3 +968,189 @@ isolated_test! {
         }
     }
 }
+
+/// `run_util_with` with a watchdog: a command that has not ended after a minute fails the
+/// test (the PostgreSQL listener thread once kept a process from exiting for as long as
+/// other hosts kept writing).
+fn run_util_watched(conf: &Path, args: &[&str]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
+        .env("FERROHSM_CONF", conf)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferrohsm-util");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferrohsm-util {args:?} did not end within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The number of lines of `file` (0 while it does not exist).
+fn line_count(file: &Path) -> usize {
+    std::fs::read_to_string(file).map_or(0, |text| text.lines().count())
+}
+
+isolated_test! {
+    /// copy-store while an application writes to the token (keys created, others created
+    /// and destroyed at once): each copy is one consistent snapshot. It opens with the user
+    /// PIN (record, object-set digest and tags agree), its keys are exactly the first n the
+    /// application was told were made, n between the counts before and after the copy, and
+    /// every one of them encrypts and decrypts. Both ways: PostgreSQL to a token directory
+    /// and a token directory to PostgreSQL.
+    fn copy_store_takes_a_consistent_snapshot_while_the_token_is_written() {
+        const TEST: &str = "copy_store_takes_a_consistent_snapshot_while_the_token_is_written";
+        const FILLED: usize = 150;
+        if skip_without_postgres(TEST) {
+            return;
+        }
+        let dir = sandbox_dir();
+        match child_phase(TEST).as_deref() {
+            Some("main") => {
+                let url = store_url().unwrap();
+                let schema = pg_schema(&dir);
+                let sqlite_source = dir.join("sqlite-source");
+                let sqlite_conf = dir.join("sqlite-source.toml");
+                std::fs::write(&sqlite_conf, format!("token_dir = \"{}\"\n", sqlite_source.display())).unwrap();
+                let to_dir = |name: &str| {
+                    let path = dir.join(name);
+                    let conf = dir.join(format!("{name}.toml"));
+                    std::fs::write(&conf, format!("token_dir = \"{}\"\n", path.display())).unwrap();
+                    (vec!["--to".to_string(), path.display().to_string()], conf)
+                };
+                let to_schema = |name: &str| {
+                    let conf = dir.join(format!("{name}.toml"));
+                    let to = format!("{schema}_{name}");
+                    std::fs::write(&conf, format!(
+                        "token_dir = \"{}\"\nstore = \"{url}\"\nstore_schema = \"{to}\"\n",
+                        dir.join(name).display()
+                    )).unwrap();
+                    (vec!["--to".to_string(), url.clone(), "--to-schema".to_string(), to], conf)
+                };
+                type Destination = (Vec<String>, PathBuf);
+                let sources: [(&str, Vec<String>, PathBuf, Vec<Destination>); 2] = [
+                    (
+                        "pg",
+                        vec!["--from".into(), url.clone(), "--from-schema".into(), schema.clone()],
+                        dir.join("ferrohsm.toml"),
+                        (0..3).map(|i| to_dir(&format!("pg-copy-{i}"))).collect(),
+                    ),
+                    (
+                        "sqlite",
+                        vec!["--from".into(), sqlite_source.display().to_string()],
+                        sqlite_conf.clone(),
+                        (0..3).map(|i| to_schema(&format!("sqlite_copy_{i}"))).collect(),
+                    ),
+                ];
+                for (kind, from, source_conf, destinations) in sources {
+                    let acked = dir.join(format!("acked-{kind}"));
+                    let writer = phase_command(TEST, "writer")
+                        .env("FERROHSM_CONF", &source_conf)
+                        .env("ACKED", &acked)
+                        .env("SIGNALS", dir.join(kind))
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    wait_for(&dir.join(format!("{kind}-filled")));
+                    let mut copies = Vec::new();
+                    for (to, conf) in destinations {
+                        let before = line_count(&acked);
+                        let mut args = vec!["copy-store".to_string()];
+                        args.extend(from.iter().cloned());
+                        args.extend(to);
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let (ok, text) = run_util_watched(&source_conf, &args);
+                        let after = line_count(&acked);
+                        assert!(ok && text.contains("1 of 1 tokens copied"), "{kind}: {text}");
+                        copies.push((conf, before, after));
+                    }
+                    signal(&dir.join(format!("{kind}-stop")));
+                    wait_ok(writer, "the writer");
+                    assert!(
+                        copies.iter().any(|(_, before, after)| before < after),
+                        "{kind}: no copy overlapped a write ({copies:?}); the test proves nothing"
+                    );
+                    for (conf, before, after) in copies {
+                        let count_file = conf.with_extension("count");
+                        let output = phase_command(TEST, "check")
+                            .env("FERROHSM_CONF", &conf)
+                            .env("COUNT", &count_file)
+                            .output()
+                            .unwrap();
+                        assert!(
+                            output.status.success() && String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+                            "the copy {}: {}", conf.display(), String::from_utf8_lossy(&output.stderr)
+                        );
+                        let n: usize = std::fs::read_to_string(&count_file).unwrap().parse().unwrap();
+                        // A key committed but not yet acknowledged may be in the copy.
+                        assert!(
+                            (before..=after + 1).contains(&n),
+                            "{}: {n} keys, acknowledged {before} before and {after} after the copy",
+                            conf.display()
+                        );
+                    }
+                }
+            }
+            Some("writer") => {
+                let acked = PathBuf::from(std::env::var_os("ACKED").unwrap());
+                let signals = std::env::var("SIGNALS").unwrap();
+                let token = Token::new();
+                let session = token.user();
+                let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&acked).unwrap();
+                let stop = PathBuf::from(format!("{signals}-stop"));
+                let mut n = 0;
+                while !stop.exists() {
+                    session.generate_key(&Mechanism::AesKeyGen, &aes_template(&format!("w-{n}"))).unwrap();
+                    use std::io::Write;
+                    writeln!(log, "w-{n}").unwrap();
+                    let passing = session
+                        .generate_key(&Mechanism::AesKeyGen, &aes_template(&format!("t-{n}")))
+                        .unwrap();
+                    session.destroy_object(passing).unwrap();
+                    n += 1;
+                    if n == FILLED {
+                        signal(Path::new(&format!("{signals}-filled")));
+                    }
+                }
+                assert!(n > FILLED, "the writer went on during the copies");
+            }
+            Some("check") => {
+                let token = Token::existing();
+                let session = token.user();
+                let keys = session.find_objects(&[Attribute::Class(ObjectClass::SECRET_KEY)]).unwrap();
+                let mut made = Vec::new();
+                let mut passing = 0;
+                for key in keys {
+                    let label = match session.get_attributes(key, &[cryptoki::object::AttributeType::Label]).unwrap().pop() {
+                        Some(Attribute::Label(label)) => String::from_utf8(label).unwrap(),
+                        other => panic!("label: {other:?}"),
+                    };
+                    let sealed = session.encrypt(&Mechanism::AesEcb, key, &[7u8; 16]).unwrap();
+                    assert_eq!(session.decrypt(&Mechanism::AesEcb, key, &sealed).unwrap(), [7u8; 16], "{label}");
+                    match label.split_once('-') {
+                        Some(("w", n)) => made.push(n.parse::<usize>().unwrap()),
+                        Some(("t", _)) => passing += 1,
+                        _ => panic!("unexpected key {label}"),
+                    }
+                }
+                assert!(passing <= 1, "{passing} passing keys: at most the one not yet destroyed");
+                made.sort_unstable();
+                assert_eq!(made, (0..made.len()).collect::<Vec<_>>(), "the first n keys, none missing");
+                std::fs::write(std::env::var_os("COUNT").unwrap(), made.len().to_string()).unwrap();
+            }
+            other => panic!("unknown phase {other:?}"),
+        }
+    }
+}

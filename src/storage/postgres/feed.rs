@@ -5,7 +5,7 @@
 //! `data_version` costs a page read. A location's own writes are not changes for it.
 //!
 //! The thread exists while the library is initialised: dropping the feed (C_Finalize)
-//! stops and joins it within `POLL` (a forked child never runs it: its inherited library
+//! stops and joins it within `POLL`, however busy the channel (a forked child never runs it: its inherited library
 //! is forgotten). While its connection is down, nothing is flagged; when it is back, every
 //! token is flagged, since notifications may have been missed meanwhile.
 
@@ -104,6 +104,11 @@ fn listen(connector: &Connector, writer: u64, flags: &Flags, stop: &AtomicBool) 
             let mut notifications = client.notifications();
             let mut arrived = notifications.timeout_iter(POLL);
             while let Ok(Some(n)) = arrived.next() {
+                // Notifications can come faster than POLL for as long as another host
+                // writes: the stop flag is looked at between them too.
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let mut fields = n.payload().split(' ');
                 let slot = fields.next().and_then(|s| s.parse::<i64>().ok());
                 let from = fields.next().and_then(|w| w.parse::<u64>().ok());
