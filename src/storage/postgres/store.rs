@@ -260,17 +260,25 @@ pub(super) fn insert_object(
             &object.in_set,
         ],
     )?;
-    let insert = tx.prepare(
-        "INSERT INTO attributes (slot_id, object_id, attr_type, sealed, value)
-         VALUES ($1, $2, $3, $4, $5)",
-    )?;
+    // All rows in one statement (arrays unnested by the server): one round trip per
+    // object instead of one per attribute, which made C_CreateObject ~7x SQLite's.
+    let mut types = Vec::with_capacity(object.attributes.len());
+    let mut seals = Vec::with_capacity(object.attributes.len());
+    let mut values = Vec::with_capacity(object.attributes.len());
     for (ty, value) in &object.attributes {
         let (sealed, bytes) = match value {
             StoredValue::Clear(v) => (seal_code(None), v),
             StoredValue::Sealed(seal, v) => (seal_code(Some(*seal)), v),
         };
-        tx.execute(&insert, &[&slot, &object.id, &(*ty as i64), &sealed, bytes])?;
+        types.push(*ty as i64);
+        seals.push(sealed);
+        values.push(bytes.as_slice());
     }
+    tx.execute(
+        "INSERT INTO attributes (slot_id, object_id, attr_type, sealed, value)
+         SELECT $1, $2, t, s, v FROM unnest($3::bigint[], $4::integer[], $5::bytea[]) AS a(t, s, v)",
+        &[&slot, &object.id, &types, &seals, &values],
+    )?;
     Ok(())
 }
 
