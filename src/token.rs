@@ -35,6 +35,7 @@ use crate::object::lifecycle;
 use crate::object::policy::is_secret;
 use crate::object::Attributes;
 use crate::storage::integrity::{self, MacKey, Tag};
+use crate::storage::rotation::{RewrappedPin, Rotation};
 use crate::storage::seal::{self, CounterState, TokenKey, KEY_LEN, SALT_LEN};
 use crate::storage::{
     ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
@@ -61,8 +62,8 @@ pub enum UserType {
 }
 
 impl UserType {
-    /// Separates the SO's and the user's wrapped token keys.
-    fn wrap_tag(self) -> u8 {
+    /// Separates the SO's and the user's wrapped token keys (and counter MACs).
+    pub(crate) fn wrap_tag(self) -> u8 {
         match self {
             UserType::So => 0,
             UserType::User => 1,
@@ -627,6 +628,89 @@ impl Token {
         inner.sync()
     }
 
+    /// Replaces the token key by a new random one, so that no earlier PIN record (an old
+    /// copy of the store, with the PIN it had then) opens the keys stored from now on, nor
+    /// the re-sealed ones (`storage::rotation` says what moves). Both PINs are needed, since
+    /// both records wrap the token key: each is checked as a login checks it (counted
+    /// before it is judged; CKR_PIN_INCORRECT, CKR_PIN_LOCKED), the SO's first, and a wrong
+    /// one changes nothing else. Then one store transaction re-seals, re-tags and re-wraps
+    /// everything (under the same PIN keys: salts, cost and flags stay) and moves the
+    /// epoch, so every login on the token ends, in this process and in every other one at
+    /// its next call, and no process can write with the old key any more. Store failures
+    /// are CKR_DEVICE_ERROR with the store as it was. Argon2 runs only in the two PIN
+    /// checks, outside the token lock; the re-sealing (AES-GCM) runs under it.
+    pub fn rotate_token_key(&self, so_pin: &[u8], user_pin: &[u8]) -> Result<()> {
+        let which = |user: UserType| {
+            move |e: Error| match e.rv {
+                CKR_PIN_INCORRECT | CKR_PIN_LOCKED | CKR_USER_PIN_NOT_INITIALIZED => {
+                    let name = match user {
+                        UserType::So => "SO PIN",
+                        UserType::User => "user PIN",
+                    };
+                    Error::with(e.rv, format!("{name}: {}", e.context))
+                }
+                _ => e,
+            }
+        };
+        let (so_key, so_pin_key) = {
+            let (mut inner, key, pin_key) = self
+                .check_pin(UserType::So, so_pin)
+                .map_err(which(UserType::So))?;
+            inner.authenticate(UserType::So, &key, &pin_key)?;
+            (key, pin_key)
+        };
+        let (mut inner, old_key, user_pin_key) = self
+            .check_pin(UserType::User, user_pin)
+            .map_err(which(UserType::User))?;
+        inner.authenticate(UserType::User, &old_key, &user_pin_key)?;
+        {
+            use subtle::ConstantTimeEq;
+            if !bool::from(so_key.ct_eq(&*old_key)) {
+                return Err(Error::with(
+                    CKR_DEVICE_ERROR,
+                    "the SO and user PIN records wrap different token keys (the store was edited)",
+                ));
+            }
+        }
+        let new_key = seal::new_token_key()?;
+        let old_epoch = inner.record.epoch;
+        let new_epoch = loop {
+            let epoch = u64::from_le_bytes(seal::random_bytes()?);
+            if epoch != old_epoch {
+                break epoch;
+            }
+        };
+        let mut pins = Vec::with_capacity(2);
+        for (user, pin_key) in [(UserType::So, &so_pin_key), (UserType::User, &user_pin_key)] {
+            let record = inner
+                .record
+                .pin(user)
+                .ok_or_else(|| Error::with(CKR_DEVICE_ERROR, "a PIN record vanished"))?;
+            pins.push(RewrappedPin {
+                user,
+                salt: record.salt.clone(),
+                flags: record.flags,
+                wrapped_key: seal::wrap_token_key(
+                    pin_key,
+                    &new_key,
+                    user.wrap_tag(),
+                    record.flags,
+                )?,
+            });
+        }
+        inner.store.get_mut().rotate_token_key(&Rotation {
+            old_epoch,
+            new_epoch,
+            old_key: &old_key,
+            new_key: &new_key,
+            pins: &pins,
+        })?;
+        // The new epoch ends this process's login too and has every object read again
+        // (`reload_record`), as in the other processes.
+        inner.reload_record()?;
+        inner.sync()
+    }
+
     /// An online, consistent copy of this token's store at `dest` (a new file); see
     /// `SqliteStore::backup_to` for restoring it. Holds the token lock while copying.
     pub fn backup_to(&self, dest: &std::path::Path) -> Result<()> {
@@ -960,7 +1044,8 @@ impl Token {
         if inner.record.epoch != epoch {
             return Err(Error::with(
                 CKR_DEVICE_REMOVED,
-                "token was re-initialised by another process during the PIN check",
+                "token was re-initialised (or its token key rotated) by another process during \
+                 the PIN check",
             ));
         }
         let Some(token_key) = token_key else {
@@ -1092,14 +1177,6 @@ fn check_intact(meta: &Meta) -> Result<()> {
             ..
         }) => Err(Error::with(CKR_DEVICE_ERROR, why.clone())),
         _ => Ok(()),
-    }
-}
-
-/// A CK_BBOOL attribute of a stored row (clear values only; sealed ones are never flags).
-fn stored_flag(object: &StoredObject, ty: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
-    match object.attributes.iter().find(|(t, _)| *t == ty) {
-        Some((_, StoredValue::Clear(v))) => v.first().is_some_and(|b| *b != 0),
-        _ => default,
     }
 }
 
@@ -1479,12 +1556,14 @@ impl Inner {
     fn reload_record(&mut self) -> Result<()> {
         let record = self.store.get_mut().load_token()?;
         if record.epoch != self.record.epoch {
-            // Re-initialised elsewhere: our token key and every stored object are stale.
+            // Re-initialised, or its token key rotated (`rotate_token_key`): our token key
+            // and every stored object's tag are stale, so the login ends and the objects are
+            // read again. `by_store_id` stays: the objects a rotation kept come back under
+            // their handles; those a re-initialisation deleted leave it at the next sync.
             self.drop_login();
             for handle in self.index.remove_where(|e| e.meta.stored.is_some()) {
                 self.keys.remove(&handle);
             }
-            self.by_store_id.clear();
             self.seen_counter = None;
         }
         self.record = record;
@@ -1534,9 +1613,9 @@ impl Inner {
         let flags = self.record.pin(user).map_or(0, |p| p.flags);
         let legacy = flags == 0;
         if self.record.mac.is_none() && legacy {
-            self.store.get_mut().tag_all(epoch, &mac, &|object| {
-                stored_flag(object, CKA_PRIVATE, true)
-            })?;
+            self.store
+                .get_mut()
+                .tag_all(epoch, &mac, &|object| object.flag(CKA_PRIVATE, true))?;
             self.seen_counter = None;
             self.reload_objects_on_next_sync();
             self.record = self.store.get_mut().load_token()?;
@@ -1580,7 +1659,7 @@ impl Inner {
                 self.record.label, object.id
             ))
         };
-        let private = stored_flag(object, CKA_PRIVATE, true);
+        let private = object.flag(CKA_PRIVATE, true);
         let epoch = self.record.epoch;
         let holds = |key: &MacKey, tag: &[u8]| {
             let expected = integrity::object_tag(

@@ -18,6 +18,7 @@ pub mod files;
 pub mod integrity;
 pub mod location;
 pub mod postgres;
+pub mod rotation;
 mod rules;
 pub mod seal;
 pub mod sqlite;
@@ -200,6 +201,16 @@ pub struct StoredObject {
     pub in_set: bool,
 }
 
+impl StoredObject {
+    /// A CK_BBOOL attribute as stored (clear values only; sealed ones are never flags).
+    pub fn flag(&self, ty: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
+        match self.attributes.iter().find(|(t, _)| *t == ty) {
+            Some((_, StoredValue::Clear(v))) => v.first().is_some_and(|b| *b != 0),
+            _ => default,
+        }
+    }
+}
+
 /// The keys a write tags an object with: the token MAC key while someone is logged in
 /// (required for an object of the set), else the public MAC key.
 pub struct Signer<'a> {
@@ -279,6 +290,14 @@ pub trait TokenStore: Send {
         public_key: &PublicObjectKey,
         key: &MacKey,
     ) -> Result<()>;
+
+    /// `Token::rotate_token_key`: in one transaction (whose epoch must be
+    /// `rotation.old_epoch`, and whose record and objects must hold their tags), every
+    /// value sealed under the old token key is re-sealed under the new one, every object
+    /// re-tagged at the new epoch, the object-set digest recomputed, both PIN records
+    /// re-wrapped and the record re-tagged under the new key (see `rotation`). Any failure
+    /// leaves the store as it was.
+    fn rotate_token_key(&mut self, rotation: &rotation::Rotation<'_>) -> Result<()>;
 
     /// Every stored object's id and generation, for a cheap diff against the index.
     fn object_generations(&mut self) -> Result<Vec<(ObjectId, u64)>>;

@@ -17,6 +17,7 @@ use super::connect::{pg_error, Connector};
 use super::feed::CHANNEL;
 use crate::error::{Error, Result};
 use crate::storage::integrity::{self, MacKey, Tag};
+use crate::storage::rotation::{self, Rotation};
 use crate::storage::{
     rules, AuditRow, KdfParams, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer,
     StoredObject, StoredValue, TokenRecord, TokenStore,
@@ -449,7 +450,10 @@ impl PgStore {
                 if row.get::<_, i64>(0) as u64 != epoch {
                     return Err(Error::with(
                         CKR_DEVICE_REMOVED,
-                        format!("token {place} was re-initialised by another process"),
+                        format!(
+                            "token {place} was re-initialised (or its token key rotated) by \
+                             another process"
+                        ),
                     ));
                 }
             }
@@ -702,6 +706,49 @@ impl TokenStore for PgStore {
                 .map_err(|e| pg_error(place, e))?;
             }
             set_object_set(tx, slot, place, key, &digest)
+        })
+    }
+
+    fn rotate_token_key(&mut self, rotation: &Rotation<'_>) -> Result<()> {
+        self.write(Some(rotation.old_epoch), |tx, slot, place| {
+            let record = read_record(tx, slot, place)?;
+            let objects = read_objects(tx, slot, None, place)?;
+            // A new generation for every object, so other processes re-read them.
+            let generation = bump_counter(tx, slot, place)?;
+            let rotated = rotation::rotate(rotation, &record, &objects, generation, place)?;
+            let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
+                for object in &rotated.objects {
+                    let row = rules::written_object(
+                        object.id,
+                        generation,
+                        &object.attributes,
+                        object.seal,
+                        &object.tag,
+                        object.in_set,
+                    );
+                    delete_rows(tx, slot, Some(object.id))?;
+                    insert_object(tx, slot, &row)?;
+                }
+                tx.execute(
+                    "UPDATE tokens SET epoch = $2 WHERE slot_id = $1",
+                    &[&slot, &(rotation.new_epoch as i64)],
+                )?;
+                for pin in &rotated.pins {
+                    tx.execute(
+                        "UPDATE pins SET wrapped_key = $3, counter_mac = $4
+                         WHERE slot_id = $1 AND user_type = $2",
+                        &[
+                            &slot,
+                            &user_key(pin.user),
+                            &pin.wrapped_key,
+                            &pin.counter_mac,
+                        ],
+                    )?;
+                }
+                Ok(())
+            };
+            run(tx).map_err(|e| pg_error(place, e))?;
+            set_object_set(tx, slot, place, &rotated.mac, &rotated.object_set)
         })
     }
 
