@@ -639,7 +639,14 @@ impl Token {
     /// its next call, and no process can write with the old key any more. Store failures
     /// are CKR_DEVICE_ERROR with the store as it was. Argon2 runs only in the two PIN
     /// checks, outside the token lock; the re-sealing (AES-GCM) runs under it.
+    /// The attempt, success or not, goes to the audit log (`rotate-token-key`).
     pub fn rotate_token_key(&self, so_pin: &[u8], user_pin: &[u8]) -> Result<()> {
+        let result = self.rotate_key(so_pin, user_pin);
+        self.audit("rotate-token-key", &[], crate::error::rv_of(&result));
+        result
+    }
+
+    fn rotate_key(&self, so_pin: &[u8], user_pin: &[u8]) -> Result<()> {
         let which = |user: UserType| {
             move |e: Error| match e.rv {
                 CKR_PIN_INCORRECT | CKR_PIN_LOCKED | CKR_USER_PIN_NOT_INITIALIZED => {

@@ -197,6 +197,57 @@ fn rotate(sandbox: &Sandbox, so_pin: &str, user_pin: &str) -> (bool, String) {
     )
 }
 
+/// Runs ferrohsm-util on the sandbox with extra environment variables and `stdin`, as a
+/// script would; returns (success, stdout + stderr).
+fn run_util_input(
+    sandbox: &Sandbox,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
+        .env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"))
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ferrohsm-util");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The token's slot id and serial, as `ferrohsm-util slots` lists them.
+fn slot_and_serial(sandbox: &Sandbox) -> (String, String) {
+    let (ok, out) = run_util(sandbox, &["slots"]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("token \"{TOKEN_LABEL}\"")))
+        .unwrap_or_else(|| panic!("the token in {out}"));
+    let slot = line
+        .trim_start_matches("slot ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let serial = line.rsplit("serial ").next().unwrap().trim().to_string();
+    (slot, serial)
+}
+
 // ---------------------------------------------------------------------------------------
 // Keys (token objects) and their use
 // ---------------------------------------------------------------------------------------
@@ -399,6 +450,8 @@ fn rotation_keeps_every_key_and_reseals_every_private_secret() {
                 assert_ne!(before.wrapped_key, after.wrapped_key, "re-wrapped");
                 assert_ne!(before.counter_mac, after.counter_mac, "counter MAC re-made");
             }
+            let (ok, log) = run_util(&sandbox, &["audit", "--token", TOKEN_LABEL]);
+            assert!(ok && log.contains("rotate-token-key"), "audit log: {log}");
             sandbox.run(TEST, "check");
         }
         Some("setup") => make_keys_and_ciphertexts(&Token::new()),
@@ -451,7 +504,14 @@ fn an_old_pin_record_opens_nothing_stored_after_the_rotation() {
                 opens(&old_key, between_id, &between),
                 "without a rotation the old PIN record opens a key made after the PIN change"
             );
-            let (ok, out) = rotate(&sandbox, SO_PIN, NEW_USER_PIN);
+            // The PINs on standard input, the SO's line first, as a script gives them.
+            let (slot, _) = slot_and_serial(&sandbox);
+            let (ok, out) = run_util_input(
+                &sandbox,
+                &["rotate-token-key", "--slot", &slot],
+                &[],
+                &format!("{SO_PIN}\n{NEW_USER_PIN}\n"),
+            );
             assert!(ok, "rotate-token-key failed: {out}");
             sandbox.run(TEST, "make-after");
             let (after_id, after) = sealed_value_of(&sandbox, "after");
@@ -591,6 +651,30 @@ fn a_failed_rotation_changes_nothing() {
                     "DROP TRIGGER refuse;"
                 },
             );
+
+            // An object changed outside ferrohsm is not blessed by a rotation: refused,
+            // nothing changed.
+            let relabel = |from: &str, to: &str| {
+                pg::store_sql(
+                    sandbox.path(),
+                    &format!(
+                        "UPDATE attributes SET value = {} WHERE {} = {CKA_LABEL} AND value = {}",
+                        blob_literal(to.as_bytes()),
+                        type_column(),
+                        blob_literal(from.as_bytes())
+                    ),
+                );
+            };
+            relabel("aes", "edited");
+            let (ok, out) = rotate(&sandbox, SO_PIN, USER_PIN);
+            assert!(!ok, "a rotation blessed an edited object: {out}");
+            assert!(
+                out.contains("CKR_DEVICE_ERROR") && out.contains("fails its integrity check"),
+                "{out}"
+            );
+            assert_eq!(sealed_values(&sandbox), sealed, "nothing re-sealed");
+            assert_eq!(wrapped(&sandbox), pins, "nothing re-wrapped");
+            relabel("edited", "aes");
             sandbox.run(TEST, "check");
         }
         Some("setup") => make_keys_and_ciphertexts(&Token::new()),
@@ -631,7 +715,13 @@ fn another_process_login_ends_and_its_keys_survive() {
                 assert!(std::time::Instant::now() < deadline, "holder not ready");
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            let (ok, out) = rotate(&sandbox, SO_PIN, USER_PIN);
+            let (_, serial) = slot_and_serial(&sandbox);
+            let (ok, out) = run_util_input(
+                &sandbox,
+                &["rotate-token-key", "--serial", &serial],
+                &[("FERROHSM_SO_PIN", SO_PIN), ("FERROHSM_PIN", USER_PIN)],
+                "",
+            );
             assert!(ok, "rotate-token-key failed: {out}");
             std::fs::write(sandbox.path().join("rotated"), "").unwrap();
             let out = holder.wait_with_output().unwrap();
