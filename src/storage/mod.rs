@@ -4,8 +4,12 @@
 //! `TokenStore` is the small interface the token needs; `sqlite` (one SQLite file per
 //! token, WAL mode, every change one transaction) and `postgres` implement it, `location`
 //! is where a configuration's tokens are listed and created, `rules` what every backend
-//! decides alike, and `seal` holds the PIN-derived sealing. The store never sees a PIN or a plaintext secret: the token seals secret
-//! attribute values before they reach it and wraps the token key under PIN-derived keys.
+//! decides alike, `rotation` what a token key rotation computes, and `seal` holds the
+//! PIN-derived sealing. The store never sees a PIN, and a backend never a plaintext secret:
+//! the token seals secret attribute values before they reach it and wraps the token key
+//! under PIN-derived keys. The one exception is a token key rotation, where `rotation`,
+//! given both token keys by the token, opens and re-seals each value inside the backend's
+//! transaction (zeroized at once).
 //!
 //! Change detection: every object write bumps the token's `change_counter` and stamps the
 //! object row with it (`generation`). A reader first asks `data_changed()` (SQLite's
@@ -145,8 +149,8 @@ pub struct TokenRecord {
     pub slot_id: CK_SLOT_ID,
     pub label: String,
     pub serial: String,
-    /// Changes at every (re-)initialisation: a process holding the token key of an older
-    /// epoch must not seal anything with it.
+    /// Changes at every (re-)initialisation and token key rotation: a process holding the
+    /// token key of an older epoch must not seal anything with it.
     pub epoch: u64,
     pub change_counter: u64,
     pub so_pin: Option<PinRecord>,
@@ -221,7 +225,7 @@ pub struct Signer<'a> {
 
 /// What a token needs from its persistent store. Every method is one transaction; the
 /// writes that touch sealed data take the epoch the caller's token key belongs to and fail
-/// with CKR_DEVICE_REMOVED when the token was re-initialised meanwhile.
+/// with CKR_DEVICE_REMOVED when the token was re-initialised (or its key rotated) meanwhile.
 pub trait TokenStore: Send {
     fn load_token(&mut self) -> Result<TokenRecord>;
 
