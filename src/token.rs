@@ -647,16 +647,20 @@ impl Token {
     }
 
     fn rotate_key(&self, so_pin: &[u8], user_pin: &[u8]) -> Result<()> {
+        // Which PIN failed, for the caller's message (`ferrohsm-util` adds the tries left).
         let which = |user: UserType| {
-            move |e: Error| match e.rv {
-                CKR_PIN_INCORRECT | CKR_PIN_LOCKED | CKR_USER_PIN_NOT_INITIALIZED => {
-                    let name = match user {
-                        UserType::So => "SO PIN",
-                        UserType::User => "user PIN",
-                    };
-                    Error::with(e.rv, format!("{name}: {}", e.context))
-                }
-                _ => e,
+            move |e: Error| {
+                let name = match user {
+                    UserType::So => "SO PIN",
+                    UserType::User => "user PIN",
+                };
+                let what = match e.rv {
+                    CKR_PIN_INCORRECT => "wrong",
+                    CKR_PIN_LOCKED => "locked",
+                    CKR_USER_PIN_NOT_INITIALIZED => "not set (the SO sets it: C_InitPIN)",
+                    _ => return e,
+                };
+                Error::with(e.rv, format!("{name}: {what}"))
             }
         };
         let (so_key, so_pin_key) = {
@@ -2634,6 +2638,64 @@ mod tests {
         other.login(UserType::User, USER_PIN).unwrap();
         let stored = other.object(handle_by_label(&other, "renamed")).unwrap();
         assert_eq!(stored.attrs.get(CKA_VALUE), Some(SECRET));
+    }
+
+    /// A rotation in another connection: a write made there with the old key's epoch is
+    /// refused by the store itself (a race past the sync at the start of a call cannot
+    /// seal anything with the old key); the next call ends the old login; the objects,
+    /// also a legacy public one with a value under the token key and a public one under
+    /// the public-object key, keep their values and handles; the same PINs log in again.
+    #[test]
+    fn a_rotation_elsewhere_ends_the_login_and_refuses_old_epoch_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        let private = token.create_object(private_key("private"), 0).unwrap();
+        let legacy = legacy_public_object(&token, "legacy");
+        let public = token.create_object(public_secret_key("public"), 0).unwrap();
+        let (_other_slots, other) = reopen(dir.path());
+        assert_eq!(
+            rv(other.rotate_token_key(b"wrong-so-pin", USER_PIN)),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            rv(other.rotate_token_key(SO_PIN, b"wrong-user-pin")),
+            CKR_PIN_INCORRECT
+        );
+        other.rotate_token_key(SO_PIN, USER_PIN).unwrap();
+        {
+            let mut inner = token.inner.write();
+            let epoch = inner.record.epoch;
+            let public_mac = inner.public_mac().unwrap();
+            let login = inner.login.take().unwrap();
+            let signer = Signer {
+                token: Some(&login.mac),
+                public: &public_mac,
+                in_set: true,
+            };
+            let stale = inner.store.get_mut().put_object(epoch, 42, &[], &signer);
+            assert_eq!(rv(stale), CKR_DEVICE_REMOVED);
+            inner.login = Some(login);
+        }
+        assert_eq!(
+            rv(token.create_object(private_key("stale"), 0)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        assert_eq!(token.logged_in(), None);
+        assert_eq!(
+            token.object(public).unwrap().attrs.get(CKA_VALUE),
+            Some(SECRET)
+        );
+        token.login(UserType::User, USER_PIN).unwrap();
+        for (handle, ty) in [
+            (private, CKA_PRIVATE_EXPONENT),
+            (legacy, CKA_VALUE),
+            (public, CKA_VALUE),
+        ] {
+            assert_eq!(token.object(handle).unwrap().attrs.get(ty), Some(SECRET));
+        }
+        token.logout().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
     }
 
     fn handle_by_label(token: &Token, label: &str) -> CK_OBJECT_HANDLE {
