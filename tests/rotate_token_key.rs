@@ -767,3 +767,118 @@ fn wait_for(done: &Path, ready: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Rounds of `a_rotation_killed_at_any_point_is_all_or_nothing`
+/// (`FERROHSM_ROTATE_KILL_ROUNDS`, default 12: each round runs Argon2id four times).
+fn rotate_kill_rounds() -> u32 {
+    std::env::var("FERROHSM_ROTATE_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+}
+
+/// ferrohsm-util rotate-token-key killed with SIGKILL at a random point of its run (PIN
+/// checks, re-sealing, commit): the sealed values are then all as before or all sealed
+/// again, never a mix, and both PINs log in and every key works.
+#[test]
+fn a_rotation_killed_at_any_point_is_all_or_nothing() {
+    const TEST: &str = "a_rotation_killed_at_any_point_is_all_or_nothing";
+    if skip_unless_ferrohsm(TEST) {
+        return;
+    }
+    match child_phase(TEST).as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "setup");
+            // A whole rotation's time, to spread the kills over it.
+            let started = std::time::Instant::now();
+            let (ok, out) = rotate(&sandbox, SO_PIN, USER_PIN);
+            assert!(ok, "rotate-token-key failed: {out}");
+            let whole = started.elapsed();
+            let mut seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            eprintln!("kill seed {seed}, a rotation takes {whole:?}");
+            let (mut rotated, mut kept) = (0, 0);
+            for round in 0..rotate_kill_rounds() {
+                let before = sealed_values(&sandbox);
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                // Mostly past the PIN checks, where the transaction runs.
+                let delay = whole.mul_f64(0.4 + f64::from(seed % 1000) / 1000.0 * 0.8);
+                let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
+                    .env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"))
+                    .args(["rotate-token-key", "--token", TOKEN_LABEL])
+                    .args(["--so-pin", SO_PIN, "--pin", USER_PIN])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("run ferrohsm-util");
+                std::thread::sleep(delay);
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                let after = sealed_values(&sandbox);
+                assert_eq!(
+                    after.keys().collect::<Vec<_>>(),
+                    before.keys().collect::<Vec<_>>(),
+                    "round {round}: the same sealed attributes"
+                );
+                let token_sealed = before.iter().filter(|(_, (seal, _))| *seal == 1);
+                let changed: Vec<bool> = token_sealed
+                    .map(|(at, (_, value))| after[at].1 != *value)
+                    .collect();
+                let all = changed.iter().all(|c| *c);
+                assert!(
+                    all || changed.iter().all(|c| !*c),
+                    "round {round} (killed after {delay:?}): some values sealed again, \
+                     others not: {changed:?}"
+                );
+                assert!(
+                    !status.success() || all,
+                    "round {round}: success without rotation"
+                );
+                if all {
+                    rotated += 1;
+                } else {
+                    kept += 1;
+                }
+                // Both PINs log in (which also resets a counter a kill left raised) and
+                // every key works, in a new process.
+                sandbox.run(TEST, "check");
+            }
+            eprintln!("{rotated} rounds rotated, {kept} left the key as it was");
+        }
+        Some("setup") => {
+            let token = Token::new();
+            // Enough secrets that re-sealing them takes a while to be killed in.
+            let session = token.user();
+            for i in 0..SECRET_KEYS {
+                session
+                    .create_object(&[
+                        Attribute::Class(ObjectClass::SECRET_KEY),
+                        Attribute::KeyType(cryptoki::object::KeyType::GENERIC_SECRET),
+                        Attribute::Token(true),
+                        Attribute::Private(true),
+                        Attribute::Sensitive(true),
+                        Attribute::Label(format!("secret-{i}").into_bytes()),
+                        Attribute::Value(vec![i as u8; 32]),
+                    ])
+                    .expect("C_CreateObject secret key");
+            }
+            session.logout().unwrap();
+            drop(session);
+            make_keys_and_ciphertexts(&token);
+        }
+        Some("check") => {
+            let token = Token::existing();
+            let so = token.rw();
+            so.login(UserType::So, Some(&pin(SO_PIN))).expect("SO PIN");
+            so.logout().unwrap();
+            check_keys_and_ciphertexts(&token.user());
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
+
+/// Secret keys of `a_rotation_killed_at_any_point_is_all_or_nothing`.
+const SECRET_KEYS: usize = 300;
