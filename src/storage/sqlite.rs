@@ -991,20 +991,27 @@ impl TokenStore for SqliteStore {
         let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
         let rotated = rotation::rotate(rotation, &record, &objects, generation, &place)?;
         let run = || -> rusqlite::Result<()> {
+            let mut update_object = tx.prepare_cached(
+                "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = ?3, in_set = ?4
+                 WHERE id = ?5",
+            )?;
+            let mut update_value = tx.prepare_cached(
+                "UPDATE attributes SET value = ?1 WHERE object_id = ?2 AND type = ?3",
+            )?;
             for object in &rotated.objects {
-                tx.execute(
-                    "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = ?3, in_set = ?4
-                     WHERE id = ?5",
-                    params![
-                        generation as i64,
-                        object.tag.as_slice(),
-                        seal_code(Some(object.seal)),
-                        object.in_set,
-                        object.id
-                    ],
-                )?;
-                tx.execute("DELETE FROM attributes WHERE object_id = ?1", [object.id])?;
-                insert_attributes(&tx, object.id, &object.attributes)?;
+                update_object.execute(params![
+                    generation as i64,
+                    object.tag.as_slice(),
+                    seal_code(Some(object.seal)),
+                    object.in_set,
+                    object.id
+                ])?;
+                // The values under the token key are the re-sealed ones.
+                for (ty, value) in &object.attributes {
+                    if let StoredValue::Sealed(Seal::Token, blob) = value {
+                        update_value.execute(params![blob, object.id, *ty as i64])?;
+                    }
+                }
             }
             tx.execute(
                 "UPDATE token SET epoch = ?1, object_set = ?2",

@@ -717,17 +717,32 @@ impl TokenStore for PgStore {
             let generation = bump_counter(tx, slot, place)?;
             let rotated = rotation::rotate(rotation, &record, &objects, generation, place)?;
             let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
+                let update_object = tx.prepare(
+                    "UPDATE objects SET generation = $3, mac = $4, mac_seal = $5, in_set = $6
+                     WHERE slot_id = $1 AND id = $2",
+                )?;
+                let update_value = tx.prepare(
+                    "UPDATE attributes SET value = $4
+                     WHERE slot_id = $1 AND object_id = $2 AND attr_type = $3",
+                )?;
                 for object in &rotated.objects {
-                    let row = rules::written_object(
-                        object.id,
-                        generation,
-                        &object.attributes,
-                        object.seal,
-                        &object.tag,
-                        object.in_set,
-                    );
-                    delete_rows(tx, slot, Some(object.id))?;
-                    insert_object(tx, slot, &row)?;
+                    tx.execute(
+                        &update_object,
+                        &[
+                            &slot,
+                            &object.id,
+                            &(generation as i64),
+                            &object.tag.as_slice(),
+                            &seal_code(Some(object.seal)),
+                            &object.in_set,
+                        ],
+                    )?;
+                    // The values under the token key are the re-sealed ones.
+                    for (ty, value) in &object.attributes {
+                        if let StoredValue::Sealed(Seal::Token, blob) = value {
+                            tx.execute(&update_value, &[&slot, &object.id, &(*ty as i64), blob])?;
+                        }
+                    }
                 }
                 tx.execute(
                     "UPDATE tokens SET epoch = $2 WHERE slot_id = $1",
