@@ -36,7 +36,8 @@ env -u FERROHSM_TEST_STORE_URL cargo test --all-targets
 # the several-hosts tests of tests/postgres.rs: on the server FERROHSM_PG_URL names
 # (.ci/run starts one), else on one started here when PostgreSQL is installed.
 pg_suites=(--test postgres --test store_faults --test c_abi --test persistence --test pins --test tokens --test objects
-           --test kms --test kms_cli --test audit --test sessions --test wrap --test stress)
+           --test kms --test kms_cli --test audit --test sessions --test wrap --test stress
+           --test rotate_token_key)
 if [ -z "${FERROHSM_PG_URL:-}" ] && FERROHSM_PG_URL=$(.ci/start-postgres 2>/tmp/ferrohsm-pg-start.log); then
     pg_dir=$(sed -n 's/^start-postgres: server in \([^,]*\),.*/\1/p' /tmp/ferrohsm-pg-start.log)
     trap 'status=$?; step "finished, exit status $status"; pg_ctl_stop "$pg_dir"' EXIT

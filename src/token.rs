@@ -47,6 +47,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod rotate;
+
 /// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).
 pub const MAX_PIN_FAILURES: u32 = 10;
 /// CK_TOKEN_INFO strings.
@@ -61,8 +63,8 @@ pub enum UserType {
 }
 
 impl UserType {
-    /// Separates the SO's and the user's wrapped token keys.
-    fn wrap_tag(self) -> u8 {
+    /// Separates the SO's and the user's wrapped token keys (and counter MACs).
+    pub(crate) fn wrap_tag(self) -> u8 {
         match self {
             UserType::So => 0,
             UserType::User => 1,
@@ -960,7 +962,8 @@ impl Token {
         if inner.record.epoch != epoch {
             return Err(Error::with(
                 CKR_DEVICE_REMOVED,
-                "token was re-initialised by another process during the PIN check",
+                "token was re-initialised (or its token key rotated) by another process during \
+                 the PIN check",
             ));
         }
         let Some(token_key) = token_key else {
@@ -1092,14 +1095,6 @@ fn check_intact(meta: &Meta) -> Result<()> {
             ..
         }) => Err(Error::with(CKR_DEVICE_ERROR, why.clone())),
         _ => Ok(()),
-    }
-}
-
-/// A CK_BBOOL attribute of a stored row (clear values only; sealed ones are never flags).
-fn stored_flag(object: &StoredObject, ty: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
-    match object.attributes.iter().find(|(t, _)| *t == ty) {
-        Some((_, StoredValue::Clear(v))) => v.first().is_some_and(|b| *b != 0),
-        _ => default,
     }
 }
 
@@ -1479,12 +1474,14 @@ impl Inner {
     fn reload_record(&mut self) -> Result<()> {
         let record = self.store.get_mut().load_token()?;
         if record.epoch != self.record.epoch {
-            // Re-initialised elsewhere: our token key and every stored object are stale.
+            // Re-initialised, or its token key rotated (`rotate_token_key`): our token key
+            // and every stored object's tag are stale, so the login ends and the objects are
+            // read again. `by_store_id` stays: the objects a rotation kept come back under
+            // their handles; those a re-initialisation deleted leave it at the next sync.
             self.drop_login();
             for handle in self.index.remove_where(|e| e.meta.stored.is_some()) {
                 self.keys.remove(&handle);
             }
-            self.by_store_id.clear();
             self.seen_counter = None;
         }
         self.record = record;
@@ -1534,9 +1531,9 @@ impl Inner {
         let flags = self.record.pin(user).map_or(0, |p| p.flags);
         let legacy = flags == 0;
         if self.record.mac.is_none() && legacy {
-            self.store.get_mut().tag_all(epoch, &mac, &|object| {
-                stored_flag(object, CKA_PRIVATE, true)
-            })?;
+            self.store
+                .get_mut()
+                .tag_all(epoch, &mac, &|object| object.flag(CKA_PRIVATE, true))?;
             self.seen_counter = None;
             self.reload_objects_on_next_sync();
             self.record = self.store.get_mut().load_token()?;
@@ -1580,7 +1577,7 @@ impl Inner {
                 self.record.label, object.id
             ))
         };
-        let private = stored_flag(object, CKA_PRIVATE, true);
+        let private = object.flag(CKA_PRIVATE, true);
         let epoch = self.record.epoch;
         let holds = |key: &MacKey, tag: &[u8]| {
             let expected = integrity::object_tag(
@@ -2548,6 +2545,64 @@ mod tests {
         other.login(UserType::User, USER_PIN).unwrap();
         let stored = other.object(handle_by_label(&other, "renamed")).unwrap();
         assert_eq!(stored.attrs.get(CKA_VALUE), Some(SECRET));
+    }
+
+    /// A rotation in another connection: a write made there with the old key's epoch is
+    /// refused by the store itself (a race past the sync at the start of a call cannot
+    /// seal anything with the old key); the next call ends the old login; the objects,
+    /// also a legacy public one with a value under the token key and a public one under
+    /// the public-object key, keep their values and handles; the same PINs log in again.
+    #[test]
+    fn a_rotation_elsewhere_ends_the_login_and_refuses_old_epoch_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_slots, token) = setup(dir.path());
+        token.login(UserType::User, USER_PIN).unwrap();
+        let private = token.create_object(private_key("private"), 0).unwrap();
+        let legacy = legacy_public_object(&token, "legacy");
+        let public = token.create_object(public_secret_key("public"), 0).unwrap();
+        let (_other_slots, other) = reopen(dir.path());
+        assert_eq!(
+            rv(other.rotate_token_key(b"wrong-so-pin", USER_PIN)),
+            CKR_PIN_INCORRECT
+        );
+        assert_eq!(
+            rv(other.rotate_token_key(SO_PIN, b"wrong-user-pin")),
+            CKR_PIN_INCORRECT
+        );
+        other.rotate_token_key(SO_PIN, USER_PIN).unwrap();
+        {
+            let mut inner = token.inner.write();
+            let epoch = inner.record.epoch;
+            let public_mac = inner.public_mac().unwrap();
+            let login = inner.login.take().unwrap();
+            let signer = Signer {
+                token: Some(&login.mac),
+                public: &public_mac,
+                in_set: true,
+            };
+            let stale = inner.store.get_mut().put_object(epoch, 42, &[], &signer);
+            assert_eq!(rv(stale), CKR_DEVICE_REMOVED);
+            inner.login = Some(login);
+        }
+        assert_eq!(
+            rv(token.create_object(private_key("stale"), 0)),
+            CKR_USER_NOT_LOGGED_IN
+        );
+        assert_eq!(token.logged_in(), None);
+        assert_eq!(
+            token.object(public).unwrap().attrs.get(CKA_VALUE),
+            Some(SECRET)
+        );
+        token.login(UserType::User, USER_PIN).unwrap();
+        for (handle, ty) in [
+            (private, CKA_PRIVATE_EXPONENT),
+            (legacy, CKA_VALUE),
+            (public, CKA_VALUE),
+        ] {
+            assert_eq!(token.object(handle).unwrap().attrs.get(ty), Some(SECRET));
+        }
+        token.logout().unwrap();
+        token.login(UserType::So, SO_PIN).unwrap();
     }
 
     fn handle_by_label(token: &Token, label: &str) -> CK_OBJECT_HANDLE {

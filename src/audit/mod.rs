@@ -1,6 +1,6 @@
 //! The audit log of key management (issue 11): every key created, imported, enabled,
-//! disabled, scheduled for deletion or kept, destroyed; every PIN change, failed login and
-//! lockout. Appended to the token store (one row per event, JSON), each row chained to the
+//! disabled, scheduled for deletion or kept, destroyed; every PIN change, token key
+//! rotation, failed login and lockout. Appended to the token store (one row per event, JSON), each row chained to the
 //! one before by SHA-256 over (previous chain value, sequence number, entry), so a changed,
 //! removed or inserted entry breaks the chain from there on (`verify`). What the chain
 //! cannot show by itself is the loss of the newest entries together: `ferrohsm-util audit`
@@ -41,7 +41,7 @@ pub struct Entry {
     /// The key's CKA_ID in hex (a key id for KMS keys), empty for token events.
     pub key_id: String,
     /// `create`, `import`, `enable`, `disable`, `schedule-deletion`, `cancel-deletion`,
-    /// `destroy`, `pin-change`, `login-failure`, `lockout`; with `audit = "operations"`
+    /// `destroy`, `pin-change`, `rotate-token-key`, `login-failure`, `lockout`; with `audit = "operations"`
     /// also `encrypt`, `decrypt`, `sign`, `verify`, `wrap`.
     pub event: String,
     /// The `CKM_*` name of an operation's mechanism; absent for key management events.

@@ -12,6 +12,7 @@ use crate::object::lifecycle;
 use crate::object::Attributes;
 use crate::session::Input;
 use crate::state::Library;
+use crate::token::UserType;
 use crate::vendor::*;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -70,28 +71,38 @@ pub fn find_token(lib: &Library, label: &str) -> Result<CK_SLOT_ID> {
     ))
 }
 
-/// A login error with what the user can do about it.
-fn pin_hint(lib: &Library, slot: CK_SLOT_ID, e: Error) -> Error {
+/// A PIN error (of `user`'s PIN on the token in `slot`) with what the user can do about it:
+/// a wrong PIN's tries left, a locked PIN's way out.
+pub fn pin_hint(lib: &Library, slot: CK_SLOT_ID, user: UserType, e: Error) -> Error {
     let failures = lib
         .slots
         .token(slot)
         .ok()
         .flatten()
-        .and_then(|t| t.pin_failures(crate::token::UserType::User));
+        .and_then(|t| t.pin_failures(user));
+    let who = match user {
+        UserType::User => "user",
+        UserType::So => "SO",
+    };
     match (e.rv, failures) {
         (CKR_PIN_INCORRECT, Some(failures)) => {
             let left = crate::token::MAX_PIN_FAILURES.saturating_sub(failures);
             Error::with(
                 CKR_PIN_INCORRECT,
-                format!("wrong user PIN: {left} tries left before the PIN locks"),
+                format!("wrong {who} PIN: {left} tries left before the PIN locks"),
             )
         }
         (CKR_PIN_LOCKED, _) => Error::with(
             CKR_PIN_LOCKED,
             format!(
-                "the user PIN is locked after {} wrong PINs in a row: the security officer sets \
-                 a new one (pkcs11-tool --init-pin --login --login-type so)",
-                crate::token::MAX_PIN_FAILURES
+                "the {who} PIN is locked after {} wrong PINs in a row: {}",
+                crate::token::MAX_PIN_FAILURES,
+                match user {
+                    UserType::User =>
+                        "the security officer sets a new one \
+                                       (pkcs11-tool --init-pin --login --login-type so)",
+                    UserType::So => "restore the token from a backup",
+                }
             ),
         ),
         _ => e,
@@ -118,7 +129,8 @@ impl<'a> KmsSession<'a> {
     pub fn open_slot(lib: &'a Library, slot: CK_SLOT_ID, pin: &[u8]) -> Result<Self> {
         let session = api::session::open(lib, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
         let kms = KmsSession { lib, session };
-        api::session::login(lib, session, CKU_USER, pin).map_err(|e| pin_hint(lib, slot, e))?;
+        api::session::login(lib, session, CKU_USER, pin)
+            .map_err(|e| pin_hint(lib, slot, UserType::User, e))?;
         Ok(kms)
     }
 

@@ -4,8 +4,12 @@
 //! `TokenStore` is the small interface the token needs; `sqlite` (one SQLite file per
 //! token, WAL mode, every change one transaction) and `postgres` implement it, `location`
 //! is where a configuration's tokens are listed and created, `rules` what every backend
-//! decides alike, and `seal` holds the PIN-derived sealing. The store never sees a PIN or a plaintext secret: the token seals secret
-//! attribute values before they reach it and wraps the token key under PIN-derived keys.
+//! decides alike, `rotation` what a token key rotation computes, and `seal` holds the
+//! PIN-derived sealing. The store never sees a PIN, and a backend never a plaintext secret:
+//! the token seals secret attribute values before they reach it and wraps the token key
+//! under PIN-derived keys. The one exception is a token key rotation, where `rotation`,
+//! given both token keys by the token, opens and re-seals each value inside the backend's
+//! transaction (zeroized at once).
 //!
 //! Change detection: every object write bumps the token's `change_counter` and stamps the
 //! object row with it (`generation`). A reader first asks `data_changed()` (SQLite's
@@ -18,6 +22,7 @@ pub mod files;
 pub mod integrity;
 pub mod location;
 pub mod postgres;
+pub mod rotation;
 mod rules;
 pub mod seal;
 pub mod sqlite;
@@ -144,8 +149,8 @@ pub struct TokenRecord {
     pub slot_id: CK_SLOT_ID,
     pub label: String,
     pub serial: String,
-    /// Changes at every (re-)initialisation: a process holding the token key of an older
-    /// epoch must not seal anything with it.
+    /// Changes at every (re-)initialisation and token key rotation: a process holding the
+    /// token key of an older epoch must not seal anything with it.
     pub epoch: u64,
     pub change_counter: u64,
     pub so_pin: Option<PinRecord>,
@@ -200,6 +205,16 @@ pub struct StoredObject {
     pub in_set: bool,
 }
 
+impl StoredObject {
+    /// A CK_BBOOL attribute as stored (clear values only; sealed ones are never flags).
+    pub fn flag(&self, ty: CK_ATTRIBUTE_TYPE, default: bool) -> bool {
+        match self.attributes.iter().find(|(t, _)| *t == ty) {
+            Some((_, StoredValue::Clear(v))) => v.first().is_some_and(|b| *b != 0),
+            _ => default,
+        }
+    }
+}
+
 /// The keys a write tags an object with: the token MAC key while someone is logged in
 /// (required for an object of the set), else the public MAC key.
 pub struct Signer<'a> {
@@ -210,7 +225,7 @@ pub struct Signer<'a> {
 
 /// What a token needs from its persistent store. Every method is one transaction; the
 /// writes that touch sealed data take the epoch the caller's token key belongs to and fail
-/// with CKR_DEVICE_REMOVED when the token was re-initialised meanwhile.
+/// with CKR_DEVICE_REMOVED when the token was re-initialised (or its key rotated) meanwhile.
 pub trait TokenStore: Send {
     fn load_token(&mut self) -> Result<TokenRecord>;
 
@@ -279,6 +294,14 @@ pub trait TokenStore: Send {
         public_key: &PublicObjectKey,
         key: &MacKey,
     ) -> Result<()>;
+
+    /// `Token::rotate_token_key`: in one transaction (whose epoch must be
+    /// `rotation.old_epoch`, and whose record and objects must hold their tags), every
+    /// value sealed under the old token key is re-sealed under the new one, every object
+    /// re-tagged at the new epoch, the object-set digest recomputed, both PIN records
+    /// re-wrapped and the record re-tagged under the new key (see `rotation`). Any failure
+    /// leaves the store as it was.
+    fn rotate_token_key(&mut self, rotation: &rotation::Rotation<'_>) -> Result<()>;
 
     /// Every stored object's id and generation, for a cheap diff against the index.
     fn object_generations(&mut self) -> Result<Vec<(ObjectId, u64)>>;

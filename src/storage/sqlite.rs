@@ -9,6 +9,7 @@
 
 use super::files::{create_private_file, refuse_symlinks};
 use super::integrity::{self, MacKey, Tag};
+use super::rotation::{self, Rotation};
 use super::rules;
 use super::{
     AuditRow, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoreImage,
@@ -616,7 +617,7 @@ fn check_epoch(tx: &Transaction<'_>, path: &Path, epoch: u64) -> Result<()> {
         return Err(Error::with(
             CKR_DEVICE_REMOVED,
             format!(
-                "token {} was re-initialised by another process",
+                "token {} was re-initialised (or its token key rotated) by another process",
                 path.display()
             ),
         ));
@@ -797,6 +798,17 @@ const SELECT_OBJECTS: &str =
     "SELECT o.id, o.generation, a.type, a.sealed, a.value, o.mac, o.mac_seal, o.in_set
      FROM objects o JOIN attributes a ON a.object_id = o.id";
 
+/// Every object, in id order.
+fn read_all_objects(tx: &Transaction<'_>) -> rusqlite::Result<Vec<StoredObject>> {
+    let mut objects = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!("{SELECT_OBJECTS} ORDER BY o.id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        push_object_row(&mut objects, row)?;
+    }
+    Ok(objects)
+}
+
 fn read_object(tx: &Transaction<'_>, id: ObjectId) -> rusqlite::Result<Option<StoredObject>> {
     let mut objects = Vec::new();
     let mut stmt = tx.prepare_cached(&format!("{SELECT_OBJECTS} WHERE o.id = ?1"))?;
@@ -947,16 +959,7 @@ impl TokenStore for SqliteStore {
         let tx = self.write_tx()?;
         check_epoch(&tx, &path, epoch)?;
         let run = || -> Result<()> {
-            let mut objects = Vec::new();
-            {
-                let mut stmt = tx
-                    .prepare_cached(&format!("{SELECT_OBJECTS} ORDER BY o.id"))
-                    .map_err(|e| db_error(&path, e))?;
-                let mut rows = stmt.query([]).map_err(|e| db_error(&path, e))?;
-                while let Some(row) = rows.next().map_err(|e| db_error(&path, e))? {
-                    push_object_row(&mut objects, row).map_err(|e| db_error(&path, e))?;
-                }
-            }
+            let objects = read_all_objects(&tx).map_err(|e| db_error(&path, e))?;
             // A new generation for every object, so other processes re-read them with
             // their tags.
             let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
@@ -974,6 +977,56 @@ impl TokenStore for SqliteStore {
             tag_record(&tx, &path, key)
         };
         run()?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    fn rotate_token_key(&mut self, rotation: &Rotation<'_>) -> Result<()> {
+        let path = self.path.clone();
+        let place = path.display().to_string();
+        let tx = self.write_tx()?;
+        check_epoch(&tx, &path, rotation.old_epoch)?;
+        let record = read_record(&tx, &path, FORMAT_VERSION)?;
+        let objects = read_all_objects(&tx).map_err(|e| db_error(&path, e))?;
+        // A new generation for every object, so other processes re-read them.
+        let generation = bump_counter(&tx).map_err(|e| db_error(&path, e))?;
+        let rotated = rotation::rotate(rotation, &record, &objects, generation, &place)?;
+        let run = || -> rusqlite::Result<()> {
+            let mut update_object = tx.prepare_cached(
+                "UPDATE objects SET generation = ?1, mac = ?2, mac_seal = ?3, in_set = ?4
+                 WHERE id = ?5",
+            )?;
+            let mut update_value = tx.prepare_cached(
+                "UPDATE attributes SET value = ?1 WHERE object_id = ?2 AND type = ?3",
+            )?;
+            for object in &rotated.objects {
+                update_object.execute(params![
+                    generation as i64,
+                    object.tag.as_slice(),
+                    seal_code(Some(object.seal)),
+                    object.in_set,
+                    object.id
+                ])?;
+                // The values under the token key are the re-sealed ones.
+                for (ty, value) in &object.attributes {
+                    if let StoredValue::Sealed(Seal::Token, blob) = value {
+                        update_value.execute(params![blob, object.id, *ty as i64])?;
+                    }
+                }
+            }
+            tx.execute(
+                "UPDATE token SET epoch = ?1, object_set = ?2",
+                params![rotation.new_epoch as i64, rotated.object_set.as_slice()],
+            )?;
+            for pin in &rotated.pins {
+                tx.execute(
+                    "UPDATE pins SET wrapped_key = ?1, counter_mac = ?2 WHERE user_type = ?3",
+                    params![pin.wrapped_key, pin.counter_mac, user_key(pin.user)],
+                )?;
+            }
+            Ok(())
+        };
+        run().map_err(|e| db_error(&path, e))?;
+        tag_record(&tx, &path, &rotated.mac)?;
         tx.commit().map_err(|e| db_error(&path, e))
     }
 

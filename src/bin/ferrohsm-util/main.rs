@@ -5,6 +5,7 @@
 mod keys;
 mod pin;
 mod progress;
+mod rotate;
 mod softhsm;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the token key by a new one (both PINs needed), so that no old PIN opens the
+    /// keys stored from now on.
+    ///
+    /// C_SetPIN re-wraps the same token key under the new PIN: an old copy of the store
+    /// and the PIN it had then still open every private key, also the ones made later.
+    /// This makes a new random token key, re-seals every private secret under it, re-tags
+    /// every object and re-wraps both PIN records (same PINs), in one transaction. Logins
+    /// on the token end, in every process (they log in again with the same PINs). The
+    /// PINs come from --so-pin/--pin, --so-pin-file/--pin-file, FERROHSM_SO_PIN/FERROHSM_PIN,
+    /// a prompt on a terminal, or standard input (the SO PIN's line first).
+    RotateTokenKey(rotate::RotateArgs),
     /// Print a public key as PEM SubjectPublicKeyInfo (RSA, or SM2 as id-ecPublicKey + SM2 OID).
     Pubkey {
         /// The token's label.
@@ -164,6 +176,7 @@ fn main() -> ExitCode {
         let lib = state::library()?;
         let r = match cli.command {
             Command::Slots => slots(&lib).map(|()| Done::Complete),
+            Command::RotateTokenKey(args) => rotate::run(&lib, args).map(|()| Done::Complete),
             Command::Key(command) => keys::run(&lib, command).map(|()| Done::Complete),
             Command::Audit {
                 token,

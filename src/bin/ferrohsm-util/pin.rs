@@ -1,6 +1,8 @@
-//! The user PIN of the key commands: `--pin` (visible to other users of the machine: for
-//! tests), `--pin-file`, `FERROHSM_PIN`, else prompted without echo on a terminal, else one
-//! line of standard input. Kept in zeroizing memory; the environment copy is wiped.
+//! The PINs of the commands: the user PIN from `--pin` (visible to other users of the
+//! machine: for tests), `--pin-file`, `FERROHSM_PIN`, else prompted without echo on a
+//! terminal, else one line of standard input; the SO PIN (`rotate-token-key`) the same way
+//! from `--so-pin`, `--so-pin-file`, `FERROHSM_SO_PIN`. Kept in zeroizing memory; the
+//! environment copy is wiped.
 
 use cryptoki_sys::*;
 use ferrohsm::error::{Error, Result};
@@ -11,7 +13,35 @@ use zeroize::{Zeroize, Zeroizing};
 
 pub type Pin = Zeroizing<Vec<u8>>;
 
+/// Where one kind of PIN comes from when its flag is not given.
+pub struct PinSource {
+    /// "user", "SO": in prompts and errors.
+    pub who: &'static str,
+    /// The option naming a file with the PIN, for errors.
+    pub file_option: &'static str,
+    /// The environment variable holding the PIN.
+    pub env: &'static str,
+}
+
+pub const USER: PinSource = PinSource {
+    who: "user",
+    file_option: "--pin-file",
+    env: "FERROHSM_PIN",
+};
+
+pub const SO: PinSource = PinSource {
+    who: "SO",
+    file_option: "--so-pin-file",
+    env: "FERROHSM_SO_PIN",
+};
+
 pub fn user_pin(flag: Option<String>, file: Option<&Path>) -> Result<Pin> {
+    pin(&USER, flag, file)
+}
+
+/// The PIN `source` describes: its flag, its file, its environment variable, a prompt on a
+/// terminal, else one line of standard input.
+pub fn pin(source: &PinSource, flag: Option<String>, file: Option<&Path>) -> Result<Pin> {
     if let Some(pin) = flag {
         return Ok(Zeroizing::new(pin.into_bytes()));
     }
@@ -19,7 +49,7 @@ pub fn user_pin(flag: Option<String>, file: Option<&Path>) -> Result<Pin> {
         let mut bytes = Zeroizing::new(std::fs::read(file).map_err(|e| {
             Error::with(
                 CKR_ARGUMENTS_BAD,
-                format!("--pin-file {}: {e}", file.display()),
+                format!("{} {}: {e}", source.file_option, file.display()),
             )
         })?);
         while matches!(bytes.last(), Some(b'\n' | b'\r')) {
@@ -27,11 +57,15 @@ pub fn user_pin(flag: Option<String>, file: Option<&Path>) -> Result<Pin> {
         }
         return Ok(bytes);
     }
-    if let Some(pin) = ferrohsm::ffi::process::take_env_secret("FERROHSM_PIN") {
+    if let Some(pin) = ferrohsm::ffi::process::take_env_secret(source.env) {
         return Ok(pin);
     }
     if std::io::stdin().is_terminal() {
-        let pin = rpassword::prompt_password("User PIN: ")
+        let prompt = match source.who {
+            "user" => "User PIN: ".to_string(),
+            who => format!("{who} PIN: "),
+        };
+        let pin = rpassword::prompt_password(prompt)
             .map_err(|e| Error::with(CKR_FUNCTION_FAILED, format!("reading the PIN: {e}")))?;
         return Ok(Zeroizing::new(pin.into_bytes()));
     }
@@ -44,7 +78,10 @@ pub fn user_pin(flag: Option<String>, file: Option<&Path>) -> Result<Pin> {
     pin_line(&mut input).ok_or_else(|| {
         Error::with(
             CKR_ARGUMENTS_BAD,
-            "no user PIN: give --pin-file, set FERROHSM_PIN, or type it on a terminal",
+            format!(
+                "no {} PIN: give {}, set {}, or type it on a terminal",
+                source.who, source.file_option, source.env
+            ),
         )
     })
 }

@@ -17,6 +17,7 @@ use super::connect::{pg_error, Connector};
 use super::feed::CHANNEL;
 use crate::error::{Error, Result};
 use crate::storage::integrity::{self, MacKey, Tag};
+use crate::storage::rotation::{self, Rotation};
 use crate::storage::{
     rules, AuditRow, KdfParams, ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer,
     StoredObject, StoredValue, TokenRecord, TokenStore,
@@ -457,7 +458,10 @@ impl PgStore {
                 if row.get::<_, i64>(0) as u64 != epoch {
                     return Err(Error::with(
                         CKR_DEVICE_REMOVED,
-                        format!("token {place} was re-initialised by another process"),
+                        format!(
+                            "token {place} was re-initialised (or its token key rotated) by \
+                             another process"
+                        ),
                     ));
                 }
             }
@@ -710,6 +714,64 @@ impl TokenStore for PgStore {
                 .map_err(|e| pg_error(place, e))?;
             }
             set_object_set(tx, slot, place, key, &digest)
+        })
+    }
+
+    fn rotate_token_key(&mut self, rotation: &Rotation<'_>) -> Result<()> {
+        self.write(Some(rotation.old_epoch), |tx, slot, place| {
+            let record = read_record(tx, slot, place)?;
+            let objects = read_objects(tx, slot, None, place)?;
+            // A new generation for every object, so other processes re-read them.
+            let generation = bump_counter(tx, slot, place)?;
+            let rotated = rotation::rotate(rotation, &record, &objects, generation, place)?;
+            let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
+                let update_object = tx.prepare(
+                    "UPDATE objects SET generation = $3, mac = $4, mac_seal = $5, in_set = $6
+                     WHERE slot_id = $1 AND id = $2",
+                )?;
+                let update_value = tx.prepare(
+                    "UPDATE attributes SET value = $4
+                     WHERE slot_id = $1 AND object_id = $2 AND attr_type = $3",
+                )?;
+                for object in &rotated.objects {
+                    tx.execute(
+                        &update_object,
+                        &[
+                            &slot,
+                            &object.id,
+                            &(generation as i64),
+                            &object.tag.as_slice(),
+                            &seal_code(Some(object.seal)),
+                            &object.in_set,
+                        ],
+                    )?;
+                    // The values under the token key are the re-sealed ones.
+                    for (ty, value) in &object.attributes {
+                        if let StoredValue::Sealed(Seal::Token, blob) = value {
+                            tx.execute(&update_value, &[&slot, &object.id, &(*ty as i64), blob])?;
+                        }
+                    }
+                }
+                tx.execute(
+                    "UPDATE tokens SET epoch = $2 WHERE slot_id = $1",
+                    &[&slot, &(rotation.new_epoch as i64)],
+                )?;
+                for pin in &rotated.pins {
+                    tx.execute(
+                        "UPDATE pins SET wrapped_key = $3, counter_mac = $4
+                         WHERE slot_id = $1 AND user_type = $2",
+                        &[
+                            &slot,
+                            &user_key(pin.user),
+                            &pin.wrapped_key,
+                            &pin.counter_mac,
+                        ],
+                    )?;
+                }
+                Ok(())
+            };
+            run(tx).map_err(|e| pg_error(place, e))?;
+            set_object_set(tx, slot, place, &rotated.mac, &rotated.object_set)
         })
     }
 
