@@ -1731,20 +1731,22 @@ impl Inner {
         }
         // The record and the objects are read in separate transactions: a commit by
         // another process in between looks like a mismatch, so read both again until
-        // nothing moved during the check.
+        // nothing moved during the check. Only a mismatch with nothing moving is judged;
+        // while other processes keep committing, the check waits for the next call (each
+        // object's own tag is checked all the same), lest busy writers look like tampering.
         for _ in 0..3 {
             if self.set_digest() == self.record.object_set {
                 self.set_checked = true;
                 return Ok(());
             }
             if !self.store_moved()? {
-                break;
+                self.check_object_set();
+                self.set_checked = true;
+                return Ok(());
             }
             self.reload_record()?;
             self.sync_objects()?;
         }
-        self.check_object_set();
-        self.set_checked = true;
         Ok(())
     }
 
