@@ -2,16 +2,16 @@
 //! backups (written as SQLite backup files), restores and `copy-store`.
 
 use super::connect::pg_error;
+use super::sql::CachedTx;
 use super::store::{
     append_audit_rows, insert_object, read_audit, read_objects, read_record, write_pin,
 };
 use crate::error::Result;
 use crate::storage::{StoreImage, TokenRecord};
 use crate::token::UserType;
-use postgres::Transaction;
 
 /// The image of `slot`, from one snapshot (the transaction must not have run a query yet).
-pub fn read(tx: &mut Transaction<'_>, slot: i64, place: &str) -> Result<StoreImage> {
+pub fn read(tx: &mut CachedTx<'_>, slot: i64, place: &str) -> Result<StoreImage> {
     tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .map_err(|e| pg_error(place, e))?;
     Ok(StoreImage {
@@ -24,7 +24,7 @@ pub fn read(tx: &mut Transaction<'_>, slot: i64, place: &str) -> Result<StoreIma
 /// Inserts `image` as the token of `slot` (no token may have that slot id) with
 /// `change_counter` as its counter.
 pub fn write(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     image: &StoreImage,
     change_counter: u64,
@@ -35,7 +35,7 @@ pub fn write(
         .public_key
         .as_ref()
         .map_or(Vec::new(), |k| k.0.to_vec());
-    let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
+    let run = |tx: &mut CachedTx<'_>| -> std::result::Result<(), postgres::Error> {
         tx.execute(
             "INSERT INTO tokens (slot_id, label, serial, epoch, change_counter, public_key,
                                  object_set, mac)

@@ -5,6 +5,7 @@
 
 use super::connect::{pg_error, Connector};
 use super::feed::{ChangeFeed, CHANNEL};
+use super::sql::{CachedTx, Statements};
 use super::store::PgStore;
 use super::{image, schema};
 use crate::config::PgStoreConfig;
@@ -160,7 +161,9 @@ impl TokenLocation for PgLocation {
     fn install(&self, image: &StoreImage) -> Result<()> {
         let record = &image.record;
         self.with_client(|client, place| {
-            let mut tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut statements = Statements::default();
+            let tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut tx = CachedTx::new(tx, &mut statements);
             image::write(
                 &mut tx,
                 record.slot_id as i64,
@@ -177,7 +180,9 @@ impl TokenLocation for PgLocation {
             Error::with(CKR_TOKEN_NOT_RECOGNIZED, format!("no token store {name}"))
         })?;
         self.with_client(|client, place| {
-            let mut tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut statements = Statements::default();
+            let tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut tx = CachedTx::new(tx, &mut statements);
             let image = image::read(&mut tx, slot as i64, place)?;
             tx.commit().map_err(|e| pg_error(place, e))?;
             Ok(image)
@@ -216,7 +221,9 @@ impl TokenLocation for PgLocation {
         image.record.slot_id = slot;
         self.with_client(|client, place| {
             let slot = slot as i64;
-            let mut tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut statements = Statements::default();
+            let tx = client.transaction().map_err(|e| pg_error(place, e))?;
+            let mut tx = CachedTx::new(tx, &mut statements);
             let mut counter = image.record.change_counter;
             if live {
                 let before: Option<i64> = tx

@@ -8,6 +8,7 @@ mod image;
 mod location;
 mod pgpass;
 mod schema;
+mod sql;
 mod store;
 mod tls;
 

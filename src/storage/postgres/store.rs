@@ -15,6 +15,7 @@
 
 use super::connect::{pg_error, Connector};
 use super::feed::CHANNEL;
+use super::sql::{CachedTx, Statements};
 use crate::error::{Error, Result};
 use crate::storage::integrity::{self, MacKey, Tag};
 use crate::storage::rotation::{self, Rotation};
@@ -24,7 +25,7 @@ use crate::storage::{
 };
 use crate::token::UserType;
 use cryptoki_sys::*;
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, Row};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct PgStore {
     slot: i64,
     /// None while the database is unreachable.
     client: Option<Client>,
+    /// The statements prepared on `client`.
+    statements: Statements,
     next_attempt: Instant,
     /// Raised by the location's listener when another process wrote to the token.
     changed: Arc<AtomicBool>,
@@ -86,7 +89,7 @@ fn pin_from_row(row: &Row) -> PinRecord {
 
 /// Writes (inserts or replaces) one PIN record of `slot`.
 pub(super) fn write_pin(
-    tx: &mut impl GenericClient,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     user: UserType,
     pin: &PinRecord,
@@ -120,7 +123,7 @@ pub(super) fn write_pin(
 
 /// The token record of `slot` with its PIN records; `place` names the store in errors.
 pub(super) fn read_record(
-    client: &mut impl GenericClient,
+    client: &mut CachedTx<'_>,
     slot: i64,
     place: &str,
 ) -> Result<TokenRecord> {
@@ -218,7 +221,7 @@ pub(super) fn objects_from_rows(rows: &[Row], place: &str) -> Result<Vec<StoredO
 
 /// Every object of `slot` (or those of `ids`), in id order.
 pub(super) fn read_objects(
-    client: &mut impl GenericClient,
+    client: &mut CachedTx<'_>,
     slot: i64,
     ids: Option<&[ObjectId]>,
     place: &str,
@@ -241,7 +244,7 @@ pub(super) fn read_objects(
 
 /// Inserts one object's rows (the object row must not exist).
 pub(super) fn insert_object(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     object: &StoredObject,
 ) -> std::result::Result<(), postgres::Error> {
@@ -285,7 +288,7 @@ pub(super) fn insert_object(
 
 /// Appends audit entries to `slot`'s chain, after its last one.
 pub(super) fn append_audit_rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     entries: &[String],
 ) -> std::result::Result<(), postgres::Error> {
@@ -297,12 +300,13 @@ pub(super) fn append_audit_rows(
         Some(row) => (row.get(0), row.get(1)),
         None => (0, crate::audit::GENESIS.to_vec()),
     };
-    let insert =
-        tx.prepare("INSERT INTO audit (slot_id, seq, entry, chain) VALUES ($1, $2, $3, $4)")?;
     for entry in entries {
         seq += 1;
         let chain = crate::audit::chain(&previous, seq, entry);
-        tx.execute(&insert, &[&slot, &seq, entry, &chain.as_slice()])?;
+        tx.execute(
+            "INSERT INTO audit (slot_id, seq, entry, chain) VALUES ($1, $2, $3, $4)",
+            &[&slot, &seq, entry, &chain.as_slice()],
+        )?;
         previous = chain.to_vec();
     }
     Ok(())
@@ -310,7 +314,7 @@ pub(super) fn append_audit_rows(
 
 /// The audit log of `slot`, oldest first.
 pub(super) fn read_audit(
-    client: &mut impl GenericClient,
+    client: &mut CachedTx<'_>,
     slot: i64,
     place: &str,
 ) -> Result<Vec<AuditRow>> {
@@ -343,6 +347,7 @@ impl PgStore {
             connector,
             slot,
             client: None,
+            statements: Statements::default(),
             next_attempt: Instant::now(),
             changed,
             payload,
@@ -391,8 +396,10 @@ impl PgStore {
 
     /// The connection broke: the next use connects again.
     fn lost(&mut self) {
-        // Dropping a closed client sends nothing; its runtime goes with it.
+        // Dropping a closed client sends nothing; its runtime goes with it, and its
+        // prepared statements with it.
         self.client = None;
+        self.statements = Statements::default();
     }
 
     fn report_outage(&mut self, e: &Error) {
@@ -409,15 +416,17 @@ impl PgStore {
     /// next call reconnects) and reported.
     fn with_tx<T>(
         &mut self,
-        f: impl FnOnce(&mut Transaction<'_>, i64, &str) -> Result<T>,
+        f: impl FnOnce(&mut CachedTx<'_>, i64, &str) -> Result<T>,
     ) -> Result<T> {
         let place = self.place();
         let slot = self.slot;
-        let client = self.client()?;
+        self.client()?;
+        let client = self.client.as_mut().expect("connected above");
         let result = client
             .transaction()
             .map_err(|e| pg_error(&place, e))
-            .and_then(|mut tx| {
+            .and_then(|tx| {
+                let mut tx = CachedTx::new(tx, &mut self.statements);
                 let value = f(&mut tx, slot, &place)?;
                 tx.commit().map_err(|e| pg_error(&place, e))?;
                 Ok(value)
@@ -438,7 +447,7 @@ impl PgStore {
     fn write<T>(
         &mut self,
         epoch: Option<u64>,
-        f: impl FnOnce(&mut Transaction<'_>, i64, &str) -> Result<T>,
+        f: impl FnOnce(&mut CachedTx<'_>, i64, &str) -> Result<T>,
     ) -> Result<T> {
         let payload = self.payload.clone();
         self.with_tx(|tx, slot, place| {
@@ -478,7 +487,7 @@ impl PgStore {
         &mut self,
         epoch: u64,
         key: &MacKey,
-        f: impl FnOnce(&mut Transaction<'_>, i64) -> std::result::Result<(), postgres::Error>,
+        f: impl FnOnce(&mut CachedTx<'_>, i64) -> std::result::Result<(), postgres::Error>,
     ) -> Result<()> {
         self.write(Some(epoch), |tx, slot, place| {
             check_record(tx, slot, place, key)?;
@@ -489,7 +498,7 @@ impl PgStore {
 }
 
 fn check_record(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     place: &str,
     key: &MacKey,
@@ -499,7 +508,7 @@ fn check_record(
     Ok(record)
 }
 
-fn tag_record(tx: &mut Transaction<'_>, slot: i64, place: &str, key: &MacKey) -> Result<()> {
+fn tag_record(tx: &mut CachedTx<'_>, slot: i64, place: &str, key: &MacKey) -> Result<()> {
     let record = read_record(tx, slot, place)?;
     let tag = integrity::record_tag(key, &record);
     tx.execute(
@@ -510,7 +519,7 @@ fn tag_record(tx: &mut Transaction<'_>, slot: i64, place: &str, key: &MacKey) ->
     Ok(())
 }
 
-fn bump_counter(tx: &mut Transaction<'_>, slot: i64, place: &str) -> Result<u64> {
+fn bump_counter(tx: &mut CachedTx<'_>, slot: i64, place: &str) -> Result<u64> {
     tx.query_one(
         "UPDATE tokens SET change_counter = change_counter + 1 WHERE slot_id = $1
          RETURNING change_counter",
@@ -522,7 +531,7 @@ fn bump_counter(tx: &mut Transaction<'_>, slot: i64, place: &str) -> Result<u64>
 
 /// Moves the record's object-set digest by `change` and re-tags it, after checking it.
 fn update_object_set(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     place: &str,
     key: &MacKey,
@@ -536,7 +545,7 @@ fn update_object_set(
 
 /// Stores the object-set digest and re-tags the record.
 fn set_object_set(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     place: &str,
     key: &MacKey,
@@ -551,7 +560,7 @@ fn set_object_set(
 }
 
 fn delete_rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut CachedTx<'_>,
     slot: i64,
     id: Option<ObjectId>,
 ) -> std::result::Result<(), postgres::Error> {
@@ -567,7 +576,7 @@ fn delete_rows(
 
 impl TokenStore for PgStore {
     fn load_token(&mut self) -> Result<TokenRecord> {
-        let record = self.with_tx(|tx, slot, place| read_record(tx, slot, place))?;
+        let record = self.with_tx(read_record)?;
         self.seen_counter = Some(record.change_counter);
         Ok(record)
     }
@@ -724,18 +733,15 @@ impl TokenStore for PgStore {
             // A new generation for every object, so other processes re-read them.
             let generation = bump_counter(tx, slot, place)?;
             let rotated = rotation::rotate(rotation, &record, &objects, generation, place)?;
-            let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
-                let update_object = tx.prepare(
-                    "UPDATE objects SET generation = $3, mac = $4, mac_seal = $5, in_set = $6
-                     WHERE slot_id = $1 AND id = $2",
-                )?;
-                let update_value = tx.prepare(
-                    "UPDATE attributes SET value = $4
-                     WHERE slot_id = $1 AND object_id = $2 AND attr_type = $3",
-                )?;
+            let run = |tx: &mut CachedTx<'_>| -> std::result::Result<(), postgres::Error> {
+                const UPDATE_OBJECT: &str = "UPDATE objects
+                    SET generation = $3, mac = $4, mac_seal = $5, in_set = $6
+                    WHERE slot_id = $1 AND id = $2";
+                const UPDATE_VALUE: &str = "UPDATE attributes SET value = $4
+                    WHERE slot_id = $1 AND object_id = $2 AND attr_type = $3";
                 for object in &rotated.objects {
                     tx.execute(
-                        &update_object,
+                        UPDATE_OBJECT,
                         &[
                             &slot,
                             &object.id,
@@ -748,7 +754,7 @@ impl TokenStore for PgStore {
                     // The values under the token key are the re-sealed ones.
                     for (ty, value) in &object.attributes {
                         if let StoredValue::Sealed(Seal::Token, blob) = value {
-                            tx.execute(&update_value, &[&slot, &object.id, &(*ty as i64), blob])?;
+                            tx.execute(UPDATE_VALUE, &[&slot, &object.id, &(*ty as i64), blob])?;
                         }
                     }
                 }
@@ -784,7 +790,7 @@ impl TokenStore for PgStore {
         key: &MacKey,
     ) -> Result<()> {
         self.write(None, |tx, slot, place| {
-            let run = |tx: &mut Transaction<'_>| -> std::result::Result<(), postgres::Error> {
+            let run = |tx: &mut CachedTx<'_>| -> std::result::Result<(), postgres::Error> {
                 delete_rows(tx, slot, None)?;
                 tx.execute("DELETE FROM pins WHERE slot_id = $1", &[&slot])?;
                 tx.execute(
@@ -882,6 +888,6 @@ impl TokenStore for PgStore {
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditRow>> {
-        self.with_tx(|tx, slot, place| read_audit(tx, slot, place))
+        self.with_tx(read_audit)
     }
 }
