@@ -1579,17 +1579,7 @@ impl Inner {
         };
         let private = object.flag(CKA_PRIVATE, true);
         let epoch = self.record.epoch;
-        let holds = |key: &MacKey, tag: &[u8]| {
-            let expected = integrity::object_tag(
-                key,
-                epoch,
-                object.id,
-                object.generation,
-                object.in_set,
-                &object.attributes,
-            );
-            integrity::tags_match(tag, &expected)
-        };
+        let holds = |key: &MacKey, tag: &[u8]| integrity::object_tag_holds(key, epoch, object, tag);
         match &object.mac {
             // Before the first login after the upgrade (the record is not tagged yet).
             None if self.record.mac.is_none() => Check::Pending,

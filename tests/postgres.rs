@@ -556,6 +556,16 @@ isolated_test! {
     }
 }
 
+/// C_Initialize of the module, which must fail with CKR_FUNCTION_FAILED (its database
+/// cannot be used).
+fn initialize_fails() {
+    let p11 = cryptoki::context::Pkcs11::new(module_path()).unwrap();
+    let rv = rv_of(p11.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    )));
+    assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
+}
+
 /// Runs openssl with `args` in `dir`.
 fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new("openssl")
@@ -691,13 +701,7 @@ isolated_test! {
                 let count: u32 = String::from_utf8_lossy(&output.stdout).trim().parse().unwrap();
                 assert!(count >= 1, "the module's sessions use TLS");
             }
-            Some("refused") => {
-                let p11 = cryptoki::context::Pkcs11::new(module_path()).unwrap();
-                let rv = rv_of(p11.initialize(cryptoki::context::CInitializeArgs::new(
-                    cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
-                )));
-                assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
-            }
+            Some("refused") => initialize_fails(),
             other => panic!("unknown phase {other:?}"),
         }
     }
@@ -957,13 +961,7 @@ isolated_test! {
                 let key = session.generate_key(&Mechanism::AesKeyGen, &aes_template("by-password")).unwrap();
                 assert!(find_one(&session, "by-password", ObjectClass::SECRET_KEY) == Some(key));
             }
-            Some("refused") => {
-                let p11 = cryptoki::context::Pkcs11::new(module_path()).unwrap();
-                let rv = rv_of(p11.initialize(cryptoki::context::CInitializeArgs::new(
-                    cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
-                )));
-                assert_eq!(rv, cryptoki::error::RvError::FunctionFailed);
-            }
+            Some("refused") => initialize_fails(),
             other => panic!("unknown phase {other:?}"),
         }
     }
@@ -973,8 +971,7 @@ isolated_test! {
 /// test (the PostgreSQL listener thread once kept a process from exiting for as long as
 /// other hosts kept writing).
 fn run_util_watched(conf: &Path, args: &[&str]) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", conf)
+    let mut child = util_command(conf)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -988,13 +985,7 @@ fn run_util_watched(conf: &Path, args: &[&str]) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    util_result(child.wait_with_output().unwrap())
 }
 
 /// The number of lines of `file` (0 while it does not exist).

@@ -206,8 +206,7 @@ fn run_util_input(
     stdin: &str,
 ) -> (bool, String) {
     use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", sandbox.path().join("ferrohsm.toml"))
+    let mut child = util_command(&sandbox.path().join("ferrohsm.toml"))
         .envs(env.iter().copied())
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -221,13 +220,7 @@ fn run_util_input(
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    util_result(child.wait_with_output().unwrap())
 }
 
 /// The token's slot id and serial, as `ferrohsm-util slots` lists them.

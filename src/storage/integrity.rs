@@ -21,7 +21,7 @@
 //! key at hand (a wrong PIN, a public write), and the slot id changes at a restore.
 
 use super::seal::{PublicObjectKey, TokenKey};
-use super::{ObjectId, Seal, StoredValue, TokenRecord};
+use super::{ObjectId, Seal, StoredObject, StoredValue, TokenRecord};
 use crate::error::{Error, Result};
 use cryptoki_sys::*;
 use hmac::{Hmac, KeyInit, Mac};
@@ -152,6 +152,20 @@ pub fn record_tag(key: &MacKey, record: &TokenRecord) -> Tag {
 pub fn tags_match(stored: &[u8], expected: &Tag) -> bool {
     use subtle::ConstantTimeEq;
     stored.len() == TAG_LEN && bool::from(stored.ct_eq(expected))
+}
+
+/// Whether `tag` is `object`'s tag under `key` at `epoch` (as stored: its id, generation,
+/// set membership and attributes).
+pub fn object_tag_holds(key: &MacKey, epoch: u64, object: &StoredObject, tag: &[u8]) -> bool {
+    let expected = object_tag(
+        key,
+        epoch,
+        object.id,
+        object.generation,
+        object.in_set,
+        &object.attributes,
+    );
+    tags_match(tag, &expected)
 }
 
 pub fn xor_into(digest: &mut Tag, tag: &[u8]) {

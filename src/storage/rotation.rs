@@ -160,17 +160,7 @@ fn check_object(
     place: &str,
 ) -> Result<Seal> {
     let private = object.flag(CKA_PRIVATE, true);
-    let holds = |key: &MacKey, tag: &[u8]| {
-        let expected = integrity::object_tag(
-            key,
-            epoch,
-            object.id,
-            object.generation,
-            object.in_set,
-            &object.attributes,
-        );
-        integrity::tags_match(tag, &expected)
-    };
+    let holds = |key: &MacKey, tag: &[u8]| integrity::object_tag_holds(key, epoch, object, tag);
     let intact = match &object.mac {
         Some((Seal::Token, tag)) => object.in_set == private && holds(token_mac, tag),
         Some((Seal::Public, tag)) => !private && !object.in_set && holds(public_mac, tag),

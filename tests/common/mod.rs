@@ -253,11 +253,23 @@ pub fn run_util(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
 
 /// Runs `ferrohsm-util` on the config file `conf`; returns (success, stdout + stderr).
 pub fn run_util_with(conf: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"))
-        .env("FERROHSM_CONF", conf)
-        .args(args)
-        .output()
-        .expect("run ferrohsm-util");
+    util_result(
+        util_command(conf)
+            .args(args)
+            .output()
+            .expect("run ferrohsm-util"),
+    )
+}
+
+/// ferrohsm-util with `conf` as its configuration.
+pub fn util_command(conf: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrohsm-util"));
+    command.env("FERROHSM_CONF", conf);
+    command
+}
+
+/// Whether ferrohsm-util succeeded, and its stdout then stderr.
+pub fn util_result(out: std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

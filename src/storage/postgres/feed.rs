@@ -5,9 +5,10 @@
 //! `data_version` costs a page read. A location's own writes are not changes for it.
 //!
 //! The thread exists while the library is initialised: dropping the feed (C_Finalize)
-//! stops and joins it within `POLL`, however busy the channel (a forked child never runs it: its inherited library
-//! is forgotten). While its connection is down, nothing is flagged; when it is back, every
-//! token is flagged, since notifications may have been missed meanwhile.
+//! stops and joins it within `POLL`, however busy the channel (a forked child never runs
+//! it: its inherited library is forgotten). While its connection is down, nothing is
+//! flagged; when it is back, every token is flagged, since notifications may have been
+//! missed meanwhile.
 
 use super::connect::Connector;
 use fallible_iterator::FallibleIterator;

@@ -36,9 +36,7 @@ impl<'a> CachedTx<'a> {
         self.statements.0.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
-}
 
-impl CachedTx<'_> {
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
         let statement = self.statement(sql)?;
         self.tx.query(&statement, params)
@@ -55,6 +53,7 @@ impl CachedTx<'_> {
         let statement = self.statement(sql)?;
         self.tx.execute(&statement, params)
     }
+    /// Statements without parameters, sent as they are (simple query protocol).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
         self.tx.batch_execute(sql)
     }
