@@ -155,7 +155,7 @@ impl<'a> KmsSession<'a> {
                 "an alias is a non-empty name that is not a UUID",
             ));
         }
-        if self.keys()?.iter().any(|k| k.alias == alias) {
+        if !self.keys_where(&by_alias(alias))?.is_empty() {
             return Err(Error::with(
                 CKR_ARGUMENTS_BAD,
                 format!("alias {alias:?} is taken on this token"),
@@ -208,9 +208,16 @@ impl<'a> KmsSession<'a> {
 
     /// Every key made for a usage (private and secret keys that carry one), by alias.
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.keys_where(&Attributes::new())
+    }
+
+    /// The keys made for a usage that also match `template`, by alias. A template naming
+    /// the label or the id is an index look-up (a key is found among 10 000 without
+    /// reading the others).
+    fn keys_where(&self, template: &Attributes) -> Result<Vec<KeyInfo>> {
         let mut keys = Vec::new();
         for class in [CKO_PRIVATE_KEY, CKO_SECRET_KEY] {
-            let mut t = Attributes::new();
+            let mut t = template.clone();
             t.set_ulong(CKA_CLASS, class);
             for handle in self.find(t)? {
                 let attrs = self.attrs(handle)?;
@@ -226,11 +233,22 @@ impl<'a> KmsSession<'a> {
 
     /// The key named by its alias or its key id.
     pub fn key(&self, key: &str) -> Result<KeyInfo> {
-        let wanted = parse_key_id(key).map(|id| format_key_id(&id));
-        self.keys()?
-            .into_iter()
-            .find(|k| k.alias == key || Some(&k.key_id) == wanted.as_ref())
-            .ok_or_else(|| no_such_key(key))
+        let by_id = match parse_key_id(key) {
+            Some(id) => {
+                let mut t = Attributes::new();
+                t.set(CKA_ID, id);
+                self.keys_where(&t)?
+            }
+            None => Vec::new(),
+        };
+        match by_id.into_iter().next() {
+            Some(found) => Ok(found),
+            None => self
+                .keys_where(&by_alias(key))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| no_such_key(key)),
+        }
     }
 
     /// Sets the state (and deletion time) of both halves of the key.
@@ -331,4 +349,11 @@ impl<'a> KmsSession<'a> {
         )?;
         api::crypto::verify(self.lib, self.session, Ok((data, signature)))
     }
+}
+
+/// The template of keys labelled `alias`.
+fn by_alias(alias: &str) -> Attributes {
+    let mut t = Attributes::new();
+    t.set(CKA_LABEL, alias.as_bytes().to_vec());
+    t
 }
