@@ -23,6 +23,10 @@ use cryptoki_sys::*;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const DAY: u64 = 24 * 60 * 60;
+/// How far before this check a client may have read the clock for its "now + N days": the
+/// second can turn between its reading and ours (ferrohsm-util's schedule-key-deletion
+/// sets both halves of a pair, one after the other), and the earliest time allowed with it.
+const CLOCK_GRACE: u64 = 60;
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -102,7 +106,7 @@ pub fn check_change(
             "a key pending deletion goes back to disabled (cancel), then may be enabled",
         )),
         (_, KEY_STATE_PENDING_DELETE) if from != KEY_STATE_PENDING_DELETE => {
-            let earliest = now + min_days as u64 * DAY;
+            let earliest = (now + min_days as u64 * DAY).saturating_sub(CLOCK_GRACE);
             let latest = now + KEY_DELETION_MAX_DAYS as u64 * DAY;
             if (earliest..=latest).contains(&time) {
                 Ok(())
@@ -157,7 +161,16 @@ mod tests {
             &disabled,
             &key(KEY_STATE_PENDING_DELETE, now + 30 * DAY)
         ));
-        assert!(!ok(&enabled, &key(KEY_STATE_PENDING_DELETE, week - 1)));
+        // "now + 7 days" read a moment before the check passes; a minute short does not.
+        assert!(ok(&enabled, &key(KEY_STATE_PENDING_DELETE, week - 1)));
+        assert!(ok(
+            &enabled,
+            &key(KEY_STATE_PENDING_DELETE, week - CLOCK_GRACE)
+        ));
+        assert!(!ok(
+            &enabled,
+            &key(KEY_STATE_PENDING_DELETE, week - CLOCK_GRACE - 1)
+        ));
         assert!(!ok(
             &enabled,
             &key(KEY_STATE_PENDING_DELETE, now + 30 * DAY + 1)
