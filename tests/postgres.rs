@@ -232,6 +232,14 @@ isolated_test! {
     }
 }
 
+/// The first of `count` ports for test number `test`'s own servers: below Linux's
+/// ephemeral range (32768-60999), where a port can be taken at any moment by the local end
+/// of some client's connection (a server once failed to start on one), each test in a band
+/// of its own, and apart for concurrent runs of the suite by the process id.
+fn own_port(test: u16, count: u16) -> u16 {
+    20_000 + test * 2_000 + count * (std::process::id() % 900) as u16
+}
+
 /// A PostgreSQL server of the test's own, for stopping and starting it.
 struct OwnServer {
     data: PathBuf,
@@ -429,7 +437,7 @@ isolated_test! {
         let dir = sandbox_dir();
         match child_phase(TEST).as_deref() {
             Some("main") => {
-                let server = OwnServer::start(55000 + (std::process::id() % 400) as u16);
+                let server = OwnServer::start(own_port(0, 1));
                 std::fs::write(
                     dir.join("ferrohsm.toml"),
                     format!("token_dir = \"{}\"\nstore = \"{}\"\n", dir.join("tokens").display(), server.url),
@@ -662,7 +670,7 @@ isolated_test! {
                 make_ca(&certs, "ca", true);
                 make_ca(&certs, "other-ca", false);
                 let server =
-                    OwnServer::start_with(55400 + (std::process::id() % 400) as u16, Some(&certs));
+                    OwnServer::start_with(own_port(1, 1), Some(&certs));
                 let url_with = |query: &str| format!("{}?{query}", server.url);
                 std::fs::write(dir.join("server-url"), &server.url).unwrap();
                 let conf_for = |name: &str, query: &str| {
@@ -722,7 +730,7 @@ isolated_test! {
         let acked = dir.join("acked");
         match child_phase(TEST).as_deref() {
             Some("main") => {
-                let base = 54000 + 2 * (std::process::id() % 400) as u16;
+                let base = own_port(2, 2);
                 let primary = OwnServer::start(base);
                 let standby = primary.start_standby(base + 1);
                 let hosts = format!("127.0.0.1:{base},127.0.0.1:{}", base + 1);
@@ -903,7 +911,7 @@ isolated_test! {
         match child_phase(TEST).as_deref() {
             Some("main") => {
                 use std::os::unix::fs::PermissionsExt;
-                let server = OwnServer::start(56000 + (std::process::id() % 400) as u16);
+                let server = OwnServer::start(own_port(3, 1));
                 require_password(&server, "app", PASSWORD);
                 let port = server.url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
                 let secret_file = |name: &str, text: &str, mode: u32| {
