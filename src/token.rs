@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod pin_message;
 mod rotate;
 
 /// Wrong PINs in a row after which the PIN is locked (CKR_PIN_LOCKED).

@@ -12,5 +12,5 @@ pub mod usage;
 pub use algorithm::{CIPHERS, SIGNATURES};
 pub use import::{templates as import_templates, ImportKind};
 pub use key_id::{format_key_id, parse_key_id};
-pub use session::{pin_hint, KeyInfo, KmsSession};
+pub use session::{KeyInfo, KmsSession};
 pub use usage::{Usage, USAGES};

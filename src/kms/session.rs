@@ -71,40 +71,10 @@ pub fn find_token(lib: &Library, label: &str) -> Result<CK_SLOT_ID> {
     ))
 }
 
-/// A PIN error (of `user`'s PIN on the token in `slot`) with what the user can do about it:
-/// a wrong PIN's tries left, a locked PIN's way out.
-pub fn pin_hint(lib: &Library, slot: CK_SLOT_ID, user: UserType, e: Error) -> Error {
-    let failures = lib
-        .slots
-        .token(slot)
-        .ok()
-        .flatten()
-        .and_then(|t| t.pin_failures(user));
-    let who = match user {
-        UserType::User => "user",
-        UserType::So => "SO",
-    };
-    match (e.rv, failures) {
-        (CKR_PIN_INCORRECT, Some(failures)) => {
-            let left = crate::token::MAX_PIN_FAILURES.saturating_sub(failures);
-            Error::with(
-                CKR_PIN_INCORRECT,
-                format!("wrong {who} PIN: {left} tries left before the PIN locks"),
-            )
-        }
-        (CKR_PIN_LOCKED, _) => Error::with(
-            CKR_PIN_LOCKED,
-            format!(
-                "the {who} PIN is locked after {} wrong PINs in a row: {}",
-                crate::token::MAX_PIN_FAILURES,
-                match user {
-                    UserType::User =>
-                        "the security officer sets a new one \
-                                       (pkcs11-tool --init-pin --login --login-type so)",
-                    UserType::So => "restore the token from a backup",
-                }
-            ),
-        ),
+/// A login error with what the user can do about it (`Token::explain_pin_error`).
+fn pin_hint(lib: &Library, slot: CK_SLOT_ID, e: Error) -> Error {
+    match lib.slots.token(slot) {
+        Ok(Some(token)) => token.explain_pin_error(UserType::User, e),
         _ => e,
     }
 }
@@ -129,8 +99,7 @@ impl<'a> KmsSession<'a> {
     pub fn open_slot(lib: &'a Library, slot: CK_SLOT_ID, pin: &[u8]) -> Result<Self> {
         let session = api::session::open(lib, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION)?;
         let kms = KmsSession { lib, session };
-        api::session::login(lib, session, CKU_USER, pin)
-            .map_err(|e| pin_hint(lib, slot, UserType::User, e))?;
+        api::session::login(lib, session, CKU_USER, pin).map_err(|e| pin_hint(lib, slot, e))?;
         Ok(kms)
     }
 

@@ -31,13 +31,13 @@ impl Token {
         let (so_key, so_pin_key) = {
             let (mut inner, key, pin_key) = self
                 .check_pin(UserType::So, so_pin)
-                .map_err(|e| name_the_pin(UserType::So, e))?;
+                .map_err(|e| self.explain_pin_error(UserType::So, e))?;
             inner.authenticate(UserType::So, &key, &pin_key)?;
             (key, pin_key)
         };
         let (mut inner, old_key, user_pin_key) = self
             .check_pin(UserType::User, user_pin)
-            .map_err(|e| name_the_pin(UserType::User, e))?;
+            .map_err(|e| self.explain_pin_error(UserType::User, e))?;
         inner.authenticate(UserType::User, &old_key, &user_pin_key)?;
         {
             use subtle::ConstantTimeEq;
@@ -86,19 +86,4 @@ impl Token {
         inner.reload_record()?;
         inner.sync()
     }
-}
-
-/// Which PIN failed, for the caller's message (`ferrohsm-util` adds the tries left).
-fn name_the_pin(user: UserType, e: Error) -> Error {
-    let name = match user {
-        UserType::So => "SO PIN",
-        UserType::User => "user PIN",
-    };
-    let what = match e.rv {
-        CKR_PIN_INCORRECT => "wrong",
-        CKR_PIN_LOCKED => "locked",
-        CKR_USER_PIN_NOT_INITIALIZED => "not set (the SO sets it: C_InitPIN)",
-        _ => return e,
-    };
-    Error::with(e.rv, format!("{name}: {what}"))
 }

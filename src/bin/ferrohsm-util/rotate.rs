@@ -6,7 +6,6 @@ use cryptoki_sys::*;
 use ferrohsm::api;
 use ferrohsm::error::{Error, Result};
 use ferrohsm::state::Library;
-use ferrohsm::token::UserType;
 use std::path::PathBuf;
 
 /// The token (by slot, label or serial) and both of its PINs.
@@ -49,7 +48,7 @@ pub fn run(lib: &Library, args: RotateArgs) -> Result<()> {
     let user_pin = pin::pin(&pin::USER, args.pin, args.pin_file.as_deref())?;
     token
         .rotate_token_key(&so_pin, &user_pin)
-        .map_err(|e| explain(lib, slot, e))?;
+        .map_err(not_rotated)?;
     let info = token.info();
     println!(
         "rotated the token key of token \"{}\" serial {} (slot {slot}): every private secret \
@@ -82,22 +81,9 @@ fn select(lib: &Library, args: &RotateArgs) -> Result<CK_SLOT_ID> {
     ))
 }
 
-/// A PIN error says which PIN, how many tries are left or how to unlock it, and that
+/// The library's message (which PIN, its tries left: `Token::explain_pin_error`), and that
 /// nothing was changed.
-fn explain(lib: &Library, slot: CK_SLOT_ID, e: Error) -> Error {
-    let user = if e.context.starts_with("SO PIN") {
-        Some(UserType::So)
-    } else if e.context.starts_with("user PIN") {
-        Some(UserType::User)
-    } else {
-        None
-    };
-    let e = match (e.rv, user) {
-        (CKR_PIN_INCORRECT | CKR_PIN_LOCKED, Some(user)) => {
-            ferrohsm::kms::pin_hint(lib, slot, user, e)
-        }
-        _ => e,
-    };
+fn not_rotated(e: Error) -> Error {
     Error::with(
         e.rv,
         format!("{}; the token key was not rotated", e.context),
