@@ -38,7 +38,7 @@ use crate::storage::integrity::{self, MacKey, Tag};
 use crate::storage::seal::{self, CounterState, TokenKey, KEY_LEN, SALT_LEN};
 use crate::storage::{
     ObjectId, PinAttempt, PinRecord, PublicObjectKey, Seal, Signer, StoredObject, StoredValue,
-    TokenRecord, TokenStore, PIN_COUNTER_MAC, PIN_HOST_SECRET,
+    TokenRecord, TokenStore, PIN_COUNTER_MAC, PIN_ESCROW, PIN_HOST_SECRET,
 };
 use cryptoki_sys::*;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod new_pin;
 mod pin_message;
 mod rotate;
 
@@ -545,7 +546,8 @@ impl Token {
         self.inner.read().login.as_ref().map(|l| l.user)
     }
 
-    /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter).
+    /// C_InitPIN: the SO sets a new user PIN (resets the user's retry counter); replacing
+    /// one rotates the token key (`new_pin`), the SO staying logged in.
     pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
         self.pins.check_len(pin)?;
         let (key, epoch) = {
@@ -558,30 +560,18 @@ impl Token {
                 _ => return fail(CKR_USER_NOT_LOGGED_IN),
             }
         };
-        let record = wrap_for_pin(&key, UserType::User, pin, &self.pins, epoch)?;
-        let mut inner = self.inner.write();
-        let mac = MacKey::for_token(&key);
-        inner
-            .store
-            .get_mut()
-            .store_pin(epoch, UserType::User, &record, &mac)?;
-        inner.reload_record()
+        self.store_new_pin(UserType::User, &key, epoch, pin)
     }
 
-    /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is).
+    /// C_SetPIN for `user` (the logged-in user, or the normal user when nobody is): a new
+    /// token key with the new PIN (`new_pin`); a login goes on under it.
     pub fn set_pin(&self, user: UserType, old: &[u8], new: &[u8]) -> Result<()> {
         self.pins.check_len(new)?;
         let (mut inner, key, pin_key) = self.check_pin(user, old)?;
-        let mac = inner.authenticate(user, &key, &pin_key)?;
+        inner.authenticate(user, &key, &pin_key)?;
         let epoch = inner.record.epoch;
         drop(inner);
-        let record = wrap_for_pin(&key, user, new, &self.pins, epoch)?;
-        let mut inner = self.inner.write();
-        inner
-            .store
-            .get_mut()
-            .store_pin(epoch, user, &record, &mac)?;
-        inner.reload_record()
+        self.store_new_pin(user, &key, epoch, new)
     }
 
     /// C_InitToken on this (initialised) token: the SO PIN must be right (it counts as an
@@ -598,7 +588,7 @@ impl Token {
         let epoch = u64::from_le_bytes(seal::random_bytes()?);
         // The SO PIN key is reused with its salt (and host secret, if it had one): the
         // wrapped key and the counter start anew.
-        let flags = PIN_COUNTER_MAC | (so_record.flags & PIN_HOST_SECRET);
+        let flags = PIN_COUNTER_MAC | PIN_ESCROW | (so_record.flags & PIN_HOST_SECRET);
         let so_record = PinRecord {
             wrapped_key: seal::wrap_token_key(
                 &pin_key,
@@ -1038,6 +1028,7 @@ fn wrap_for_pin(
     let salt: [u8; SALT_LEN] = seal::random_bytes()?;
     let pin_key = seal::derive_pin_key(pin, &salt, policy.kdf, policy.host_secret.as_ref())?;
     let flags = PIN_COUNTER_MAC
+        | PIN_ESCROW
         | if policy.host_secret.is_some() {
             PIN_HOST_SECRET
         } else {
@@ -1495,6 +1486,23 @@ impl Inner {
         Ok(())
     }
 
+    /// After this process rotated the token key for a new PIN (`new_pin`): the record and
+    /// every object are read again as after any rotation, and the login, if any, goes on
+    /// under the new key (the store's record must hold its tag under it).
+    fn adopt_rotated_key(&mut self, key: TokenKey) -> Result<()> {
+        let user = self.login.as_ref().map(|login| login.user);
+        self.reload_record()?;
+        if let Some(user) = user {
+            let mac = MacKey::for_token(&key);
+            self.check_record(&mac)?;
+            self.login = Some(Login { user, key, mac });
+            self.login_serial += 1;
+            self.recheck_objects();
+            self.sync()?;
+        }
+        Ok(())
+    }
+
     /// The record's tag under the token MAC key `mac`.
     fn check_record(&self, mac: &MacKey) -> Result<()> {
         let expected = integrity::record_tag(mac, &self.record);
@@ -1540,8 +1548,10 @@ impl Inner {
             self.record = self.store.get_mut().load_token()?;
         }
         self.check_record(&mac)?;
-        if legacy {
-            let flags = flags | PIN_COUNTER_MAC;
+        // A record from before format 5 gains its escrow key (see `new_pin`) the same way.
+        let upgraded = flags | PIN_COUNTER_MAC | PIN_ESCROW;
+        if upgraded != flags {
+            let flags = upgraded;
             let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), flags)?;
             self.store
                 .get_mut()
@@ -2446,14 +2456,14 @@ mod tests {
         );
         token.login(UserType::User, USER_PIN).unwrap();
         let after = user(&token);
-        assert_eq!(after.flags, PIN_COUNTER_MAC);
+        assert_eq!(after.flags, PIN_COUNTER_MAC | PIN_ESCROW);
         assert_eq!(
             (after.failures, after.attempts, after.success_at),
             (0, 5, 5)
         );
         assert_ne!(
             after.wrapped_key, upgraded.wrapped_key,
-            "re-wrapped under v2"
+            "re-wrapped under v2, in the escrow form"
         );
         token.logout().unwrap();
         // Another process checks the MAC now.

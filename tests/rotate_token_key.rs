@@ -163,17 +163,17 @@ fn put_pin_row(sandbox: &Sandbox, row: &PinRow) {
 }
 
 /// What an attacker with a copy of the store and the PIN it had then computes offline,
-/// with ferrohsm's own unsealing code: the token key that copy's user PIN record wraps.
-fn token_key_of(row: &PinRow, user_pin: &str) -> ferrohsm::storage::seal::TokenKey {
+/// with ferrohsm's own unsealing code: the token key that copy's PIN record wraps.
+fn token_key_of(row: &PinRow, pin: &str) -> ferrohsm::storage::seal::TokenKey {
     use ferrohsm::storage::seal;
     let kdf = seal::KdfParams {
         memory_kib: row.kdf.0,
         iterations: row.kdf.1,
         parallelism: row.kdf.2,
     };
-    let pin_key = seal::derive_pin_key(user_pin.as_bytes(), &row.salt, kdf, None).unwrap();
-    // 1: the user's wrapped key (0 the SO's).
-    seal::unwrap_token_key(&pin_key, &row.wrapped_key, 1, row.flags)
+    let pin_key = seal::derive_pin_key(pin.as_bytes(), &row.salt, kdf, None).unwrap();
+    // The user type is the tag of the wrapped key (0 the SO's, 1 the user's).
+    seal::unwrap_token_key(&pin_key, &row.wrapped_key, row.user_type as u8, row.flags)
         .expect("the PIN of the copy opens the copy's record")
 }
 
@@ -466,11 +466,12 @@ fn rotation_keeps_every_key_and_reseals_every_private_secret() {
 }
 
 /// The security property. An attacker holds a copy of the store from before a PIN change
-/// and the PIN it had then. Without a rotation, that copy's PIN record gives the token key,
-/// which opens keys created after the PIN change in the current store (the hole of issue
-/// 12, shown first so the test proves its own attack works). After `rotate-token-key`
-/// neither a key created afterwards nor a re-sealed old one opens under it; and putting the
-/// old copy's PIN records into the current store does not log in with the old PIN.
+/// and the PIN it had then; that copy's PIN record gives the token key of then (shown
+/// first, so the test proves its own attack works). C_SetPIN rotates the token key (the
+/// SO's record follows through its escrow key), so a key created after the PIN change does
+/// not open under it; nor, after `rotate-token-key`, a key created afterwards or a
+/// re-sealed old one; and putting the old copy's PIN records into the current store does
+/// not log in with the old PIN.
 #[test]
 fn an_old_pin_record_opens_nothing_stored_after_the_rotation() {
     const TEST: &str = "an_old_pin_record_opens_nothing_stored_after_the_rotation";
@@ -489,13 +490,19 @@ fn an_old_pin_record_opens_nothing_stored_after_the_rotation() {
                 .expect("user PIN record")
                 .clone();
             let old_key = token_key_of(&old_user, USER_PIN);
+            // The attack works on the copy: its record's key opens the key made before.
+            let (before_id, before) = sealed_value_of(&sandbox, "before");
+            assert!(
+                opens(&old_key, before_id, &before),
+                "the old PIN record's token key does not open the key sealed under it"
+            );
             sandbox.run(TEST, "change-pin-and-make-between");
-            // C_SetPIN alone re-wrapped the same token key: the old record opens a key made
-            // after the PIN change.
+            // C_SetPIN rotated the token key (the SO's record followed through its escrow
+            // key): the old record opens no key made after the PIN change.
             let (between_id, between) = sealed_value_of(&sandbox, "between");
             assert!(
-                opens(&old_key, between_id, &between),
-                "without a rotation the old PIN record opens a key made after the PIN change"
+                !opens(&old_key, between_id, &between),
+                "the old PIN record opens a key made after C_SetPIN"
             );
             // The PINs on standard input, the SO's line first, as a script gives them.
             let (slot, _) = slot_and_serial(&sandbox);
@@ -623,10 +630,10 @@ fn a_failed_rotation_changes_nothing() {
             let fail_pin_rewrap = if on_postgres() {
                 "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
-                 CREATE TRIGGER refuse BEFORE UPDATE OF wrapped_key ON pins \
+                 CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON pins \
                  FOR EACH ROW EXECUTE FUNCTION refuse();"
             } else {
-                "CREATE TRIGGER refuse BEFORE UPDATE OF wrapped_key ON pins \
+                "CREATE TRIGGER refuse BEFORE INSERT ON pins \
                  BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
             };
             pg::store_sql(sandbox.path(), fail_pin_rewrap);
@@ -746,6 +753,121 @@ fn another_process_login_ends_and_its_keys_survive() {
                 "the same handle, after the rotation"
             );
             check_keys_and_ciphertexts(&session);
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
+
+/// C_InitPIN and C_SetPIN are token key rotations (the other PIN's record follows through
+/// its escrow key): the replaced record's key opens nothing stored afterwards, the record
+/// of the PIN that did not change opens everything, and the session that set the PIN stays
+/// logged in under the new key (another C_InitPIN, keys used and made right after).
+#[test]
+fn c_initpin_and_c_setpin_rotate_and_keep_the_login() {
+    const TEST: &str = "c_initpin_and_c_setpin_rotate_and_keep_the_login";
+    const NEWEST_PIN: &str = "user-secret-newest-9012";
+    if skip_unless_ferrohsm(TEST) {
+        return;
+    }
+    let record = |sandbox: &Sandbox, user_type: i64| {
+        pin_rows(sandbox)
+            .into_iter()
+            .find(|row| row.user_type == user_type)
+            .expect("PIN record")
+    };
+    match child_phase(TEST).as_deref() {
+        None => {
+            let sandbox = Sandbox::new();
+            sandbox.run(TEST, "setup");
+            let first_user = token_key_of(&record(&sandbox, 1), USER_PIN);
+            let (before_id, before) = sealed_value_of(&sandbox, "before");
+            assert!(opens(&first_user, before_id, &before), "the attack works");
+
+            sandbox.run(TEST, "init-pin");
+            let second_user = token_key_of(&record(&sandbox, 1), NEW_USER_PIN);
+            let so = token_key_of(&record(&sandbox, 0), SO_PIN);
+            let (before_id, before) = sealed_value_of(&sandbox, "before");
+            assert!(
+                !opens(&first_user, before_id, &before),
+                "re-sealed at C_InitPIN"
+            );
+            assert!(opens(&second_user, before_id, &before));
+            assert!(opens(&so, before_id, &before), "the SO's record follows");
+
+            sandbox.run(TEST, "set-pin");
+            let so = token_key_of(&record(&sandbox, 0), SO_PIN);
+            for label in ["before", "after-init", "after-set"] {
+                let (id, value) = sealed_value_of(&sandbox, label);
+                assert!(
+                    !opens(&first_user, id, &value),
+                    "{label}: first user record"
+                );
+                assert!(
+                    !opens(&second_user, id, &value),
+                    "{label}: second user record"
+                );
+                assert!(opens(&so, id, &value), "{label}: the SO's record follows");
+            }
+            sandbox.run(TEST, "check");
+        }
+        Some("setup") => {
+            let token = Token::new();
+            gen_aes(&token.user(), "before");
+        }
+        Some("init-pin") => {
+            let token = Token::existing();
+            let session = token.rw();
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("SO login");
+            session
+                .init_pin(&pin("user-secret-interim"))
+                .expect("C_InitPIN");
+            // Still the SO, with the new token key: a second C_InitPIN rotates again.
+            session
+                .init_pin(&pin(NEW_USER_PIN))
+                .expect("C_InitPIN again, in the same login");
+        }
+        Some("set-pin") => {
+            let token = Token::existing();
+            let session = token.rw();
+            session
+                .login(UserType::User, Some(&pin(NEW_USER_PIN)))
+                .expect("the PIN the SO set");
+            let before = key(&session, "before", ObjectClass::SECRET_KEY);
+            let ciphertext = aes_encrypt(&session, before);
+            gen_aes(&session, "after-init");
+            session
+                .set_pin(&pin(NEW_USER_PIN), &pin(NEWEST_PIN))
+                .expect("C_SetPIN");
+            assert_eq!(aes_decrypt(&session, before, &ciphertext), PLAINTEXT);
+            let after = gen_aes(&session, "after-set");
+            let ciphertext = aes_encrypt(&session, after);
+            assert_eq!(aes_decrypt(&session, after, &ciphertext), PLAINTEXT);
+        }
+        Some("check") => {
+            let token = Token::existing();
+            let session = token.rw();
+            expect_rv(
+                session.login(UserType::User, Some(&pin(NEW_USER_PIN))),
+                RvError::PinIncorrect,
+            );
+            session
+                .login(UserType::User, Some(&pin(NEWEST_PIN)))
+                .expect("the newest PIN");
+            for label in ["before", "after-init", "after-set"] {
+                let aes = key(&session, label, ObjectClass::SECRET_KEY);
+                let ciphertext = aes_encrypt(&session, aes);
+                assert_eq!(
+                    aes_decrypt(&session, aes, &ciphertext),
+                    PLAINTEXT,
+                    "{label}"
+                );
+            }
+            session.logout().unwrap();
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("the SO PIN after both changes");
         }
         Some(other) => panic!("unknown phase {other}"),
     }

@@ -321,7 +321,7 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
             assert_eq!(version(&open_db(sandbox.path())), 2, "fixture is format 2");
             sandbox.run(TEST, "open");
             let conn = open_db(sandbox.path());
-            assert_eq!(version(&conn), 4);
+            assert_eq!(version(&conn), 5);
             let untagged: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM objects WHERE mac IS NULL OR mac_seal <> 1",
@@ -355,6 +355,137 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
                 "{}",
                 String::from_utf8_lossy(&output.stderr)
             );
+        }
+    }
+}
+
+/// The epoch (which a token key rotation changes) and each PIN record's flags.
+fn epoch_and_pin_flags(sandbox: &Sandbox) -> (i64, Vec<u32>) {
+    let conn = open_db(sandbox.path());
+    let epoch = conn
+        .query_row("SELECT epoch FROM token", [], |r| r.get(0))
+        .unwrap();
+    let flags = conn
+        .prepare("SELECT flags FROM pins ORDER BY user_type")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    (epoch, flags)
+}
+
+/// `tests/fixtures/format4-token` is a format-4 store of the release before PIN records of
+/// the escrow form (format 5). It opens as it is; each PIN's record gains its escrow key at
+/// its next login; C_SetPIN rotates the token key once both records have it, and before
+/// that wraps the same key (so nobody loses access), saying why.
+#[test]
+fn a_format_4_store_gains_escrow_records_and_then_rotates_at_c_setpin() {
+    const TEST: &str = "a_format_4_store_gains_escrow_records_and_then_rotates_at_c_setpin";
+    use cryptoki::session::UserType;
+    const NEW_PIN: &str = "user-secret-5678";
+    const NEWER_PIN: &str = "user-secret-9012";
+    let uses_every_key = |session: &Session| {
+        decrypts(session, "fixture-rsa");
+        let aes = key(session, ObjectClass::SECRET_KEY, "fixture-aes");
+        let iv = [7u8; 16];
+        let ciphertext = session
+            .encrypt(&Mechanism::AesCbcPad(iv), aes, MESSAGE)
+            .expect("C_Encrypt with the fixture's AES key");
+        let plain = session
+            .decrypt(&Mechanism::AesCbcPad(iv), aes, &ciphertext)
+            .expect("C_Decrypt with the fixture's AES key");
+        assert_eq!(plain, MESSAGE);
+    };
+    match child_phase(TEST).as_deref() {
+        Some(phase @ ("set-pin" | "set-pin-again")) => {
+            let (old, new) = match phase {
+                "set-pin" => (USER_PIN, NEW_PIN),
+                _ => (NEW_PIN, NEWER_PIN),
+            };
+            let p11 = initialized();
+            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
+            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            session
+                .login(UserType::User, Some(&pin(old)))
+                .expect("user login");
+            uses_every_key(&session);
+            session.set_pin(&pin(old), &pin(new)).expect("C_SetPIN");
+            // Still logged in, under whichever token key the store now has.
+            uses_every_key(&session);
+        }
+        Some("so-login") => {
+            let p11 = initialized();
+            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
+            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("SO login");
+        }
+        Some("check") => {
+            let p11 = initialized();
+            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
+            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            expect_rv(
+                session.login(UserType::User, Some(&pin(NEW_PIN))),
+                RvError::PinIncorrect,
+            );
+            session
+                .login(UserType::User, Some(&pin(NEWER_PIN)))
+                .expect("user login with the newest PIN");
+            uses_every_key(&session);
+            session.logout().unwrap();
+            session
+                .login(UserType::So, Some(&pin(SO_PIN)))
+                .expect("the SO's record followed the new key");
+        }
+        Some(other) => panic!("unknown phase {other}"),
+        None => {
+            let sandbox = Sandbox::new();
+            let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/format4-token/token-0.db");
+            std::fs::copy(&fixture, db_path(sandbox.path())).expect("copy fixture");
+            let version = || -> i64 {
+                open_db(sandbox.path())
+                    .pragma_query_value(None, "user_version", |r| r.get(0))
+                    .unwrap()
+            };
+            assert_eq!(version(), 4, "fixture is format 4");
+            let (epoch, flags) = epoch_and_pin_flags(&sandbox);
+            // SO first: PIN_COUNTER_MAC, no PIN_ESCROW.
+            assert_eq!(flags, [2, 2], "fixture records");
+
+            let log = run_logged(&sandbox, TEST, "set-pin");
+            assert_eq!(version(), 5);
+            let (after, flags) = epoch_and_pin_flags(&sandbox);
+            assert_eq!(
+                flags,
+                [2, 2 | 4],
+                "the user's new record has its escrow key"
+            );
+            assert_eq!(
+                after, epoch,
+                "not rotated while the SO's record has no escrow key"
+            );
+            assert!(
+                log.contains("wraps the same token key") && log.contains("rotate-token-key"),
+                "the log says why: {log}"
+            );
+
+            sandbox.run(TEST, "so-login");
+            let (after, flags) = epoch_and_pin_flags(&sandbox);
+            assert_eq!(
+                flags,
+                [2 | 4, 2 | 4],
+                "the SO's login gave it its escrow key"
+            );
+            assert_eq!(after, epoch);
+
+            let log = run_logged(&sandbox, TEST, "set-pin-again");
+            let (after, _) = epoch_and_pin_flags(&sandbox);
+            assert_ne!(after, epoch, "C_SetPIN rotated the token key");
+            assert!(!log.contains("wraps the same token key"), "{log}");
+            sandbox.run(TEST, "check");
         }
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod copy;
 pub mod directory;
+mod escrow;
 pub mod files;
 pub mod integrity;
 pub mod location;
@@ -55,8 +56,10 @@ pub fn open_store(
 /// message rather than misread; an older one is upgraded in place when opened (see
 /// `sqlite::upgrade`). Format 2 added the public-object key and values sealed under it;
 /// format 3 the integrity tags of objects and token record (see `integrity`), and the PIN
-/// records' flags and tamper-evident retry counters; format 4 the audit log (see `crate::audit`).
-pub const FORMAT_VERSION: i64 = 4;
+/// records' flags and tamper-evident retry counters; format 4 the audit log (see `crate::audit`);
+/// format 5 PIN records of the escrow form (`PIN_ESCROW`), which an older build could not
+/// open (no table changes: a format-4 store is format 5 as it is).
+pub const FORMAT_VERSION: i64 = 5;
 
 /// One stored audit entry: its sequence number, its text (JSON) and the hash chaining it to
 /// the entry before.
@@ -97,6 +100,10 @@ pub const PIN_HOST_SECRET: u32 = 1;
 /// `PinRecord::flags`: the record's counter carries a MAC (`counter_mac`) that a correct
 /// login checks. Records written before format 3 lack it until their first login.
 pub const PIN_COUNTER_MAC: u32 = 2;
+/// `PinRecord::flags`: `wrapped_key` is the token key sealed to the record's escrow key
+/// pair (`escrow`, format 5), so a rotation can re-wrap the record without its PIN.
+/// Records written before format 5 gain it at their next correct login.
+pub const PIN_ESCROW: u32 = 4;
 
 /// One wrapped copy of the token key, with what is needed to re-derive the PIN key, and
 /// the PIN's retry counter.

@@ -1,13 +1,15 @@
-//! Rotating a token's key (`Token::rotate_token_key`): what every backend computes alike
-//! inside the one transaction of `TokenStore::rotate_token_key`. The backends read the
-//! record and every object in that transaction, hand them to `rotate`, and write back what
-//! it returns; a failure anywhere rolls the whole transaction back.
+//! Rotating a token's key (`Token::rotate_token_key`, and every PIN change: `token::new_pin`):
+//! what every backend computes alike inside the one transaction of
+//! `TokenStore::rotate_token_key`. The backends read the record and every object in that
+//! transaction, hand them to `rotate`, and write back what it returns; a failure anywhere
+//! rolls the whole transaction back.
 //!
-//! Why it exists: C_SetPIN re-wraps the same token key under the new PIN, so an old copy of
-//! the store and the old PIN still give that key, which opens every private secret stored
-//! since. After a rotation, the secrets sealed under the token key (and the tags, the
-//! counter MACs and the wrapped copies in both PIN records) are under a new random key that
-//! no earlier PIN record wraps.
+//! Why it exists: re-wrapping the same token key under a new PIN would let an old copy of
+//! the store and the old PIN give that key, which opens every private secret stored since.
+//! After a rotation, the secrets sealed under the token key (and the tags, the counter MACs
+//! and the wrapped copies in the PIN records) are under a new random key that no earlier
+//! PIN record wraps. A PIN change replaces its own record (`NewPin::Record`) and re-wraps
+//! the other one without its PIN (`seal::rewrap_token_key`, the escrow form).
 //!
 //! Nothing that fails its check is blessed: the record's tag, every object's tag, every
 //! sealed value and both PIN records' counter MACs must hold under the old keys before
@@ -22,20 +24,32 @@
 
 use super::integrity::{self, MacKey, Tag};
 use super::seal::{self, CounterState, TokenKey};
-use super::{rules, ObjectId, Seal, StoredObject, StoredValue, TokenRecord, PIN_COUNTER_MAC};
+use super::{
+    rules, ObjectId, PinRecord, Seal, StoredObject, StoredValue, TokenRecord, PIN_COUNTER_MAC,
+};
 use crate::error::{Error, Result};
 use crate::token::UserType;
 use cryptoki_sys::*;
 
-/// One PIN record's new wrapped token key, made by the token under the PIN key it just
-/// derived for the record with `salt` (same salt, cost and flags: the PIN is unchanged).
+/// What one PIN record becomes in a rotation.
 pub struct RewrappedPin {
     pub user: UserType,
-    /// The checked record's salt and flags: the stored record must still be that one.
+    /// The record the token read (its salt and flags): the stored record must still be
+    /// that one, else another process set a new PIN meanwhile.
     pub salt: Vec<u8>,
     pub flags: u32,
-    /// The new token key wrapped under that PIN's key (`seal::wrap_token_key`).
-    pub wrapped_key: Vec<u8>,
+    pub new: NewPin,
+}
+
+/// A PIN record's new content.
+pub enum NewPin {
+    /// The same PIN, its record's token key wrapped anew (under the PIN key the token just
+    /// derived, or without it for a record of the escrow form: `seal::rewrap_token_key`);
+    /// salt, cost, flags and counter stay.
+    Wrapped(Vec<u8>),
+    /// A new PIN (C_SetPIN, C_InitPIN): the whole record, wrapping the new token key, its
+    /// counter from zero. Its counter MAC is made here, at the new epoch.
+    Record(PinRecord),
 }
 
 /// What `TokenStore::rotate_token_key` is asked to do.
@@ -49,11 +63,10 @@ pub struct Rotation<'a> {
     pub pins: &'a [RewrappedPin],
 }
 
-/// One PIN record's new fields: the wrapped key and the counter MAC under the new key.
+/// One PIN record as the backend writes it (the whole row).
 pub struct RotatedPin {
     pub user: UserType,
-    pub wrapped_key: Vec<u8>,
-    pub counter_mac: Vec<u8>,
+    pub record: PinRecord,
 }
 
 /// One object row as it now is: its re-sealed attributes and its new tag (under the key
@@ -201,10 +214,10 @@ fn reseal(
         .collect()
 }
 
-/// Both PIN records under the new key: each must be the one whose PIN was checked (same
-/// salt and flags; CKR_PIN_INCORRECT when another process set a new PIN meanwhile), with
-/// a counter MAC that holds under the old key; its new counter MAC covers the same last
-/// success at the new epoch.
+/// Every PIN record under the new key: each must be the one the token read (same salt
+/// and flags; CKR_PIN_INCORRECT when another process set a new PIN meanwhile), with a
+/// counter MAC that holds under the old key unless it is being replaced; its new counter
+/// MAC covers the same last success (a new PIN's record: its own) at the new epoch.
 fn rotate_pins(
     rotation: &Rotation<'_>,
     record: &TokenRecord,
@@ -228,16 +241,14 @@ fn rotate_pins(
                 format!("the {user:?} PIN was changed by another process during the rotation"),
             ));
         }
-        let at_epoch = |epoch| CounterState {
-            user_tag: user.wrap_tag(),
-            epoch,
-            salt: &stored.salt,
-            success_at: stored.success_at,
-        };
-        if stored.flags & PIN_COUNTER_MAC != 0
+        // A record being replaced may fail its counter check: C_InitPIN is how the SO
+        // gives a user whose counter was forged a valid record again.
+        let replaced = matches!(pin.new, NewPin::Record(_));
+        if !replaced
+            && stored.flags & PIN_COUNTER_MAC != 0
             && !seal::counter_mac_ok(
                 rotation.old_key,
-                &at_epoch(record.epoch),
+                &counter_state(user, record.epoch, stored),
                 &stored.counter_mac,
             )
         {
@@ -249,12 +260,28 @@ fn rotate_pins(
                 ),
             ));
         }
-        let counter_mac = seal::counter_mac(rotation.new_key, &at_epoch(rotation.new_epoch));
-        rotated.push(RotatedPin {
-            user,
-            wrapped_key: pin.wrapped_key.clone(),
-            counter_mac,
-        });
+        let mut new = match &pin.new {
+            NewPin::Wrapped(wrapped_key) => PinRecord {
+                wrapped_key: wrapped_key.clone(),
+                ..stored.clone()
+            },
+            NewPin::Record(new) => new.clone(),
+        };
+        new.counter_mac = seal::counter_mac(
+            rotation.new_key,
+            &counter_state(user, rotation.new_epoch, &new),
+        );
+        rotated.push(RotatedPin { user, record: new });
     }
     Ok(rotated)
+}
+
+/// What `pin`'s counter MAC covers at `epoch`.
+fn counter_state(user: UserType, epoch: u64, pin: &PinRecord) -> CounterState<'_> {
+    CounterState {
+        user_tag: user.wrap_tag(),
+        epoch,
+        salt: &pin.salt,
+        success_at: pin.success_at,
+    }
 }

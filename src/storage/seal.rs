@@ -5,6 +5,7 @@
 //!
 //! Blob layout: one format byte (`BLOB_V1`), a 12-byte random nonce, ciphertext + 16-byte tag.
 
+use super::{escrow, PIN_ESCROW};
 use crate::error::{Error, Result};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -259,18 +260,19 @@ fn open(key: &[u8; KEY_LEN], aad: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8
 }
 
 /// Wraps the token key under a PIN key; `user_tag` separates the SO's and the user's
-/// blobs, `flags` are the PIN record's (see `token_key_aad`).
+/// blobs, `flags` are the PIN record's (see `token_key_aad`). With `PIN_ESCROW` the key is
+/// sealed to the record's escrow key pair instead (`escrow`), which the PIN key derives.
 pub fn wrap_token_key(
     pin_key: &[u8; KEY_LEN],
     token_key: &TokenKey,
     user_tag: u8,
     flags: u32,
 ) -> Result<Vec<u8>> {
-    seal(
-        pin_key,
-        &token_key_aad(user_tag, flags),
-        token_key.as_slice(),
-    )
+    let aad = token_key_aad(user_tag, flags);
+    if flags & PIN_ESCROW != 0 {
+        return escrow::wrap(pin_key, token_key, &aad);
+    }
+    seal(pin_key, &aad, token_key.as_slice())
 }
 
 /// The token key, or `None` when the PIN key does not open the blob (a wrong PIN).
@@ -280,13 +282,34 @@ pub fn unwrap_token_key(
     user_tag: u8,
     flags: u32,
 ) -> Option<TokenKey> {
-    let plain = open(pin_key, &token_key_aad(user_tag, flags), wrapped)?;
+    let aad = token_key_aad(user_tag, flags);
+    if flags & PIN_ESCROW != 0 {
+        return escrow::unwrap(pin_key, wrapped, &aad);
+    }
+    let plain = open(pin_key, &aad, wrapped)?;
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     if plain.len() != KEY_LEN {
         return None;
     }
     key.copy_from_slice(&plain);
     Some(key)
+}
+
+/// A record of the escrow form (`PIN_ESCROW`) wrapped around another token key without
+/// its PIN (`escrow::rewrap`); CKR_DEVICE_ERROR for a record of another form.
+pub fn rewrap_token_key(
+    wrapped: &[u8],
+    token_key: &TokenKey,
+    user_tag: u8,
+    flags: u32,
+) -> Result<Vec<u8>> {
+    if flags & PIN_ESCROW == 0 {
+        return Err(Error::with(
+            CKR_GENERAL_ERROR,
+            "a PIN record without an escrow key cannot be re-wrapped without its PIN",
+        ));
+    }
+    escrow::rewrap(wrapped, token_key, &token_key_aad(user_tag, flags))
 }
 
 pub fn seal_attribute(

@@ -135,6 +135,8 @@ fn upgrade(conn: &mut Connection, path: &Path) -> Result<()> {
             tx.execute_batch(AUDIT_TABLE)
                 .map_err(|e| db_error(path, e))?;
         }
+        // Format 5 (PIN records of the escrow form) changes no table: its records come at
+        // each PIN's next login, and the version keeps older builds from misreading them.
         tx.pragma_update(None, "user_version", FORMAT_VERSION)
             .map_err(|e| db_error(path, e))
     };
@@ -1018,10 +1020,7 @@ impl TokenStore for SqliteStore {
                 params![rotation.new_epoch as i64, rotated.object_set.as_slice()],
             )?;
             for pin in &rotated.pins {
-                tx.execute(
-                    "UPDATE pins SET wrapped_key = ?1, counter_mac = ?2 WHERE user_type = ?3",
-                    params![pin.wrapped_key, pin.counter_mac, user_key(pin.user)],
-                )?;
+                write_pin(&tx, pin.user, &pin.record)?;
             }
             Ok(())
         };

@@ -4,7 +4,7 @@
 
 use super::{Token, UserType};
 use crate::error::{Error, Result};
-use crate::storage::rotation::{RewrappedPin, Rotation};
+use crate::storage::rotation::{NewPin, RewrappedPin, Rotation};
 use crate::storage::seal;
 use cryptoki_sys::*;
 
@@ -50,12 +50,7 @@ impl Token {
         }
         let new_key = seal::new_token_key()?;
         let old_epoch = inner.record.epoch;
-        let new_epoch = loop {
-            let epoch = u64::from_le_bytes(seal::random_bytes()?);
-            if epoch != old_epoch {
-                break epoch;
-            }
-        };
+        let new_epoch = next_epoch(old_epoch)?;
         let mut pins = Vec::with_capacity(2);
         for (user, pin_key) in [(UserType::So, &so_pin_key), (UserType::User, &user_pin_key)] {
             let record = inner
@@ -66,12 +61,12 @@ impl Token {
                 user,
                 salt: record.salt.clone(),
                 flags: record.flags,
-                wrapped_key: seal::wrap_token_key(
+                new: NewPin::Wrapped(seal::wrap_token_key(
                     pin_key,
                     &new_key,
                     user.wrap_tag(),
                     record.flags,
-                )?,
+                )?),
             });
         }
         inner.store.get_mut().rotate_token_key(&Rotation {
@@ -85,5 +80,15 @@ impl Token {
         // (`reload_record`), as in the other processes.
         inner.reload_record()?;
         inner.sync()
+    }
+}
+
+/// A random epoch other than `old`.
+pub(super) fn next_epoch(old: u64) -> Result<u64> {
+    loop {
+        let epoch = u64::from_le_bytes(seal::random_bytes()?);
+        if epoch != old {
+            return Ok(epoch);
+        }
     }
 }

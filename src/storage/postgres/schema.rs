@@ -16,7 +16,7 @@ use postgres::Client;
 /// The advisory lock key of schema changes (any fixed number; "fhsm").
 const SCHEMA_LOCK: i64 = 0x6668_736d;
 
-/// The tables of `FORMAT_VERSION` (the same content as the SQLite store's format 4).
+/// The tables of `FORMAT_VERSION` (the same content as the SQLite store's).
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS store_format (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 0),
@@ -100,8 +100,13 @@ pub fn ensure(client: &mut Client, schema: &str, place: &str) -> Result<()> {
                 ),
             ))
         }
-        // The first PostgreSQL format is the SQLite store's format 4: nothing to upgrade
-        // yet. A later format adds its steps here, as `sqlite::upgrade` does.
+        // The first PostgreSQL format was the SQLite store's format 4; format 5 (PIN records
+        // of the escrow form, see `storage::escrow`) changes no table. A later format adds
+        // its steps here, as `sqlite::upgrade` does.
+        Some(v) if v < FORMAT_VERSION => {
+            tx.execute("UPDATE store_format SET version = $1", &[&FORMAT_VERSION])
+                .map_err(|e| pg_error(place, e))?;
+        }
         Some(_) => {}
         None => {
             tx.execute(

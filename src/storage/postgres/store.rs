@@ -763,16 +763,7 @@ impl TokenStore for PgStore {
                     &[&slot, &(rotation.new_epoch as i64)],
                 )?;
                 for pin in &rotated.pins {
-                    tx.execute(
-                        "UPDATE pins SET wrapped_key = $3, counter_mac = $4
-                         WHERE slot_id = $1 AND user_type = $2",
-                        &[
-                            &slot,
-                            &user_key(pin.user),
-                            &pin.wrapped_key,
-                            &pin.counter_mac,
-                        ],
-                    )?;
+                    write_pin(tx, slot, pin.user, &pin.record)?;
                 }
                 Ok(())
             };
