@@ -1,7 +1,7 @@
 //! The default RSA backend: aws-lc-rs for the private-key operations it offers (PKCS#1 v1.5
 //! and same-hash OAEP decryption with SHA-1/256/384/512, PKCS#1 v1.5 and PSS signing of
-//! SHA-256/384/512 digests) and for 2048/3072/4096-bit keygen with e = 65537. Everything else
-//! goes to the `rsa` crate (`rustcrypto`).
+//! SHA-256/384/512 digests). Key generation is `keygen`'s; everything else goes to the `rsa`
+//! crate (`rustcrypto`).
 //!
 //! The `rsa`-crate twin of a loaded key is parsed lazily, at most once per loaded key, and
 //! only when an operation aws-lc cannot do needs it (raw RSA, mixed OAEP hashes, SHA-1/224
@@ -19,8 +19,8 @@ use crate::crypto::hash::HashAlg;
 use crate::error::{fail, Error, Result};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{
-    KeyPair, KeyPairComponents, KeySize, OaepAlgorithm, OaepPrivateDecryptingKey,
-    Pkcs1PrivateDecryptingKey, PrivateDecryptingKey, PublicKeyComponents,
+    KeyPair, KeyPairComponents, OaepAlgorithm, OaepPrivateDecryptingKey, Pkcs1PrivateDecryptingKey,
+    PrivateDecryptingKey, PublicKeyComponents,
 };
 use aws_lc_rs::signature::RsaEncoding;
 use aws_lc_rs::{digest, signature};
@@ -31,21 +31,10 @@ use zeroize::Zeroizing;
 pub struct AwsLcBackend;
 
 impl RsaBackend for AwsLcBackend {
+    /// Key generation is `keygen`'s, faster than aws-lc's (see there); the key is loaded
+    /// into aws-lc like any other afterwards, which checks it.
     fn generate(&self, bits: usize, public_exponent: &[u8]) -> Result<RsaPrivateComponents> {
-        let size = match bits {
-            2048 => Some(KeySize::Rsa2048),
-            3072 => Some(KeySize::Rsa3072),
-            4096 => Some(KeySize::Rsa4096),
-            _ => None,
-        };
-        match size {
-            Some(size) if super::trim_leading_zeros(public_exponent) == [1, 0, 1] => {
-                let pair = KeyPair::generate(size)
-                    .map_err(|_| Error::with(CKR_DEVICE_ERROR, "aws-lc key generation failed"))?;
-                components_of(&pair)
-            }
-            _ => rustcrypto::generate(bits, public_exponent),
-        }
+        super::keygen::generate(bits, public_exponent)
     }
 
     fn load_private(&self, key: &RsaPrivateComponents) -> Result<Arc<dyn RsaPrivateKey>> {
@@ -55,17 +44,6 @@ impl RsaBackend for AwsLcBackend {
     fn load_public(&self, key: &RsaPublicComponents) -> Result<Arc<dyn RsaPublicKey>> {
         Ok(Arc::new(super::awslc_public::AwsLcPublicKey::new(key)?))
     }
-}
-
-/// Every component of an aws-lc key pair, through its PKCS#8 export.
-fn components_of(pair: &KeyPair) -> Result<RsaPrivateComponents> {
-    use der::Decode;
-    let pkcs8 = pair
-        .as_der()
-        .map_err(|_| Error::with(CKR_FUNCTION_FAILED, "aws-lc PKCS#8 export failed"))?;
-    let info = pkcs8::PrivateKeyInfoRef::from_der(pkcs8.as_ref())
-        .map_err(|_| Error::with(CKR_FUNCTION_FAILED, "aws-lc PKCS#8 export unreadable"))?;
-    super::components_from_pkcs1_der(info.private_key.as_bytes())
 }
 
 /// The aws-lc-rs forms of one key, all made at load time from one parse.

@@ -95,6 +95,7 @@ pub trait RsaBackend: Send + Sync {
 pub mod awslc;
 #[cfg(feature = "aws-lc")]
 mod awslc_public;
+mod keygen;
 pub mod rustcrypto;
 #[cfg(test)]
 mod tests;

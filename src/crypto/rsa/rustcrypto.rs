@@ -52,7 +52,7 @@ pub struct RustCryptoBackend;
 
 impl RsaBackend for RustCryptoBackend {
     fn generate(&self, bits: usize, public_exponent: &[u8]) -> Result<RsaPrivateComponents> {
-        generate(bits, public_exponent)
+        super::keygen::generate(bits, public_exponent)
     }
 
     fn load_private(&self, key: &RsaPrivateComponents) -> Result<Arc<dyn RsaPrivateKey>> {
@@ -64,34 +64,6 @@ impl RsaBackend for RustCryptoBackend {
     }
 }
 
-/// A new key pair from the `rsa` crate, any size in range and any exponent it accepts.
-pub(super) fn generate(bits: usize, public_exponent: &[u8]) -> Result<RsaPrivateComponents> {
-    if !(MIN_MODULUS_BITS..=MAX_MODULUS_BITS).contains(&bits) {
-        return fail(CKR_KEY_SIZE_RANGE);
-    }
-    let e = public_uint(public_exponent)?;
-    // The crate aims at the exact size; the loop only guards against a short modulus.
-    for _ in 0..4 {
-        let key =
-            rsa::PrivateKey::new_with_exp(&mut SysRng, bits, e.clone()).map_err(
-                |err| match err {
-                    rsa::Error::Rng => Error::with(CKR_DEVICE_ERROR, "random source failed"),
-                    rsa::Error::ModulusTooSmall | rsa::Error::ModulusTooLarge => {
-                        Error::new(CKR_KEY_SIZE_RANGE)
-                    }
-                    _ => Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "public exponent rejected"),
-                },
-            )?;
-        if key.n().bit_width() as usize == bits {
-            return components_of(&key);
-        }
-    }
-    Err(Error::with(
-        CKR_FUNCTION_FAILED,
-        "key generation missed the size",
-    ))
-}
-
 /// Every component of a parsed key, CRT values included, through its PKCS#1 encoding.
 pub(super) fn components_of(key: &rsa::PrivateKey) -> Result<RsaPrivateComponents> {
     let der = key
@@ -101,7 +73,7 @@ pub(super) fn components_of(key: &rsa::PrivateKey) -> Result<RsaPrivateComponent
 }
 
 /// A big-endian public integer; empty or zero is invalid.
-fn public_uint(bytes: &[u8]) -> Result<BoxedUint> {
+pub(super) fn public_uint(bytes: &[u8]) -> Result<BoxedUint> {
     let bytes = trim_leading_zeros(bytes);
     if bytes.is_empty() {
         return fail(CKR_ATTRIBUTE_VALUE_INVALID);
