@@ -1068,3 +1068,9 @@ fn mechanism_that_omits_material_is_an_internal_error() {
         CKR_GENERAL_ERROR
     );
 }
+
+#[test]
+fn computed_types_are_in_ascending_order() {
+    // They merge into a new object in one pass (`Attributes::overlaid`).
+    assert!(Computed::TYPES.windows(2).all(|w| w[0] < w[1]));
+}

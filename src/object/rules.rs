@@ -29,6 +29,7 @@
 //!   yet; a caller that wants a wrappable key asks for `CKA_EXTRACTABLE=true`.
 //! - `CKA_ALLOWED_MECHANISMS`: no default; absent (or empty) means every mechanism.
 
+use crate::object::Attributes;
 use cryptoki_sys::*;
 use once_cell::sync::Lazy;
 
@@ -435,12 +436,16 @@ pub struct RuleSet {
     /// The same rows in ascending type order: `find` is a binary search, and the defaults
     /// merge into an object's (sorted) attributes in one pass.
     by_type: &'static [&'static Rule],
+    /// Every default of the kind as one attribute set, built once from the rows: a new
+    /// object starts as a copy of it (two buffer copies) instead of some thirty insertions.
+    defaults: &'static Attributes,
 }
 
-/// The rows of one kind, in both orders (`RuleSet`).
+/// The rows of one kind, in both orders, and its defaults (`RuleSet`).
 struct Rows {
     rows: Vec<&'static Rule>,
     by_type: Vec<&'static Rule>,
+    defaults: Attributes,
 }
 
 impl Rows {
@@ -448,7 +453,17 @@ impl Rows {
         let rows = merged(tables);
         let mut by_type = rows.clone();
         by_type.sort_by_key(|r| r.ty);
-        Rows { rows, by_type }
+        let mut defaults = Attributes::new();
+        defaults.set_missing(
+            by_type
+                .iter()
+                .filter_map(|rule| Some((rule.ty, rule.default?))),
+        );
+        Rows {
+            rows,
+            by_type,
+            defaults,
+        }
     }
 }
 
@@ -467,6 +482,11 @@ impl RuleSet {
     /// Every attribute of this object kind once, in ascending type order.
     pub fn by_type(&self) -> impl Iterator<Item = &'static Rule> + '_ {
         self.by_type.iter().copied()
+    }
+
+    /// The attributes of this kind that have a default, set to it.
+    pub fn defaults(&self) -> &'static Attributes {
+        self.defaults
     }
 
     /// How many attributes this object kind has.
@@ -529,6 +549,7 @@ pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
     Some(RuleSet {
         rows: &rows.rows,
         by_type: &rows.by_type,
+        defaults: &rows.defaults,
     })
 }
 
