@@ -87,10 +87,13 @@ impl Attributes {
                 out_of_order.push((ty, value));
                 continue;
             }
-            // The base's values before this one, as they are (one copy of the run).
-            let before = rest.partition_point(|s| s.ty < ty);
-            out.slots.extend_from_slice(&rest[..before]);
-            rest = &rest[before..];
+            while let Some((first, tail)) = rest.split_first() {
+                if first.ty >= ty {
+                    break;
+                }
+                out.slots.push(*first);
+                rest = tail;
+            }
             if let Some((first, tail)) = rest.split_first().filter(|(f, _)| f.ty == ty) {
                 rest = tail;
                 if first.len == value.len() {

@@ -155,10 +155,8 @@ pub fn new_object(
         // What an import must give (footnote 1) but a generation must not (footnote 4) is
         // the key itself: a mechanism that did not produce it has a bug, and storing a key
         // without its material would only fail later, at first use.
-        for rule in set.all() {
-            let material =
-                rule.has(rules::REQUIRED_ON_CREATE) && rule.has(rules::FORBIDDEN_ON_GENERATE);
-            if material && !object.contains(rule.ty) {
+        for rule in set.material() {
+            if !object.contains(rule.ty) {
                 return Err(Error::with(
                     CKR_GENERAL_ERROR,
                     format!("mechanism did not produce attribute 0x{:x}", rule.ty),
@@ -174,15 +172,12 @@ pub fn new_object(
     }
     derive(class, subtype, &mut object, origin)?;
 
-    let required = match origin {
-        Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
-        // The unwrapped material is in `object` by now, as an import's would be.
-        Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
-    };
+    // The unwrapped material is in `object` by now, as an import's would be.
+    let generated_key = matches!(origin, Origin::Generate { .. });
     // A required attribute with a default is never missing: only the others are looked
     // up, and the defaults merge in afterwards in one pass (in type order).
-    for rule in set.all() {
-        if rule.default.is_none() && rule.has(required) && !object.contains(rule.ty) {
+    for rule in set.required_without_default(generated_key) {
+        if !object.contains(rule.ty) {
             return Err(Error::with(
                 CKR_TEMPLATE_INCOMPLETE,
                 format!("attribute 0x{:x} is required", rule.ty),
@@ -208,14 +203,14 @@ pub fn new_object(
     // table) with the computed values and then the given ones set over them: two buffer
     // copies and a dozen values instead of some thirty insertions.
     let computed = Computed::of(&object, origin)?;
-    let computed_values = Computed::TYPES
-        .into_iter()
-        .filter(|ty| set.find(*ty).is_some())
-        .filter_map(|ty| Some((ty, computed.value(ty)?)));
+    let computed_values = set
+        .computed()
+        .iter()
+        .filter_map(|ty| Some((*ty, computed.value(*ty)?)));
     Ok(set.defaults().overlaid(
         merged_values(object.iter(), computed_values),
         (
-            object.len() + Computed::TYPES.len(),
+            object.len() + set.computed().len(),
             object.byte_len() + Computed::BYTES,
         ),
     ))
@@ -922,15 +917,6 @@ impl Computed {
         })
     }
 
-    /// The types `value` gives, in ascending order (they merge into the object in one pass).
-    const TYPES: [CK_ATTRIBUTE_TYPE; 6] = [
-        CKA_UNIQUE_ID,
-        CKA_LOCAL,
-        CKA_NEVER_EXTRACTABLE,
-        CKA_ALWAYS_SENSITIVE,
-        CKA_KEY_GEN_MECHANISM,
-        crate::vendor::CKA_FERROHSM_CREATION_TIME,
-    ];
     /// The bytes of their values.
     const BYTES: usize = std::mem::size_of::<Computed>();
 
