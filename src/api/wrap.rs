@@ -270,7 +270,7 @@ fn secret_material(template: &Attributes, bytes: &[u8]) -> Result<Attributes> {
             "unwrapped value has a length the key type does not have",
         ));
     }
-    let mut material = Attributes::new();
-    material.set(CKA_VALUE, bytes);
+    let mut material = Attributes::with_capacity(1, bytes.len());
+    material.set_slice(CKA_VALUE, bytes);
     Ok(material)
 }

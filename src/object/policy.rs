@@ -26,6 +26,7 @@ use crate::object::check_value;
 use crate::object::rules::{self, Kind, RuleSet, Subtype};
 use crate::object::Attributes;
 use cryptoki_sys::*;
+use std::borrow::Cow;
 
 /// Vendor alias for SM2 keys (Sansec/TASS family, see sm2.md): accepted wherever a
 /// template names a key type and stored as CKK_EC.
@@ -84,15 +85,12 @@ pub fn new_object(
     origin: Origin,
     generated: &Attributes,
 ) -> Result<Attributes> {
-    let mut template = template.clone();
-    normalize_template(&mut template);
+    let template = normalized(template);
     let generating = origin.material_from_token();
     let generated = if generating {
-        let mut generated = generated.clone();
-        normalize_template(&mut generated);
-        generated
+        normalized(generated)
     } else {
-        Attributes::new()
+        Cow::Owned(Attributes::new())
     };
 
     let class = object_class(&template, &generated, origin)?;
@@ -100,9 +98,12 @@ pub fn new_object(
     let set = rules::rules_for(class, subtype)
         .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "unsupported object kind"))?;
 
-    // Room for every attribute of the kind (the defaults fill in most), so the object is
-    // built without regrowing.
-    let mut object = Attributes::with_capacity(set.len(), 256);
+    // What the template, the mechanism and the derivations give (the defaults come in at
+    // the end), with room for the derived attributes.
+    let mut object = Attributes::with_capacity(
+        template.len() + generated.len() + 4,
+        template.byte_len() + generated.byte_len() + 16,
+    );
     for (ty, value) in template.iter() {
         object.set_slice(ty, template_value(&set, ty, value)?);
     }
@@ -154,10 +155,8 @@ pub fn new_object(
         // What an import must give (footnote 1) but a generation must not (footnote 4) is
         // the key itself: a mechanism that did not produce it has a bug, and storing a key
         // without its material would only fail later, at first use.
-        for rule in set.all() {
-            let material =
-                rule.has(rules::REQUIRED_ON_CREATE) && rule.has(rules::FORBIDDEN_ON_GENERATE);
-            if material && !object.contains(rule.ty) {
+        for rule in set.material() {
+            if !object.contains(rule.ty) {
                 return Err(Error::with(
                     CKR_GENERAL_ERROR,
                     format!("mechanism did not produce attribute 0x{:x}", rule.ty),
@@ -173,15 +172,12 @@ pub fn new_object(
     }
     derive(class, subtype, &mut object, origin)?;
 
-    let required = match origin {
-        Origin::Generate { .. } => rules::REQUIRED_ON_GENERATE,
-        // The unwrapped material is in `object` by now, as an import's would be.
-        Origin::Create | Origin::Unwrap | Origin::Derive { .. } => rules::REQUIRED_ON_CREATE,
-    };
+    // The unwrapped material is in `object` by now, as an import's would be.
+    let generated_key = matches!(origin, Origin::Generate { .. });
     // A required attribute with a default is never missing: only the others are looked
     // up, and the defaults merge in afterwards in one pass (in type order).
-    for rule in set.all() {
-        if rule.default.is_none() && rule.has(required) && !object.contains(rule.ty) {
+    for rule in set.required_without_default(generated_key) {
+        if !object.contains(rule.ty) {
             return Err(Error::with(
                 CKR_TEMPLATE_INCOMPLETE,
                 format!("attribute 0x{:x} is required", rule.ty),
@@ -202,17 +198,55 @@ pub fn new_object(
     // The token-computed attributes have no default and are never in the template (a
     // caller's is CKR_ATTRIBUTE_READ_ONLY): they merge in with the defaults, in the same
     // pass. A mechanism's output never names one, but if it did the token's value wins.
+    //
+    // The object is a copy of the kind's defaults (`RuleSet::defaults`, built once from the
+    // table) with the computed values and then the given ones set over them: two buffer
+    // copies and a dozen values instead of some thirty insertions.
     let computed = Computed::of(&object, origin)?;
-    for ty in generated.types() {
-        if let Some(value) = computed.value(ty).filter(|_| set.find(ty).is_some()) {
-            object.set_slice(ty, value);
+    let computed_values = set
+        .computed()
+        .iter()
+        .filter_map(|ty| Some((*ty, computed.value(*ty)?)));
+    Ok(set.defaults().overlaid(
+        merged_values(object.iter(), computed_values),
+        (
+            object.len() + set.computed().len(),
+            object.byte_len() + Computed::BYTES,
+        ),
+    ))
+}
+
+/// Two sequences of values in ascending type order merged into one; `winning`'s value of a
+/// type both have is the one kept.
+fn merged_values<'a>(
+    given: impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])>,
+    winning: impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])>,
+) -> impl Iterator<Item = (CK_ATTRIBUTE_TYPE, &'a [u8])> {
+    let mut given = given.peekable();
+    let mut winning = winning.peekable();
+    std::iter::from_fn(move || match (given.peek(), winning.peek()) {
+        (Some((g, _)), Some((w, _))) if g < w => given.next(),
+        (Some((g, _)), Some((w, _))) if g == w => {
+            given.next();
+            winning.next()
         }
+        (Some(_), None) => given.next(),
+        _ => winning.next(),
+    })
+}
+
+/// `template` with `normalize_template`'s rewrites, copied only when there is one to make.
+fn normalized(template: &Attributes) -> Cow<'_, Attributes> {
+    let loose = template.iter().any(|(ty, v)| {
+        (ty == CKA_KEY_TYPE && v == CKK_SM2.to_ne_bytes())
+            || (v.len() == 1 && v[0] > 1 && rules::is_bool_attribute(ty))
+    });
+    if !loose {
+        return Cow::Borrowed(template);
     }
-    object.set_missing(set.by_type().filter_map(|rule| {
-        let value = computed.value(rule.ty).or(rule.default)?;
-        Some((rule.ty, value))
-    }));
-    Ok(object)
+    let mut template = template.clone();
+    normalize_template(&mut template);
+    Cow::Owned(template)
 }
 
 /// C_SetAttributeValue (`copy` false) or the template of C_CopyObject (`copy` true):
@@ -741,18 +775,18 @@ fn stored_rules(object: &Attributes) -> Option<RuleSet> {
 fn set_derived(
     object: &mut Attributes,
     ty: CK_ATTRIBUTE_TYPE,
-    value: Vec<u8>,
+    value: &[u8],
     mismatch: CK_RV,
 ) -> Result<()> {
     if let Some(given) = object.get(ty) {
-        if given != value.as_slice() {
+        if given != value {
             return Err(Error::with(
                 mismatch,
                 format!("attribute 0x{ty:x} does not match the key"),
             ));
         }
     }
-    object.set(ty, value);
+    object.set_slice(ty, value);
     Ok(())
 }
 
@@ -776,8 +810,8 @@ fn derive(
         (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)) => {
             if let Some(modulus) = object.get(CKA_MODULUS) {
                 let bits = bit_length(modulus) as CK_ULONG;
-                let value = bits.to_ne_bytes().to_vec();
-                set_derived(object, CKA_MODULUS_BITS, value, CKR_TEMPLATE_INCONSISTENT)?;
+                let value = bits.to_ne_bytes();
+                set_derived(object, CKA_MODULUS_BITS, &value, CKR_TEMPLATE_INCONSISTENT)?;
             }
         }
         (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY))
@@ -796,8 +830,8 @@ fn derive(
                 if !fits {
                     return Err(value_invalid(CKA_VALUE, "wrong length for the key type"));
                 }
-                let value = (len as CK_ULONG).to_ne_bytes().to_vec();
-                set_derived(object, CKA_VALUE_LEN, value, CKR_TEMPLATE_INCONSISTENT)?;
+                let value = (len as CK_ULONG).to_ne_bytes();
+                set_derived(object, CKA_VALUE_LEN, &value, CKR_TEMPLATE_INCONSISTENT)?;
             }
             // A check value the caller gives must be the key's (the spec's code for a
             // wrong value of a valid attribute); otherwise the token supplies it.
@@ -805,13 +839,13 @@ fn derive(
                 .get(CKA_VALUE)
                 .and_then(|v| check_value::secret_key_check_value(key_type, v));
             if let Some(check) = check {
-                set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
+                set_derived(object, CKA_CHECK_VALUE, &check, CKR_ATTRIBUTE_VALUE_INVALID)?;
             }
         }
         (CKO_CERTIFICATE, Subtype::X509) => {
             if let Some(cert) = object.get(CKA_VALUE).filter(|v| !v.is_empty()) {
                 let check = check_value::sha1_check_value(cert);
-                set_derived(object, CKA_CHECK_VALUE, check, CKR_ATTRIBUTE_VALUE_INVALID)?;
+                set_derived(object, CKA_CHECK_VALUE, &check, CKR_ATTRIBUTE_VALUE_INVALID)?;
             }
         }
         _ => {}
@@ -882,6 +916,9 @@ impl Computed {
             creation_time: now.to_ne_bytes(),
         })
     }
+
+    /// The bytes of their values.
+    const BYTES: usize = std::mem::size_of::<Computed>();
 
     /// The value of `ty` when the token computes it.
     fn value(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {

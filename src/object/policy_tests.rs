@@ -1068,3 +1068,27 @@ fn mechanism_that_omits_material_is_an_internal_error() {
         CKR_GENERAL_ERROR
     );
 }
+
+#[test]
+fn every_token_computed_attribute_has_a_computed_value() {
+    // new_object merges `RuleSet::computed` (ascending) with the given values in one pass,
+    // taking each value from `Computed`.
+    let computed = Computed::of(&Attributes::new(), Origin::Create).unwrap();
+    let kinds = [
+        (CKO_DATA, Subtype::Data),
+        (CKO_CERTIFICATE, Subtype::X509),
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_RSA)),
+        (CKO_PUBLIC_KEY, Subtype::Key(CKK_EC)),
+        (CKO_PRIVATE_KEY, Subtype::Key(CKK_RSA)),
+        (CKO_PRIVATE_KEY, Subtype::Key(CKK_EC)),
+        (CKO_SECRET_KEY, Subtype::Key(CKK_AES)),
+    ];
+    for (class, subtype) in kinds {
+        let set = rules::rules_for(class, subtype).unwrap();
+        assert!(!set.computed().is_empty());
+        assert!(set.computed().windows(2).all(|w| w[0] < w[1]));
+        for ty in set.computed() {
+            assert!(computed.value(*ty).is_some(), "0x{ty:x}");
+        }
+    }
+}

@@ -29,6 +29,7 @@
 //!   yet; a caller that wants a wrappable key asks for `CKA_EXTRACTABLE=true`.
 //! - `CKA_ALLOWED_MECHANISMS`: no default; absent (or empty) means every mechanism.
 
+use crate::object::Attributes;
 use cryptoki_sys::*;
 use once_cell::sync::Lazy;
 
@@ -435,12 +436,28 @@ pub struct RuleSet {
     /// The same rows in ascending type order: `find` is a binary search, and the defaults
     /// merge into an object's (sorted) attributes in one pass.
     by_type: &'static [&'static Rule],
+    /// Every default of the kind as one attribute set, built once from the rows: a new
+    /// object starts as a copy of it (two buffer copies) instead of some thirty insertions.
+    defaults: &'static Attributes,
+    /// The TOKEN_COMPUTED attributes of the kind, in ascending type order.
+    computed: &'static [CK_ATTRIBUTE_TYPE],
+    /// In table order: the rows REQUIRED_ON_CREATE, and REQUIRED_ON_GENERATE, without a
+    /// default (what a new object may lack), and the key material (REQUIRED_ON_CREATE and
+    /// FORBIDDEN_ON_GENERATE).
+    required_on_create: &'static [&'static Rule],
+    required_on_generate: &'static [&'static Rule],
+    material: &'static [&'static Rule],
 }
 
-/// The rows of one kind, in both orders (`RuleSet`).
+/// The rows of one kind, in both orders, and its defaults (`RuleSet`).
 struct Rows {
     rows: Vec<&'static Rule>,
     by_type: Vec<&'static Rule>,
+    defaults: Attributes,
+    computed: Vec<CK_ATTRIBUTE_TYPE>,
+    required_on_create: Vec<&'static Rule>,
+    required_on_generate: Vec<&'static Rule>,
+    material: Vec<&'static Rule>,
 }
 
 impl Rows {
@@ -448,7 +465,35 @@ impl Rows {
         let rows = merged(tables);
         let mut by_type = rows.clone();
         by_type.sort_by_key(|r| r.ty);
-        Rows { rows, by_type }
+        let mut defaults = Attributes::new();
+        defaults.set_missing(
+            by_type
+                .iter()
+                .filter_map(|rule| Some((rule.ty, rule.default?))),
+        );
+        let computed = by_type
+            .iter()
+            .filter(|rule| rule.has(TOKEN_COMPUTED))
+            .map(|rule| rule.ty)
+            .collect();
+        let rows_with = |wanted: &dyn Fn(&Rule) -> bool| -> Vec<&'static Rule> {
+            rows.iter().copied().filter(|rule| wanted(rule)).collect()
+        };
+        let required_on_create =
+            rows_with(&|rule| rule.default.is_none() && rule.has(REQUIRED_ON_CREATE));
+        let required_on_generate =
+            rows_with(&|rule| rule.default.is_none() && rule.has(REQUIRED_ON_GENERATE));
+        let material =
+            rows_with(&|rule| rule.has(REQUIRED_ON_CREATE) && rule.has(FORBIDDEN_ON_GENERATE));
+        Rows {
+            rows,
+            by_type,
+            defaults,
+            computed,
+            required_on_create,
+            required_on_generate,
+            material,
+        }
     }
 }
 
@@ -467,6 +512,33 @@ impl RuleSet {
     /// Every attribute of this object kind once, in ascending type order.
     pub fn by_type(&self) -> impl Iterator<Item = &'static Rule> + '_ {
         self.by_type.iter().copied()
+    }
+
+    /// The attributes of this kind that have a default, set to it.
+    pub fn defaults(&self) -> &'static Attributes {
+        self.defaults
+    }
+
+    /// The attributes of this kind that the token computes (TOKEN_COMPUTED), in ascending
+    /// type order.
+    pub fn computed(&self) -> &'static [CK_ATTRIBUTE_TYPE] {
+        self.computed
+    }
+
+    /// In table order, the attributes without a default that a new object must have:
+    /// REQUIRED_ON_GENERATE ones when `generated`, else REQUIRED_ON_CREATE ones.
+    pub fn required_without_default(&self, generated: bool) -> &'static [&'static Rule] {
+        if generated {
+            self.required_on_generate
+        } else {
+            self.required_on_create
+        }
+    }
+
+    /// In table order, the key material: what an import must give (footnote 1) and a
+    /// generation must not (footnote 4).
+    pub fn material(&self) -> &'static [&'static Rule] {
+        self.material
     }
 
     /// How many attributes this object kind has.
@@ -529,6 +601,11 @@ pub fn rules_for(class: CK_OBJECT_CLASS, subtype: Subtype) -> Option<RuleSet> {
     Some(RuleSet {
         rows: &rows.rows,
         by_type: &rows.by_type,
+        defaults: &rows.defaults,
+        computed: &rows.computed,
+        required_on_create: &rows.required_on_create,
+        required_on_generate: &rows.required_on_generate,
+        material: &rows.material,
     })
 }
 

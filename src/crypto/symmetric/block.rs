@@ -61,7 +61,26 @@ pub fn stream(
 
 /// One block encrypted in place (ECB), for check values.
 pub fn encrypt_block(cipher: BlockCipher, key: &[u8], block: &mut [u8; BLOCK_LEN]) -> Result<()> {
-    stream(cipher, key, Mode::Ecb, Direction::Encrypt)?.apply(block);
+    // The cipher alone, with its encryption key schedule only: no stream, no box, no
+    // decryption round keys (a new secret key's check value is made this way).
+    match (cipher, key.len()) {
+        (BlockCipher::Aes, 16) => encrypt_one::<aes::Aes128Enc>(key, block),
+        (BlockCipher::Aes, 24) => encrypt_one::<aes::Aes192Enc>(key, block),
+        (BlockCipher::Aes, 32) => encrypt_one::<aes::Aes256Enc>(key, block),
+        (BlockCipher::Sm4, 16) => encrypt_one::<sm4::Sm4>(key, block),
+        _ => Err(Error::with(
+            CKR_KEY_SIZE_RANGE,
+            "wrong key length for the cipher",
+        )),
+    }
+}
+
+fn encrypt_one<C: BlockEncrypt + KeyInit>(key: &[u8], block: &mut [u8; BLOCK_LEN]) -> Result<()> {
+    let cipher = C::new_from_slice(key)
+        .map_err(|_| Error::with(CKR_KEY_SIZE_RANGE, "wrong key length for the cipher"))?;
+    cipher.encrypt_block(aes::cipher::generic_array::GenericArray::from_mut_slice(
+        block,
+    ));
     Ok(())
 }
 
