@@ -359,6 +359,14 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
     }
 }
 
+/// A R/W session on the fixture token (the library stays loaded while the first half lives).
+fn fixture_session() -> (cryptoki::context::Pkcs11, Session) {
+    let p11 = initialized();
+    let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
+    let session = p11.open_rw_session(slot).expect("C_OpenSession");
+    (p11, session)
+}
+
 /// The epoch (which a token key rotation changes) and each PIN record's flags.
 fn epoch_and_pin_flags(sandbox: &Sandbox) -> (i64, Vec<u32>) {
     let conn = open_db(sandbox.path());
@@ -403,9 +411,7 @@ fn a_format_4_store_gains_escrow_records_and_then_rotates_at_c_setpin() {
                 "set-pin" => (USER_PIN, NEW_PIN),
                 _ => (NEW_PIN, NEWER_PIN),
             };
-            let p11 = initialized();
-            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
-            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            let (_p11, session) = fixture_session();
             session
                 .login(UserType::User, Some(&pin(old)))
                 .expect("user login");
@@ -415,17 +421,13 @@ fn a_format_4_store_gains_escrow_records_and_then_rotates_at_c_setpin() {
             uses_every_key(&session);
         }
         Some("so-login") => {
-            let p11 = initialized();
-            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
-            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            let (_p11, session) = fixture_session();
             session
                 .login(UserType::So, Some(&pin(SO_PIN)))
                 .expect("SO login");
         }
         Some("check") => {
-            let p11 = initialized();
-            let slot = slot_by_label(&p11, "fixture").expect("fixture token listed");
-            let session = p11.open_rw_session(slot).expect("C_OpenSession");
+            let (_p11, session) = fixture_session();
             expect_rv(
                 session.login(UserType::User, Some(&pin(NEW_PIN))),
                 RvError::PinIncorrect,
