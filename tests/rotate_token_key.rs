@@ -873,6 +873,95 @@ fn c_initpin_and_c_setpin_rotate_and_keep_the_login() {
     }
 }
 
+/// `pin_change_rotates_key = false` keeps the token key at C_SetPIN (what older releases
+/// did): another process's login goes on, and the old record still opens a key made after
+/// the change, the trade-off the README describes. With the default, that process's login
+/// ends at its next call.
+#[test]
+fn pin_change_rotates_key_false_keeps_the_key_and_other_logins() {
+    const TEST: &str = "pin_change_rotates_key_false_keeps_the_key_and_other_logins";
+    if skip_unless_ferrohsm(TEST) {
+        return;
+    }
+    match child_phase(TEST).as_deref() {
+        None => {
+            for rotates in [false, true] {
+                let sandbox = Sandbox::new();
+                if !rotates {
+                    sandbox.write_config("pin_change_rotates_key = false\n");
+                }
+                sandbox.run(TEST, "setup");
+                let old_user = pin_rows(&sandbox)
+                    .into_iter()
+                    .find(|row| row.user_type == 1)
+                    .expect("user PIN record");
+                let old_key = token_key_of(&old_user, USER_PIN);
+                let holder = sandbox
+                    .command(
+                        TEST,
+                        if rotates {
+                            "holder-ends"
+                        } else {
+                            "holder-goes-on"
+                        },
+                    )
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("holder");
+                let ready = sandbox.path().join("ready");
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+                while !ready.exists() {
+                    assert!(std::time::Instant::now() < deadline, "holder not ready");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                sandbox.run(TEST, "change-pin-and-make-between");
+                std::fs::write(sandbox.path().join("rotated"), "").unwrap();
+                let out = holder.wait_with_output().unwrap();
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    out.status.success() && stdout.contains("test result: ok. 1 passed"),
+                    "holder (rotates: {rotates}) failed: {stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let (between_id, between) = sealed_value_of(&sandbox, "between");
+                assert_eq!(
+                    opens(&old_key, between_id, &between),
+                    !rotates,
+                    "the old record opens a key made after C_SetPIN only without rotation"
+                );
+            }
+        }
+        Some("setup") => {
+            let token = Token::new();
+            gen_aes(&token.user(), "before");
+        }
+        Some("change-pin-and-make-between") => {
+            let token = Token::existing();
+            let session = token.user();
+            session
+                .set_pin(&pin(USER_PIN), &pin(NEW_USER_PIN))
+                .expect("C_SetPIN");
+            gen_aes(&session, "between");
+        }
+        Some(phase @ ("holder-goes-on" | "holder-ends")) => {
+            let token = Token::existing();
+            let session = token.user();
+            let before = key(&session, "before", ObjectClass::SECRET_KEY);
+            let ciphertext = aes_encrypt(&session, before);
+            wait_for(&sandbox_dir().join("rotated"), &sandbox_dir().join("ready"));
+            let made = session.create_object(&data_object("after", b"x", true, true));
+            if phase == "holder-goes-on" {
+                made.expect("still logged in after another process's C_SetPIN");
+                assert_eq!(aes_decrypt(&session, before, &ciphertext), PLAINTEXT);
+            } else {
+                expect_rv(made, RvError::UserNotLoggedIn);
+            }
+        }
+        Some(other) => panic!("unknown phase {other}"),
+    }
+}
+
 /// Signals `ready`, then waits until `done` exists.
 fn wait_for(done: &Path, ready: &Path) {
     std::fs::write(ready, "").unwrap();

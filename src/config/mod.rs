@@ -54,6 +54,10 @@ pub struct PinPolicy {
     pub min_len: usize,
     /// `host_secret_file`'s contents, mixed into PIN keys set from now on.
     pub host_secret: Option<HostSecret>,
+    /// `pin_change_rotates_key`: whether C_SetPIN and C_InitPIN make a new token key (so an
+    /// old copy of the store and the old PIN open nothing stored afterwards), which ends
+    /// other processes' logins; `false` re-wraps the same key. Default true.
+    pub change_rotates_key: bool,
 }
 
 impl PinPolicy {
@@ -91,6 +95,7 @@ impl Default for PinPolicy {
             kdf: KdfParams::DEFAULT,
             min_len: DEFAULT_PIN_MIN_LEN,
             host_secret: None,
+            change_rotates_key: true,
         }
     }
 }
@@ -228,12 +233,18 @@ struct ConfigFile {
     pin_kdf_iterations: Option<toml::Spanned<i64>>,
     pin_kdf_parallelism: Option<toml::Spanned<i64>>,
     host_secret_file: Option<toml::Spanned<PathBuf>>,
+    #[serde(default = "yes")]
+    pin_change_rotates_key: bool,
     key_deletion_min_days: Option<toml::Spanned<i64>>,
     #[serde(default)]
     audit: AuditLevel,
     store: Option<toml::Spanned<String>>,
     store_schema: Option<String>,
     store_password_file: Option<PathBuf>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Config {
@@ -378,6 +389,7 @@ impl Config {
                 kdf,
                 min_len: pin_min_len,
                 host_secret,
+                change_rotates_key: file.pin_change_rotates_key,
             },
             key_deletion_min_days,
             audit: file.audit,
@@ -508,6 +520,11 @@ mod tests {
         assert_eq!(config.pin.min_len, 6);
         assert_eq!(config.pin.kdf, KdfParams::DEFAULT);
         assert!(config.pin.host_secret.is_none());
+        assert!(config.pin.change_rotates_key);
+        let config = load("pin_change_rotates_key = false\n").unwrap();
+        assert!(!config.pin.change_rotates_key);
+        let e = load("token_dir = \"t\"\npin_change_rotates_key = \"no\"\n").unwrap_err();
+        assert!(e.context.contains("line 2"), "{e:?}");
         let config = load(
             "pin_min_len = 4\npin_kdf_memory_kib = 8192\npin_kdf_iterations = 2\n\
              pin_kdf_parallelism = 1\n",

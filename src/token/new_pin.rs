@@ -10,7 +10,9 @@
 //! both PINs rotates then).
 //!
 //! The new epoch ends every other process's login at its next call (their token key is
-//! the old one); this process's login goes on under the new key.
+//! the old one); this process's login goes on under the new key. Where that matters more
+//! than the old copies (long-running processes whose PIN is changed by an administrator),
+//! `pin_change_rotates_key = false` keeps the same key.
 
 use super::rotate::next_epoch;
 use super::{wrap_for_pin, Token, UserType};
@@ -50,10 +52,12 @@ impl Token {
             .iter()
             .find(|(_, record)| record.flags & PIN_ESCROW == 0)
             .map(|(other, _)| *other);
-        let (Some((salt, flags)), None) = (current, unescrowed) else {
-            // No earlier PIN to outdate (the first C_InitPIN), or a record that cannot be
-            // re-wrapped without its PIN: the same token key.
-            if let Some(other) = unescrowed {
+        let rotate = current.filter(|_| self.pins.change_rotates_key);
+        let (Some((salt, flags)), None) = (rotate, unescrowed) else {
+            // No earlier PIN to outdate (the first C_InitPIN), rotation turned off
+            // (`pin_change_rotates_key = false`), or a record that cannot be re-wrapped
+            // without its PIN: the same token key.
+            if let (Some(other), true) = (unescrowed, self.pins.change_rotates_key) {
                 crate::log::warn(&format!(
                     "token in slot {}: the new {user:?} PIN wraps the same token key: the \
                      {other:?} PIN has not logged in since the store was upgraded to \
