@@ -12,14 +12,15 @@
 //! Blob layout: one format byte (`BLOB_ESCROW`), the record's public key (32 bytes),
 //! HPKE's encapsulated key (32), the sealed token key (32 + 16-byte tag).
 
-use super::seal::{self, TokenKey, KEY_LEN};
+use super::seal::{TokenKey, KEY_LEN};
 use crate::error::{Error, Result};
 use cryptoki_sys::CKR_DEVICE_ERROR;
 use hpke::aead::AesGcm256;
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use rand::SeedableRng;
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 use zeroize::Zeroizing;
 
 type Kem = X25519HkdfSha256;
@@ -100,9 +101,9 @@ fn parse(blob: &[u8]) -> Option<Parts<'_>> {
 }
 
 fn seal_to(public: &PublicKey, token_key: &TokenKey, aad: &[u8]) -> Result<Vec<u8>> {
-    // HPKE draws its ephemeral key from a CSPRNG seeded here from the OS, so that a failing
-    // OS source is an error and not a panic.
-    let mut rng = rand::rngs::StdRng::from_seed(seal::random_bytes()?);
+    // HPKE's ephemeral key comes straight from the OS: a seeded generator would leave the
+    // state it was drawn from in memory, unwiped.
+    let mut rng = UnwrapErr(SysRng);
     let (encapped, sealed) = hpke::single_shot_seal_with_rng::<AesGcm256, HkdfSha256, Kem>(
         &OpModeS::Base,
         public,
