@@ -82,6 +82,9 @@ err_summary() {
     # tests log every call), never the reason a client failed.
     [ -n "$line" ] || line=$(grep -Eo 'rv = CKR_[A-Z_]+|CKR_[A-Z_]+' "$1" |
         grep -Ev 'CKR_OK$|CKR_CRYPTOKI_ALREADY_INITIALIZED$' | head -n1)
+    # A client's own "error: ..." report (pkcs11-tool's util_fatal) before its last line,
+    # which may be a cleanup message printed after it.
+    [ -n "$line" ] || line=$(grep -Ei '^(error|fatal)[: ]' "$1" | head -n1)
     [ -n "$line" ] || line=$(grep -v '^Aborting' "$1" | grep -v '^[[:space:]]*$' | tail -n1)
     [ -n "$line" ] || line="failed"
     panic=$(grep -Eo 'panicked at [^ ]+' "$1" | head -n1)
