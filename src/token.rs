@@ -496,12 +496,7 @@ impl Token {
         // Another thread may have logged in while Argon2 ran.
         inner.check_not_logged_in(user)?;
         let mac = inner.authenticate(user, &key, &pin_key)?;
-        inner.keys.clear();
-        inner.login = Some(Login { user, key, mac });
-        inner.login_serial += 1;
-        // Objects loaded before the login are checked now that the token MAC key is here
-        // (the object set at the next sync).
-        inner.recheck_objects();
+        inner.begin_login(user, key, mac);
         if user == UserType::User {
             inner.sync()?;
             inner.purge_expired()?;
@@ -1486,6 +1481,16 @@ impl Inner {
         Ok(())
     }
 
+    /// `user` is logged in with token key `key` (its MAC key `mac`, checked by the caller).
+    /// Objects loaded before are checked now that the token MAC key is here (the object set
+    /// at the next sync); no key parsed before is kept.
+    fn begin_login(&mut self, user: UserType, key: TokenKey, mac: MacKey) {
+        self.keys.clear();
+        self.login = Some(Login { user, key, mac });
+        self.login_serial += 1;
+        self.recheck_objects();
+    }
+
     /// After this process rotated the token key for a new PIN (`new_pin`): the record and
     /// every object are read again as after any rotation, and the login, if any, goes on
     /// under the new key (the store's record must hold its tag under it).
@@ -1495,9 +1500,7 @@ impl Inner {
         if let Some(user) = user {
             let mac = MacKey::for_token(&key);
             self.check_record(&mac)?;
-            self.login = Some(Login { user, key, mac });
-            self.login_serial += 1;
-            self.recheck_objects();
+            self.begin_login(user, key, mac);
             self.sync()?;
         }
         Ok(())
@@ -1551,11 +1554,10 @@ impl Inner {
         // A record from before format 5 gains its escrow key (see `new_pin`) the same way.
         let upgraded = flags | PIN_COUNTER_MAC | PIN_ESCROW;
         if upgraded != flags {
-            let flags = upgraded;
-            let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), flags)?;
+            let rewrapped = seal::wrap_token_key(pin_key, key, user.wrap_tag(), upgraded)?;
             self.store
                 .get_mut()
-                .rewrap_pin(epoch, user, flags, &rewrapped, &mac)?;
+                .rewrap_pin(epoch, user, upgraded, &rewrapped, &mac)?;
             self.record = self.store.get_mut().load_token()?;
             self.check_record(&mac)?;
         }

@@ -484,11 +484,7 @@ fn an_old_pin_record_opens_nothing_stored_after_the_rotation() {
             sandbox.run(TEST, "setup");
             // The attacker's copy: the PIN records as they were (USER_PIN).
             let old_pins = pin_rows(&sandbox);
-            let old_user = old_pins
-                .iter()
-                .find(|p| p.user_type == 1)
-                .expect("user PIN record")
-                .clone();
+            let old_user = pin_row(&sandbox, 1);
             let old_key = token_key_of(&old_user, USER_PIN);
             // The attack works on the copy: its record's key opens the key made before.
             let (before_id, before) = sealed_value_of(&sandbox, "before");
@@ -531,17 +527,9 @@ fn an_old_pin_record_opens_nothing_stored_after_the_rotation() {
             sandbox.run(TEST, "attack");
         }
         Some("setup") => {
-            let token = Token::new();
-            gen_aes(&token.user(), "before");
+            gen_aes(&Token::new().user(), "before");
         }
-        Some("change-pin-and-make-between") => {
-            let token = Token::existing();
-            let session = token.user();
-            session
-                .set_pin(&pin(USER_PIN), &pin(NEW_USER_PIN))
-                .expect("C_SetPIN");
-            gen_aes(&session, "between");
-        }
+        Some("change-pin-and-make-between") => change_pin_and_make_between(),
         Some("make-after") => {
             let token = Token::existing();
             let session = token.rw();
@@ -703,18 +691,7 @@ fn another_process_login_ends_and_its_keys_survive() {
         None => {
             let sandbox = Sandbox::new();
             sandbox.run(TEST, "setup");
-            let holder = sandbox
-                .command(TEST, "holder")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("holder");
-            let ready = sandbox.path().join("ready");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-            while !ready.exists() {
-                assert!(std::time::Instant::now() < deadline, "holder not ready");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            let holder = start_holder(&sandbox, TEST, "holder");
             let (_, serial) = slot_and_serial(&sandbox);
             let (ok, out) = run_util_input(
                 &sandbox,
@@ -723,14 +700,7 @@ fn another_process_login_ends_and_its_keys_survive() {
                 "",
             );
             assert!(ok, "rotate-token-key failed: {out}");
-            std::fs::write(sandbox.path().join("rotated"), "").unwrap();
-            let out = holder.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("test result: ok. 1 passed"),
-                "holder phase failed: {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            finish_holder(&sandbox, holder);
         }
         Some("setup") => make_keys_and_ciphertexts(&Token::new()),
         Some("holder") => {
@@ -769,23 +739,17 @@ fn c_initpin_and_c_setpin_rotate_and_keep_the_login() {
     if skip_unless_ferrohsm(TEST) {
         return;
     }
-    let record = |sandbox: &Sandbox, user_type: i64| {
-        pin_rows(sandbox)
-            .into_iter()
-            .find(|row| row.user_type == user_type)
-            .expect("PIN record")
-    };
     match child_phase(TEST).as_deref() {
         None => {
             let sandbox = Sandbox::new();
             sandbox.run(TEST, "setup");
-            let first_user = token_key_of(&record(&sandbox, 1), USER_PIN);
+            let first_user = token_key_of(&pin_row(&sandbox, 1), USER_PIN);
             let (before_id, before) = sealed_value_of(&sandbox, "before");
             assert!(opens(&first_user, before_id, &before), "the attack works");
 
             sandbox.run(TEST, "init-pin");
-            let second_user = token_key_of(&record(&sandbox, 1), NEW_USER_PIN);
-            let so = token_key_of(&record(&sandbox, 0), SO_PIN);
+            let second_user = token_key_of(&pin_row(&sandbox, 1), NEW_USER_PIN);
+            let so = token_key_of(&pin_row(&sandbox, 0), SO_PIN);
             let (before_id, before) = sealed_value_of(&sandbox, "before");
             assert!(
                 !opens(&first_user, before_id, &before),
@@ -795,7 +759,7 @@ fn c_initpin_and_c_setpin_rotate_and_keep_the_login() {
             assert!(opens(&so, before_id, &before), "the SO's record follows");
 
             sandbox.run(TEST, "set-pin");
-            let so = token_key_of(&record(&sandbox, 0), SO_PIN);
+            let so = token_key_of(&pin_row(&sandbox, 0), SO_PIN);
             for label in ["before", "after-init", "after-set"] {
                 let (id, value) = sealed_value_of(&sandbox, label);
                 assert!(
@@ -811,8 +775,7 @@ fn c_initpin_and_c_setpin_rotate_and_keep_the_login() {
             sandbox.run(TEST, "check");
         }
         Some("setup") => {
-            let token = Token::new();
-            gen_aes(&token.user(), "before");
+            gen_aes(&Token::new().user(), "before");
         }
         Some("init-pin") => {
             let token = Token::existing();
@@ -891,39 +854,19 @@ fn pin_change_rotates_key_false_keeps_the_key_and_other_logins() {
                     sandbox.write_config("pin_change_rotates_key = false\n");
                 }
                 sandbox.run(TEST, "setup");
-                let old_user = pin_rows(&sandbox)
-                    .into_iter()
-                    .find(|row| row.user_type == 1)
-                    .expect("user PIN record");
+                let old_user = pin_row(&sandbox, 1);
                 let old_key = token_key_of(&old_user, USER_PIN);
-                let holder = sandbox
-                    .command(
-                        TEST,
-                        if rotates {
-                            "holder-ends"
-                        } else {
-                            "holder-goes-on"
-                        },
-                    )
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("holder");
-                let ready = sandbox.path().join("ready");
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-                while !ready.exists() {
-                    assert!(std::time::Instant::now() < deadline, "holder not ready");
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                sandbox.run(TEST, "change-pin-and-make-between");
-                std::fs::write(sandbox.path().join("rotated"), "").unwrap();
-                let out = holder.wait_with_output().unwrap();
-                let stdout = String::from_utf8_lossy(&out.stdout);
-                assert!(
-                    out.status.success() && stdout.contains("test result: ok. 1 passed"),
-                    "holder (rotates: {rotates}) failed: {stdout}\n{}",
-                    String::from_utf8_lossy(&out.stderr)
+                let holder = start_holder(
+                    &sandbox,
+                    TEST,
+                    if rotates {
+                        "holder-ends"
+                    } else {
+                        "holder-goes-on"
+                    },
                 );
+                sandbox.run(TEST, "change-pin-and-make-between");
+                finish_holder(&sandbox, holder);
                 let (between_id, between) = sealed_value_of(&sandbox, "between");
                 assert_eq!(
                     opens(&old_key, between_id, &between),
@@ -933,17 +876,9 @@ fn pin_change_rotates_key_false_keeps_the_key_and_other_logins() {
             }
         }
         Some("setup") => {
-            let token = Token::new();
-            gen_aes(&token.user(), "before");
+            gen_aes(&Token::new().user(), "before");
         }
-        Some("change-pin-and-make-between") => {
-            let token = Token::existing();
-            let session = token.user();
-            session
-                .set_pin(&pin(USER_PIN), &pin(NEW_USER_PIN))
-                .expect("C_SetPIN");
-            gen_aes(&session, "between");
-        }
+        Some("change-pin-and-make-between") => change_pin_and_make_between(),
         Some(phase @ ("holder-goes-on" | "holder-ends")) => {
             let token = Token::existing();
             let session = token.user();
@@ -960,6 +895,56 @@ fn pin_change_rotates_key_false_keeps_the_key_and_other_logins() {
         }
         Some(other) => panic!("unknown phase {other}"),
     }
+}
+
+/// The PIN record of `user_type` (0 the SO's, 1 the user's) as stored.
+fn pin_row(sandbox: &Sandbox, user_type: i64) -> PinRow {
+    pin_rows(sandbox)
+        .into_iter()
+        .find(|row| row.user_type == user_type)
+        .expect("PIN record")
+}
+
+/// A child phase: C_SetPIN of the user PIN (USER_PIN to NEW_USER_PIN), then an AES key
+/// `between` made in the same session.
+fn change_pin_and_make_between() {
+    let token = Token::existing();
+    let session = token.user();
+    session
+        .set_pin(&pin(USER_PIN), &pin(NEW_USER_PIN))
+        .expect("C_SetPIN");
+    gen_aes(&session, "between");
+}
+
+/// Starts `phase` of `test` as a process that holds a login, and returns once it signals
+/// `ready` (see `wait_for`).
+fn start_holder(sandbox: &Sandbox, test: &str, phase: &str) -> std::process::Child {
+    let holder = sandbox
+        .command(test, phase)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("holder");
+    let ready = sandbox.path().join("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "holder not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    holder
+}
+
+/// Tells the holder that the other process is done (`rotated`) and checks that its phase
+/// passed.
+fn finish_holder(sandbox: &Sandbox, holder: std::process::Child) {
+    std::fs::write(sandbox.path().join("rotated"), "").unwrap();
+    let out = holder.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "holder phase failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Signals `ready`, then waits until `done` exists.

@@ -310,18 +310,11 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
         }
         Some(other) => panic!("unknown phase {other}"),
         None => {
-            let sandbox = Sandbox::new();
-            let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/format2-token/token-0.db");
-            std::fs::copy(&fixture, db_path(sandbox.path())).expect("copy fixture");
-            let version = |conn: &rusqlite::Connection| -> i64 {
-                conn.pragma_query_value(None, "user_version", |r| r.get(0))
-                    .unwrap()
-            };
-            assert_eq!(version(&open_db(sandbox.path())), 2, "fixture is format 2");
+            let sandbox = sandbox_with_fixture("format2-token");
+            assert_eq!(store_format(&sandbox), 2, "fixture is format 2");
             sandbox.run(TEST, "open");
+            assert_eq!(store_format(&sandbox), 5);
             let conn = open_db(sandbox.path());
-            assert_eq!(version(&conn), 5);
             let untagged: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM objects WHERE mac IS NULL OR mac_seal <> 1",
@@ -357,6 +350,24 @@ fn a_store_of_the_previous_release_is_upgraded_in_place() {
             );
         }
     }
+}
+
+/// A sandbox whose token directory holds `tests/fixtures/<name>/token-0.db`.
+fn sandbox_with_fixture(name: &str) -> Sandbox {
+    let sandbox = Sandbox::new();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .join("token-0.db");
+    std::fs::copy(&fixture, db_path(sandbox.path())).expect("copy fixture");
+    sandbox
+}
+
+/// The store format of the sandbox's token file (SQLite's user_version).
+fn store_format(sandbox: &Sandbox) -> i64 {
+    open_db(sandbox.path())
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
 }
 
 /// A R/W session on the fixture token (the library stays loaded while the first half lives).
@@ -443,22 +454,14 @@ fn a_format_4_store_gains_escrow_records_and_then_rotates_at_c_setpin() {
         }
         Some(other) => panic!("unknown phase {other}"),
         None => {
-            let sandbox = Sandbox::new();
-            let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/format4-token/token-0.db");
-            std::fs::copy(&fixture, db_path(sandbox.path())).expect("copy fixture");
-            let version = || -> i64 {
-                open_db(sandbox.path())
-                    .pragma_query_value(None, "user_version", |r| r.get(0))
-                    .unwrap()
-            };
-            assert_eq!(version(), 4, "fixture is format 4");
+            let sandbox = sandbox_with_fixture("format4-token");
+            assert_eq!(store_format(&sandbox), 4, "fixture is format 4");
             let (epoch, flags) = epoch_and_pin_flags(&sandbox);
             // SO first: PIN_COUNTER_MAC, no PIN_ESCROW.
             assert_eq!(flags, [2, 2], "fixture records");
 
             let log = run_logged(&sandbox, TEST, "set-pin");
-            assert_eq!(version(), 5);
+            assert_eq!(store_format(&sandbox), 5);
             let (after, flags) = epoch_and_pin_flags(&sandbox);
             assert_eq!(
                 flags,

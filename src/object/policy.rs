@@ -237,11 +237,7 @@ fn merged_values<'a>(
 
 /// `template` with `normalize_template`'s rewrites, copied only when there is one to make.
 fn normalized(template: &Attributes) -> Cow<'_, Attributes> {
-    let loose = template.iter().any(|(ty, v)| {
-        (ty == CKA_KEY_TYPE && v == CKK_SM2.to_ne_bytes())
-            || (v.len() == 1 && v[0] > 1 && rules::is_bool_attribute(ty))
-    });
-    if !loose {
+    if !template.iter().any(|(ty, v)| is_loose(ty, v)) {
         return Cow::Borrowed(template);
     }
     let mut template = template.clone();
@@ -394,17 +390,25 @@ pub fn search_matches(object: &Attributes, template: &Attributes) -> bool {
 /// CKK_EC, and any non-zero one-byte CK_BBOOL becomes CK_TRUE (stored booleans are 0/1, so
 /// a search for `0xFF` finds true objects). Use it on C_FindObjectsInit templates.
 pub fn normalize_template(template: &mut Attributes) {
-    if let Ok(Some(CKK_SM2)) = template.get_ulong(CKA_KEY_TYPE) {
-        template.set_ulong(CKA_KEY_TYPE, CKK_EC);
-    }
-    let loose_bools: Vec<CK_ATTRIBUTE_TYPE> = template
+    let loose: Vec<CK_ATTRIBUTE_TYPE> = template
         .iter()
-        .filter(|(ty, v)| v.len() == 1 && v[0] > 1 && rules::is_bool_attribute(*ty))
+        .filter(|(ty, v)| is_loose(*ty, v))
         .map(|(ty, _)| ty)
         .collect();
-    for ty in loose_bools {
-        template.set_bool(ty, true);
+    for ty in loose {
+        if ty == CKA_KEY_TYPE {
+            template.set_ulong(CKA_KEY_TYPE, CKK_EC);
+        } else {
+            template.set_bool(ty, true);
+        }
     }
+}
+
+/// A template value `normalize_template` rewrites: the vendor key type CKK_SM2, or a
+/// CK_BBOOL other than 0 or 1.
+fn is_loose(ty: CK_ATTRIBUTE_TYPE, value: &[u8]) -> bool {
+    (ty == CKA_KEY_TYPE && value == CKK_SM2.to_ne_bytes())
+        || (value.len() == 1 && value[0] > 1 && rules::is_bool_attribute(ty))
 }
 
 /// Private-key mechanisms that are more than one usage: what each needs of the key.
