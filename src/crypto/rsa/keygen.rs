@@ -38,9 +38,10 @@ pub(super) fn generate(bits: usize, public_exponent: &[u8]) -> Result<RsaPrivate
         ));
     }
     let (p_bits, q_bits) = ((bits / 2) as u32, (bits - bits / 2) as u32);
-    // A pair is thrown away when e divides p - 1 or q - 1 (about 1 in 32 768 for 65537) or
-    // p = q; a bound keeps a broken random source from looping.
-    for _ in 0..8 {
+    // A pair is thrown away when gcd(e, p - 1) or gcd(e, q - 1) is not 1 (about 1 in
+    // 32 768 for e = 65537, but 3 in 4 for e = 3) or p = q; the bound only keeps a broken
+    // random source from looping (e = 3 misses 64 pairs in a row once in 10^8).
+    for _ in 0..64 {
         let (p, q) = two_primes(p_bits, q_bits)?;
         if let Ok(key) = rsa::PrivateKey::from_p_q(p, q, e.clone()) {
             if key.n().bit_width() as usize == bits {
