@@ -12,6 +12,7 @@
 use super::rustcrypto::{components_of, public_uint};
 use super::{RsaPrivateComponents, MAX_MODULUS_BITS, MIN_MODULUS_BITS};
 use crate::error::{fail, Error, Result};
+use crypto_bigint::{Gcd, Odd};
 use crypto_primes::hazmat::{SetBits, SmallFactorsSieveFactory};
 use crypto_primes::{is_prime, sieve_and_find, Flavor};
 use cryptoki_sys::*;
@@ -37,13 +38,15 @@ pub(super) fn generate(bits: usize, public_exponent: &[u8]) -> Result<RsaPrivate
             "public exponent rejected (odd, 3 to 2^33 - 1)",
         ));
     }
+    let e = Odd::new(e)
+        .into_option()
+        .ok_or_else(|| Error::with(CKR_ATTRIBUTE_VALUE_INVALID, "public exponent must be odd"))?;
     let (p_bits, q_bits) = ((bits / 2) as u32, (bits - bits / 2) as u32);
-    // A pair is thrown away when gcd(e, p - 1) or gcd(e, q - 1) is not 1 (about 1 in
-    // 32 768 for e = 65537, but 3 in 4 for e = 3) or p = q; the bound only keeps a broken
-    // random source from looping (e = 3 misses 64 pairs in a row once in 10^8).
-    for _ in 0..64 {
-        let (p, q) = two_primes(p_bits, q_bits)?;
-        if let Ok(key) = rsa::PrivateKey::from_p_q(p, q, e.clone()) {
+    // Each prime already has gcd(e, prime - 1) = 1, so a pair is thrown away only when p = q
+    // (never, from a working random source); the bound keeps a broken one from looping.
+    for _ in 0..4 {
+        let (p, q) = two_primes(p_bits, q_bits, &e)?;
+        if let Ok(key) = rsa::PrivateKey::from_p_q(p, q, e.as_ref().clone()) {
             if key.n().bit_width() as usize == bits {
                 return components_of(&key);
             }
@@ -56,32 +59,40 @@ pub(super) fn generate(bits: usize, public_exponent: &[u8]) -> Result<RsaPrivate
 }
 
 /// p on this thread and q on another at the same time; both here when no thread can be had.
-fn two_primes(p_bits: u32, q_bits: u32) -> Result<(BoxedUint, BoxedUint)> {
+fn two_primes(p_bits: u32, q_bits: u32, e: &Odd<BoxedUint>) -> Result<(BoxedUint, BoxedUint)> {
     std::thread::scope(|scope| {
         let other = std::thread::Builder::new()
             .name("ferrohsm-rsa-prime".into())
-            .spawn_scoped(scope, move || prime(q_bits));
-        let p = prime(p_bits)?;
+            .spawn_scoped(scope, move || prime(q_bits, e));
+        let p = prime(p_bits, e)?;
         let q = match other {
             Ok(handle) => handle
                 .join()
                 .map_err(|_| Error::with(CKR_GENERAL_ERROR, "the prime search thread failed"))??,
-            Err(_) => prime(q_bits)?,
+            Err(_) => prime(q_bits, e)?,
         };
         Ok((p, q))
     })
 }
 
-/// A random prime of exactly `bits` bits whose top two bits are set. The candidates come
-/// straight from the OS (no generator state to wipe afterwards).
-fn prime(bits: u32) -> Result<BoxedUint> {
+/// A random prime of exactly `bits` bits whose top two bits are set and with
+/// gcd(e, prime - 1) = 1 (for e = 3 half the primes fail it, for 65537 one in 65 536). The
+/// candidates come straight from the OS (no generator state to wipe afterwards). The gcd runs
+/// only on primes, in constant time: they are the secret key.
+fn prime(bits: u32, e: &Odd<BoxedUint>) -> Result<BoxedUint> {
     let factory = SmallFactorsSieveFactory::<BoxedUint>::new(Flavor::Any, bits, SetBits::TwoMsb)
         .map_err(|e| Error::with(CKR_GENERAL_ERROR, format!("prime sieve: {e}")))?;
     sieve_and_find(&mut UnwrapErr(SysRng), factory, |_, candidate| {
-        is_prime(Flavor::Any, candidate)
+        is_prime(Flavor::Any, candidate) && coprime_to_predecessor(e, candidate)
     })
     .map_err(|e| Error::with(CKR_GENERAL_ERROR, format!("prime search: {e}")))?
     .ok_or_else(|| Error::with(CKR_GENERAL_ERROR, "prime search ran out of candidates"))
+}
+
+/// gcd(e, prime - 1) = 1: e is invertible modulo prime - 1, as the private exponent needs.
+fn coprime_to_predecessor(e: &Odd<BoxedUint>, prime: &BoxedUint) -> bool {
+    let predecessor = prime.wrapping_sub(BoxedUint::one());
+    bool::from(e.gcd(&predecessor).as_ref().is_one())
 }
 
 #[cfg(test)]
@@ -98,6 +109,24 @@ mod tests {
             assert_eq!(rv(generate(2048, e)), CKR_ATTRIBUTE_VALUE_INVALID, "{e:?}");
         }
         assert_eq!(rv(generate(512, &[1, 0, 1])), CKR_KEY_SIZE_RANGE);
+    }
+
+    #[test]
+    fn a_prime_whose_predecessor_shares_a_factor_with_e_is_refused() {
+        let uint = |v: u64| BoxedUint::from(v);
+        let three = Odd::new(uint(3)).unwrap();
+        assert!(!coprime_to_predecessor(&three, &uint(7)), "gcd(3, 6) = 3");
+        assert!(coprime_to_predecessor(&three, &uint(5)), "gcd(3, 4) = 1");
+        let f4 = Odd::new(uint(65537)).unwrap();
+        assert!(!coprime_to_predecessor(&f4, &uint(2 * 65537 + 1)));
+        assert!(coprime_to_predecessor(&f4, &uint(65539)));
+        // Full-size primes: 2^1024 - 105 is 1 mod 3 (3 divides its predecessor), 2^1024 - 179
+        // is 2 mod 3 (both prime, checked with sympy).
+        let below_2_1024 =
+            |c: u64| BoxedUint::from_be_slice_vartime(&[0xff; 128]).wrapping_sub(uint(c - 1));
+        assert!(!coprime_to_predecessor(&three, &below_2_1024(105)));
+        assert!(coprime_to_predecessor(&three, &below_2_1024(179)));
+        assert!(coprime_to_predecessor(&f4, &below_2_1024(179)));
     }
 
     #[test]
